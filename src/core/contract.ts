@@ -1,0 +1,79 @@
+import type {
+  AuditLogOptions,
+  AuditPage,
+  DeletePoisonOptions,
+  ForceDeleteOptions,
+  ListPoisonsOptions,
+  PoisonPage,
+  PoisonRecord,
+  PutPoisonInfo,
+} from "./records.js";
+
+/**
+ * The core contract (SPEC §2), the same shape as GreptimeDB's `PoisonStore` trait.
+ *
+ * Every call is atomic and linearizable: of any number of concurrent `tryPutPoison` calls on one
+ * absent key with different tokens, exactly one succeeds.
+ */
+export interface PoisonStore {
+  /** Put the poison key. Absent: written, owned by `token`. Present with the same token: ok
+   *  (idempotent). Present with another token: rejects with PoisonConflictError. */
+  tryPutPoison(key: string, token: string): Promise<void>;
+  /** Delete the poison key. Absent: ok (idempotent). Present with the same token: deleted.
+   *  Present with another token: rejects with PoisonConflictError, and the key stays. */
+  deletePoison(key: string, token: string): Promise<void>;
+  /** The token that holds `key`, or null when the key is absent. */
+  getPoison(key: string): Promise<string | null>;
+}
+
+/**
+ * What `openPoisonStore` returns: the core contract plus the operator's view of SPEC §3, on
+ * every backend.
+ */
+export interface PoisonStoreClient extends PoisonStore {
+  /** The backend's name: `memory`, `sqlite`, `postgres`, `mysql`, `redis` or `etcd`. */
+  readonly backend: string;
+  /** The namespace prefixed to every stored key. */
+  readonly namespace: string;
+
+  /** As {@link PoisonStore.tryPutPoison}, recording what runs and where. `info` is written only
+   *  when the key is absent; an idempotent put by the same token leaves the record as it was. */
+  tryPutPoison(key: string, token: string, info?: PutPoisonInfo): Promise<void>;
+  /** As {@link PoisonStore.deletePoison}; with `options.audit`, the delete is audited. */
+  deletePoison(key: string, token: string, options?: DeletePoisonOptions): Promise<void>;
+
+  /**
+   * Put several keys under one token, all or none, in one atomic step. Keys already held by the
+   * same token count as put. If any key is held by another token, nothing is written and the
+   * call rejects with PoisonConflictError for the first such key (in the order given).
+   * Resolves with the records as they now stand, in the order given.
+   */
+  tryPutPoisons(
+    keys: readonly string[],
+    token: string,
+    info?: PutPoisonInfo,
+  ): Promise<PoisonRecord[]>;
+  /** Delete several keys held by one token, all or none, in one atomic step. Absent keys are
+   *  skipped. If any key is held by another token, nothing is deleted (PoisonConflictError). */
+  deletePoisons(keys: readonly string[], token: string): Promise<void>;
+
+  /** The whole record, or null when the key is absent. */
+  inspectPoison(key: string): Promise<PoisonRecord | null>;
+  /** One page of records ordered by key (UTF-8 byte order); memory bounded by the page. */
+  listPoisons(options?: ListPoisonsOptions): Promise<PoisonPage>;
+  /**
+   * The owner records why it failed: state becomes `poisoned` with the error. Token-checked:
+   * PoisonConflictError when another token holds the key, PoisonNotFoundError when it is absent.
+   */
+  markPoisoned(key: string, token: string, error: unknown): Promise<PoisonRecord>;
+  /**
+   * An operator's recovery: delete the key whoever holds it, writing an audit entry in the same
+   * atomic step. With `expectedToken`, refuses (PoisonConflictError) if the holder differs.
+   * Resolves with the removed record, or null if the key was already absent (nothing audited).
+   */
+  forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null>;
+  /** The recoveries and manual puts, newest first. */
+  auditLog(options?: AuditLogOptions): Promise<AuditPage>;
+  /** Release connections. Pending calls settle first; later calls reject with StoreClosedError. */
+  close(): Promise<void>;
+}

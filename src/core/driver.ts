@@ -1,0 +1,116 @@
+/**
+ * The driver contract: the small set of atomic primitives a backend must provide. The runtime
+ * (`createPoisonStore`) owns validation, namespacing, timestamps, init-once, timeouts and
+ * use-after-close, so drivers only translate these calls into their backend's atomic steps.
+ *
+ * Keys a driver sees are storage keys (the namespace already prefixed); records carry them too.
+ */
+import type {
+  AuditAction,
+  AuditEntry,
+  PoisonErrorInfo,
+  PoisonRecord,
+  PoisonState,
+} from "./records.js";
+
+/** What differs between backends, for the runtime, the tests and the docs. */
+export interface DriverCapabilities {
+  /** A resolved write survives a crash of this process (and, for servers, of the server). */
+  readonly durable: boolean;
+  /** Other processes see the same keys (false for `memory:`). */
+  readonly shared: boolean;
+  /** Each single-key call of the core contract is one round trip to a server. */
+  readonly oneRoundTrip: boolean;
+}
+
+/** An audit entry to append in the same atomic step as the write it describes. One is stored per
+ *  key the write changed; the driver fills `key` and `record`. */
+export interface AuditIntent {
+  action: AuditAction;
+  at: string;
+  actor: string;
+  reason: string;
+  token?: string;
+}
+
+export type PutOutcome =
+  /** Every key is now held by the token: `records` in the order given (new or pre-existing). */
+  | { ok: true; records: PoisonRecord[] }
+  /** At least one key is held by another token; nothing was written. */
+  | { ok: false; conflicts: PoisonRecord[] };
+
+export type RemoveOutcome =
+  /** The records removed (keys that were absent are not listed). */
+  | { ok: true; removed: PoisonRecord[] }
+  /** At least one key is held by another token; nothing was removed. */
+  | { ok: false; conflicts: PoisonRecord[] };
+
+/** Fields a token-checked update may change. */
+export interface RecordPatch {
+  updatedAt: string;
+  state?: PoisonState;
+  error?: PoisonErrorInfo;
+  heartbeatAt?: string;
+}
+
+export type UpdateOutcome =
+  | { ok: true; records: PoisonRecord[] }
+  /** Nothing was changed: some keys are held by another token, or absent. */
+  | { ok: false; conflicts: PoisonRecord[]; missing: string[] };
+
+export interface ListQuery {
+  /** Storage-key prefix, matched literally. */
+  prefix: string;
+  /** Exclusive lower bound (a storage key), or null for the first page. */
+  after: string | null;
+  limit: number;
+}
+
+export interface AuditQuery {
+  /** Entries whose storage key starts with this prefix (the namespace). */
+  prefix: string;
+  /** Only this exact storage key. */
+  key?: string;
+  /** Exclusive upper bound on `id` (newest first), or null for the first page. */
+  before: string | null;
+  limit: number;
+}
+
+export interface PoisonDriver {
+  /** Short backend name, used in errors: `sqlite`, `postgres`… */
+  readonly backend: string;
+  readonly capabilities: DriverCapabilities;
+
+  /** Connect and create tables once; called by the runtime before the first call, and again
+   *  after a failed attempt. Must be idempotent and safe when two processes start at once. */
+  init(): Promise<void>;
+
+  /** For every record's key, atomically: absent, write it; held by `token` (all records carry
+   *  the same token), leave it; held by another token, write nothing at all. With `audit`,
+   *  append one entry per key written, in the same atomic step. */
+  put(records: readonly PoisonRecord[], audit?: AuditIntent): Promise<PutOutcome>;
+
+  /** Remove the keys, atomically. `token` null removes whoever holds them; otherwise a key held
+   *  by another token aborts the whole call. With `audit`, one entry per removed key. */
+  remove(
+    keys: readonly string[],
+    token: string | null,
+    audit?: AuditIntent,
+  ): Promise<RemoveOutcome>;
+
+  /** Token-checked update of present keys, atomically; an absent key or another token changes
+   *  nothing. */
+  update(keys: readonly string[], token: string, patch: RecordPatch): Promise<UpdateOutcome>;
+
+  /** The record stored under `key`, or null. */
+  get(key: string): Promise<PoisonRecord | null>;
+
+  /** Records whose key starts with `prefix` and is greater than `after`, in UTF-8 byte order. */
+  list(query: ListQuery): Promise<PoisonRecord[]>;
+
+  /** Audit entries, newest first. */
+  audit(query: AuditQuery): Promise<AuditEntry[]>;
+
+  /** Release every resource. Called once, after pending calls settled. */
+  close(): Promise<void>;
+}

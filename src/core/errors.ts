@@ -1,0 +1,110 @@
+/**
+ * Every error the library throws on purpose extends {@link PoisonStoreError} and carries a
+ * stable string `code`, so callers can branch on `err.code` without `instanceof` across
+ * package copies.
+ */
+
+/** Stable codes. Never renamed once published. */
+export const ErrorCode = {
+  PoisonConflict: "POISON_CONFLICT",
+  InvalidArgument: "INVALID_ARGUMENT",
+  BackendUnavailable: "BACKEND_UNAVAILABLE",
+  PoisonNotFound: "POISON_NOT_FOUND",
+  StoreClosed: "STORE_CLOSED",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error poison-store throws on purpose. */
+export class PoisonStoreError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A put, delete or token-checked update met a key held by another token. Nothing was changed.
+ */
+export class PoisonConflictError extends PoisonStoreError {
+  /** The key the caller named (without the store's namespace). */
+  readonly key: string;
+  /** The token the caller presented. */
+  readonly token: string;
+  /** The token that holds the key. */
+  readonly holder: string;
+
+  constructor(key: string, token: string, holder: string) {
+    super(
+      ErrorCode.PoisonConflict,
+      `poison key ${JSON.stringify(key)} is held by token ${JSON.stringify(holder)}, not ${JSON.stringify(token)}; ` +
+        "nothing was changed. Inspect it (`poison show KEY`) before running another operation on this resource.",
+    );
+    this.key = key;
+    this.token = token;
+    this.holder = holder;
+  }
+}
+
+/** A key, token, option or record field was rejected before anything was sent to the backend. */
+export class InvalidArgumentError extends PoisonStoreError {
+  /** Which argument was rejected, for example `key`, `token`, `info.data`, `url`. */
+  readonly argument: string;
+  /** Why, in a few words. */
+  readonly reason: string;
+
+  constructor(argument: string, reason: string) {
+    super(ErrorCode.InvalidArgument, `invalid ${argument}: ${reason}`);
+    this.argument = argument;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The backend could not be reached, failed, or did not answer in time. The outcome of a write is
+ * unknown: it may or may not have been applied. Retrying the same call with the same token is
+ * safe, because every write is idempotent under its token.
+ */
+export class BackendUnavailableError extends PoisonStoreError {
+  /** The backend's name, for example `sqlite` or `postgres`. */
+  readonly backend: string;
+
+  constructor(backend: string, message: string, cause?: unknown) {
+    super(
+      ErrorCode.BackendUnavailable,
+      `${backend} backend unavailable: ${message}. The outcome is unknown; retry with the same token once the backend answers.`,
+      { cause },
+    );
+    this.backend = backend;
+  }
+}
+
+/** A token-checked update (such as `markPoisoned`) named a key that is not present. */
+export class PoisonNotFoundError extends PoisonStoreError {
+  readonly key: string;
+
+  constructor(key: string) {
+    super(
+      ErrorCode.PoisonNotFound,
+      `poison key ${JSON.stringify(key)} is not present; it may have been cleared by an operator (see \`poison history KEY\`).`,
+    );
+    this.key = key;
+  }
+}
+
+/** The store was closed; open a new one. */
+export class StoreClosedError extends PoisonStoreError {
+  constructor() {
+    super(
+      ErrorCode.StoreClosed,
+      "the poison store is closed; open a new one with openPoisonStore()",
+    );
+  }
+}
+
+/** True when `value` is an error thrown on purpose by this library. */
+export function isPoisonStoreError(value: unknown): value is PoisonStoreError {
+  return value instanceof PoisonStoreError;
+}

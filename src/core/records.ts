@@ -1,0 +1,111 @@
+/** The records a poison key carries, and the audit trail of recoveries (SPEC §3). */
+
+/** `in-progress`: an operation holds the key now (or died holding it). `poisoned`: the owner failed and left it. */
+export type PoisonState = "in-progress" | "poisoned";
+
+/** Why the owner failed, as recorded by `markPoisoned`. */
+export interface PoisonErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  /** ISO-8601 UTC time the failure was recorded. */
+  at: string;
+}
+
+/** Everything stored with a poison key, written atomically with it. */
+export interface PoisonRecord {
+  key: string;
+  token: string;
+  state: PoisonState;
+  /** ISO-8601, UTC. */
+  createdAt: string;
+  /** ISO-8601, UTC: the last change of state, error or heartbeat. */
+  updatedAt: string;
+  /** ISO-8601, UTC: the last sign of life from the owner, when it sends heartbeats. */
+  heartbeatAt?: string;
+  /** What ran, for example `alter-table`. */
+  operation?: string;
+  /** Where it ran, for example `host-a:4242`. */
+  owner?: string;
+  error?: PoisonErrorInfo;
+  /** JSON the operation chose to keep for its repair. */
+  data?: unknown;
+}
+
+/** The optional third argument of `tryPutPoison`. */
+export interface PutPoisonInfo {
+  operation?: string;
+  owner?: string;
+  /** Any JSON value (at most 64 KiB once serialized). Stored as its JSON round trip. */
+  data?: unknown;
+  /** Set for a manual put by a person: the put is then written to the audit log. */
+  audit?: AuditActor;
+}
+
+/** Who did a manual action, and why. */
+export interface AuditActor {
+  actor: string;
+  reason: string;
+}
+
+/** What an audit entry records. */
+export type AuditAction = "put" | "delete" | "force-delete";
+
+/** One entry of the audit log: a recovery or a manual put, kept durably in the backend. */
+export interface AuditEntry {
+  /** Opaque, unique, increasing within a backend. */
+  id: string;
+  /** ISO-8601, UTC. */
+  at: string;
+  action: AuditAction;
+  key: string;
+  actor: string;
+  reason: string;
+  /** The token presented by the action (put, delete) or expected by it (force-delete), if any. */
+  token?: string;
+  /** The record as it stood: the one removed (delete, force-delete) or written (put). */
+  record?: PoisonRecord;
+}
+
+/** Options of `listPoisons`. */
+export interface ListPoisonsOptions {
+  /** Only keys that start with this string (matched literally: `%`, `_`, `*` have no meaning). */
+  prefix?: string;
+  /** Page size, 1..1000; default 100. */
+  limit?: number;
+  /** The `cursor` of the previous page. */
+  cursor?: string | null;
+}
+
+/** One page of `listPoisons`. `cursor` is null on the last page. */
+export interface PoisonPage {
+  records: PoisonRecord[];
+  cursor: string | null;
+}
+
+/** Options of `auditLog`. */
+export interface AuditLogOptions {
+  /** Only entries about this exact key. */
+  key?: string;
+  /** Page size, 1..1000; default 100. */
+  limit?: number;
+  cursor?: string | null;
+}
+
+/** One page of `auditLog`, newest first. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  cursor: string | null;
+}
+
+/** Options of `forceDeletePoison`. */
+export interface ForceDeleteOptions extends AuditActor {
+  /** Refuse (PoisonConflictError) unless the key is held by this token. */
+  expectedToken?: string;
+}
+
+/** Options of `deletePoison`. */
+export interface DeletePoisonOptions {
+  /** Set for a delete by a person: the delete is then written to the audit log. */
+  audit?: AuditActor;
+}

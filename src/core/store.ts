@@ -1,0 +1,485 @@
+/**
+ * The runtime every backend runs under. It owns what drivers must not each re-implement:
+ * argument validation, the namespace, timestamps, record building, init-once (retried after a
+ * failure), a bound on every call, use-after-close, and the mapping of driver results to the
+ * typed errors of the contract.
+ */
+import { hostname } from "node:os";
+import type { PoisonStoreClient } from "./contract.js";
+import type { AuditIntent, PoisonDriver } from "./driver.js";
+import {
+  BackendUnavailableError,
+  InvalidArgumentError,
+  PoisonConflictError,
+  PoisonNotFoundError,
+  PoisonStoreError,
+  StoreClosedError,
+} from "./errors.js";
+import { decodeCursor, encodeCursor } from "./keys.js";
+import type {
+  AuditActor,
+  AuditEntry,
+  AuditLogOptions,
+  AuditPage,
+  DeletePoisonOptions,
+  ForceDeleteOptions,
+  ListPoisonsOptions,
+  PoisonErrorInfo,
+  PoisonPage,
+  PoisonRecord,
+  PutPoisonInfo,
+} from "./records.js";
+import {
+  checkData,
+  checkKey,
+  checkKeys,
+  checkLimit,
+  checkNamespace,
+  checkObject,
+  checkOptionalString,
+  checkString,
+  checkToken,
+  MAX_LABEL_BYTES,
+  MAX_STACK_BYTES,
+  MAX_TEXT_BYTES,
+} from "./validation.js";
+
+/** GreptimeDB's procedure framework stores its poison keys under this prefix. */
+export const DEFAULT_NAMESPACE = "/__procedure_poison/";
+/** Upper bound of any single call, including connecting. */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+export interface PoisonStoreOptions {
+  /** Prefixed to every stored key. Default `/__procedure_poison/`. */
+  namespace?: string;
+  /** A call that has not settled after this many milliseconds rejects with
+   *  BackendUnavailableError (its outcome unknown). Default 5000. */
+  timeoutMs?: number;
+  /** Where timestamps come from; for tests. Default `() => new Date()`. */
+  clock?: () => Date;
+}
+
+/** Wrap a driver in the runtime. `openPoisonStore` does this for URLs. */
+export function createPoisonStore(
+  driver: PoisonDriver,
+  options: PoisonStoreOptions = {},
+): PoisonStoreClient {
+  return new ManagedPoisonStore(driver, options);
+}
+
+class ManagedPoisonStore implements PoisonStoreClient {
+  readonly backend: string;
+  readonly namespace: string;
+  readonly #driver: PoisonDriver;
+  readonly #timeoutMs: number;
+  readonly #clock: () => Date;
+  #initialised: Promise<void> | null = null;
+  #initStarted = false;
+  #closing: Promise<void> | null = null;
+  readonly #pending = new Set<Promise<unknown>>();
+
+  constructor(driver: PoisonDriver, options: PoisonStoreOptions) {
+    const checked = checkObject("options", options, false) ?? {};
+    this.#driver = driver;
+    this.backend = driver.backend;
+    this.namespace =
+      checked.namespace === undefined ? DEFAULT_NAMESPACE : checkNamespace(checked.namespace);
+    const timeoutMs = checked.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new InvalidArgumentError(
+        "options.timeoutMs",
+        "must be a positive number of milliseconds",
+      );
+    }
+    this.#timeoutMs = timeoutMs;
+    this.#clock =
+      typeof checked.clock === "function" ? (checked.clock as () => Date) : () => new Date();
+  }
+
+  // ---- SPEC §2 -------------------------------------------------------------------------
+
+  tryPutPoison(key: string, token: string, info?: PutPoisonInfo): Promise<void> {
+    return this.#call(async () => {
+      await this.#put([checkKey(key)], token, info);
+    });
+  }
+
+  deletePoison(key: string, token: string, options?: DeletePoisonOptions): Promise<void> {
+    return this.#call(async () => {
+      await this.#remove([checkKey(key)], checkToken(token), options);
+    });
+  }
+
+  getPoison(key: string): Promise<string | null> {
+    return this.#call(async () => {
+      const storageKey = this.#storageKey(checkKey(key));
+      const record = await (await this.#ready()).get(storageKey);
+      return record ? record.token : null;
+    });
+  }
+
+  // ---- batches (the guard's all-or-none steps) -------------------------------------------
+
+  tryPutPoisons(
+    keys: readonly string[],
+    token: string,
+    info?: PutPoisonInfo,
+  ): Promise<PoisonRecord[]> {
+    return this.#call(() => this.#put(checkKeys(keys), token, info));
+  }
+
+  deletePoisons(keys: readonly string[], token: string): Promise<void> {
+    return this.#call(async () => {
+      await this.#remove(checkKeys(keys), checkToken(token), undefined);
+    });
+  }
+
+  // ---- SPEC §3 -------------------------------------------------------------------------
+
+  inspectPoison(key: string): Promise<PoisonRecord | null> {
+    return this.#call(async () => {
+      const storageKey = this.#storageKey(checkKey(key));
+      const record = await (await this.#ready()).get(storageKey);
+      return record ? this.#userRecord(record) : null;
+    });
+  }
+
+  listPoisons(options: ListPoisonsOptions = {}): Promise<PoisonPage> {
+    return this.#call(async () => {
+      const checked = checkObject("options", options, false) ?? {};
+      const prefix =
+        checked.prefix === undefined
+          ? ""
+          : checkString("options.prefix", checked.prefix, 1024, true);
+      const limit = checkLimit(checked.limit, "options.limit");
+      const after = decodeCursor(checked.cursor, "options.cursor");
+      // Ask for one more than the page to know whether another page follows.
+      const rows = await (await this.#ready()).list({
+        prefix: this.#storageKey(prefix),
+        after: after === null ? null : this.#storageKey(after),
+        limit: limit + 1,
+      });
+      const records = rows.slice(0, limit).map((row) => this.#userRecord(row));
+      const last = records.at(-1);
+      return { records, cursor: rows.length > limit && last ? encodeCursor(last.key) : null };
+    });
+  }
+
+  markPoisoned(key: string, token: string, error: unknown): Promise<PoisonRecord> {
+    return this.#call(async () => {
+      const checkedKey = checkKey(key);
+      const checkedToken = checkToken(token);
+      const now = this.#now();
+      const outcome = await (await this.#ready()).update(
+        [this.#storageKey(checkedKey)],
+        checkedToken,
+        {
+          updatedAt: now,
+          state: "poisoned",
+          error: describeError(error, now),
+        },
+      );
+      if (!outcome.ok) {
+        const holder = outcome.conflicts[0];
+        if (holder) throw new PoisonConflictError(checkedKey, checkedToken, holder.token);
+        throw new PoisonNotFoundError(checkedKey);
+      }
+      return this.#userRecord(firstOf(outcome.records, this.backend));
+    });
+  }
+
+  forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null> {
+    return this.#call(async () => {
+      const checkedKey = checkKey(key);
+      const checked = checkObject("options", options, false) ?? {};
+      const actor = checkAuditActor("options", checked);
+      const expectedToken =
+        checked.expectedToken === undefined
+          ? null
+          : checkToken(checked.expectedToken, "options.expectedToken");
+      const audit: AuditIntent = { action: "force-delete", at: this.#now(), ...actor };
+      if (expectedToken !== null) audit.token = expectedToken;
+      const outcome = await (await this.#ready()).remove(
+        [this.#storageKey(checkedKey)],
+        expectedToken,
+        audit,
+      );
+      if (!outcome.ok) {
+        throw new PoisonConflictError(
+          checkedKey,
+          expectedToken ?? "",
+          firstOf(outcome.conflicts, this.backend).token,
+        );
+      }
+      const removed = outcome.removed[0];
+      return removed ? this.#userRecord(removed) : null;
+    });
+  }
+
+  auditLog(options: AuditLogOptions = {}): Promise<AuditPage> {
+    return this.#call(async () => {
+      const checked = checkObject("options", options, false) ?? {};
+      const limit = checkLimit(checked.limit, "options.limit");
+      const key = checked.key === undefined ? undefined : checkKey(checked.key, "options.key");
+      const before = decodeAuditCursor(checked.cursor);
+      const rows = await (await this.#ready()).audit({
+        prefix: this.namespace,
+        ...(key === undefined ? {} : { key: this.#storageKey(key) }),
+        before,
+        limit: limit + 1,
+      });
+      const entries = rows.slice(0, limit).map((entry) => this.#userAuditEntry(entry));
+      const last = entries.at(-1);
+      return { entries, cursor: rows.length > limit && last ? `a1.${last.id}` : null };
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = (async () => {
+        await Promise.allSettled([...this.#pending]);
+        // Only a driver that was ever asked to initialise holds resources worth releasing.
+        if (this.#initStarted) {
+          await this.#initialised?.catch(() => undefined);
+          await this.#driver.close();
+        }
+      })();
+    }
+    return this.#closing;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  async #put(
+    keys: string[],
+    token: string,
+    info: PutPoisonInfo | undefined,
+  ): Promise<PoisonRecord[]> {
+    const checkedToken = checkToken(token);
+    const fields = checkPutInfo(info);
+    const now = this.#now();
+    const records: PoisonRecord[] = keys.map((key) => ({
+      key: this.#storageKey(key),
+      token: checkedToken,
+      state: "in-progress",
+      createdAt: now,
+      updatedAt: now,
+      ...fields.record,
+    }));
+    const audit: AuditIntent | undefined = fields.audit
+      ? { action: "put", at: now, token: checkedToken, ...fields.audit }
+      : undefined;
+    const outcome = await (await this.#ready()).put(records, audit);
+    if (!outcome.ok) {
+      const holder = firstConflict(
+        keys.map((k) => this.#storageKey(k)),
+        outcome.conflicts,
+        this.backend,
+      );
+      throw new PoisonConflictError(this.#userKey(holder.key), checkedToken, holder.token);
+    }
+    return outcome.records.map((record) => this.#userRecord(record));
+  }
+
+  async #remove(
+    keys: string[],
+    token: string,
+    options: DeletePoisonOptions | undefined,
+  ): Promise<void> {
+    const checked = checkObject("options", options, true);
+    const auditActor =
+      checked?.audit === undefined ? undefined : checkAuditActor("options.audit", checked.audit);
+    const audit: AuditIntent | undefined = auditActor
+      ? { action: "delete", at: this.#now(), token, ...auditActor }
+      : undefined;
+    const outcome = await (await this.#ready()).remove(
+      keys.map((k) => this.#storageKey(k)),
+      token,
+      audit,
+    );
+    if (!outcome.ok) {
+      const holder = firstConflict(
+        keys.map((k) => this.#storageKey(k)),
+        outcome.conflicts,
+        this.backend,
+      );
+      throw new PoisonConflictError(this.#userKey(holder.key), token, holder.token);
+    }
+  }
+
+  /** Run one public call: refuse after close, init once, bound its time, type its failures. */
+  #call<T>(body: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new StoreClosedError());
+    const run = this.#withTimeout(body);
+    this.#pending.add(run);
+    const forget = () => this.#pending.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  /** The driver, initialised once. Called after validation, so bad input never waits on (or
+   *  touches) the backend. */
+  async #ready(): Promise<PoisonDriver> {
+    if (!this.#initialised) {
+      this.#initStarted = true;
+      const attempt = this.#driver.init();
+      this.#initialised = attempt;
+      // A failed init is retried by the next call: the backend may come back.
+      attempt.catch(() => {
+        if (this.#initialised === attempt) this.#initialised = null;
+      });
+    }
+    await this.#initialised;
+    return this.#driver;
+  }
+
+  #withTimeout<T>(body: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new BackendUnavailableError(
+            this.backend,
+            `no answer within ${this.#timeoutMs} ms (options.timeoutMs)`,
+          ),
+        );
+      }, this.#timeoutMs);
+      body().then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(this.#typed(error));
+        },
+      );
+    });
+  }
+
+  /** Drivers throw typed errors for what they understand; anything else means the backend
+   *  failed in a way we cannot interpret, so the outcome is unknown. Never fail open. */
+  #typed(error: unknown): PoisonStoreError {
+    if (error instanceof PoisonStoreError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new BackendUnavailableError(this.backend, message, error);
+  }
+
+  #now(): string {
+    return this.#clock().toISOString();
+  }
+
+  #storageKey(key: string): string {
+    return this.namespace + key;
+  }
+
+  #userKey(storageKey: string): string {
+    return storageKey.startsWith(this.namespace)
+      ? storageKey.slice(this.namespace.length)
+      : storageKey;
+  }
+
+  #userRecord(record: PoisonRecord): PoisonRecord {
+    return { ...record, key: this.#userKey(record.key) };
+  }
+
+  #userAuditEntry(entry: AuditEntry): AuditEntry {
+    const out: AuditEntry = { ...entry, key: this.#userKey(entry.key) };
+    if (entry.record) out.record = this.#userRecord(entry.record);
+    return out;
+  }
+}
+
+function checkPutInfo(info: unknown): { record: Partial<PoisonRecord>; audit?: AuditActor } {
+  const checked = checkObject("info", info, true);
+  if (!checked) return { record: {} };
+  const record: Partial<PoisonRecord> = {};
+  const operation = checkOptionalString("info.operation", checked.operation, MAX_LABEL_BYTES);
+  if (operation !== undefined) record.operation = operation;
+  const owner = checkOptionalString("info.owner", checked.owner, MAX_LABEL_BYTES);
+  if (owner !== undefined) record.owner = owner;
+  const data = checkData("info.data", checked.data);
+  if (data !== undefined) record.data = data;
+  if (checked.audit === undefined) return { record };
+  return { record, audit: checkAuditActor("info.audit", checked.audit) };
+}
+
+function checkAuditActor(argument: string, value: unknown): AuditActor {
+  const checked = checkObject(argument, value, false) ?? {};
+  return {
+    actor: checkString(`${argument}.actor`, checked.actor, MAX_LABEL_BYTES),
+    reason: checkString(`${argument}.reason`, checked.reason, MAX_TEXT_BYTES),
+  };
+}
+
+function decodeAuditCursor(cursor: unknown): string | null {
+  if (cursor === undefined || cursor === null) return null;
+  if (typeof cursor !== "string" || !cursor.startsWith("a1.") || cursor.length === 3) {
+    throw new InvalidArgumentError(
+      "options.cursor",
+      "must be a cursor returned by a previous page",
+    );
+  }
+  return cursor.slice(3);
+}
+
+/** Turn whatever was thrown into the recorded error: never throws, never rejects a value. */
+export function describeError(error: unknown, at: string): PoisonErrorInfo {
+  const source = error as { name?: unknown; message?: unknown; stack?: unknown } | null | undefined;
+  const isObject = typeof error === "object" && error !== null;
+  const name = isObject && typeof source?.name === "string" && source.name ? source.name : "Error";
+  const message =
+    isObject && typeof source?.message === "string" ? source.message : safeString(error);
+  const info: PoisonErrorInfo = {
+    name: clip(name, MAX_LABEL_BYTES),
+    message: clip(message, MAX_TEXT_BYTES),
+    at,
+  };
+  if (isObject && typeof source?.stack === "string")
+    info.stack = clip(source.stack, MAX_STACK_BYTES);
+  return info;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** Truncate to at most `maxBytes` UTF-8 bytes, dropping NULs and lone surrogates so the text
+ *  stores on every backend. */
+function clip(text: string, maxBytes: number): string {
+  let clean = text.replaceAll("\u0000", "\uFFFD").toWellFormed();
+  if (Buffer.byteLength(clean) <= maxBytes) return clean;
+  clean = Buffer.from(clean)
+    .subarray(0, maxBytes - 3)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "");
+  return `${clean}...`;
+}
+
+function firstOf<T>(items: readonly T[], backend: string): T {
+  const item = items[0];
+  if (item === undefined)
+    throw new BackendUnavailableError(backend, "the driver returned no record");
+  return item;
+}
+
+/** The conflict for the first key in the caller's order, so errors are deterministic. */
+function firstConflict(
+  keys: readonly string[],
+  conflicts: readonly PoisonRecord[],
+  backend: string,
+): PoisonRecord {
+  for (const key of keys) {
+    const found = conflicts.find((c) => c.key === key);
+    if (found) return found;
+  }
+  return firstOf(conflicts, backend);
+}
+
+/** `host:pid` of this process, the default `owner` of guarded operations. */
+export function processOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}

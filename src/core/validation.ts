@@ -1,0 +1,157 @@
+/**
+ * Input validation shared by every backend: the runtime checks every argument before a driver
+ * sees it, so drivers never re-implement it and a rejected call never touches the backend.
+ */
+import { InvalidArgumentError } from "./errors.js";
+
+export const MAX_KEY_BYTES = 1024;
+export const MAX_TOKEN_BYTES = 256;
+export const MAX_NAMESPACE_BYTES = 256;
+/** Operation, owner, actor. */
+export const MAX_LABEL_BYTES = 256;
+/** Audit reasons and error messages. */
+export const MAX_TEXT_BYTES = 4096;
+/** Error stacks are truncated, not rejected, to this many bytes. */
+export const MAX_STACK_BYTES = 16384;
+/** `data` once serialized as JSON. */
+export const MAX_DATA_BYTES = 65536;
+export const MAX_PAGE_SIZE = 1000;
+export const DEFAULT_PAGE_SIZE = 100;
+
+const encoder = new TextEncoder();
+
+export function utf8Length(value: string): number {
+  // Fast path: ASCII-only strings are their own length in bytes.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+  if (!/[^\u0000-\u007f]/.test(value)) return value.length;
+  return encoder.encode(value).length;
+}
+
+/** The reason `value` is not well-formed text we can store verbatim everywhere, or null. */
+function textProblem(value: string): string | null {
+  if (value.includes("\u0000")) return "must not contain a NUL character";
+  if (!value.isWellFormed()) return "must not contain a lone UTF-16 surrogate";
+  return null;
+}
+
+/** Check a required string argument: type, non-empty, well-formed, byte length. */
+export function checkString(
+  argument: string,
+  value: unknown,
+  maxBytes: number,
+  allowEmpty = false,
+): string {
+  if (typeof value !== "string") {
+    throw new InvalidArgumentError(argument, `must be a string, got ${describe(value)}`);
+  }
+  if (value.length === 0) {
+    if (allowEmpty) return value;
+    throw new InvalidArgumentError(argument, "must not be empty");
+  }
+  const problem = textProblem(value);
+  if (problem) throw new InvalidArgumentError(argument, problem);
+  const bytes = utf8Length(value);
+  if (bytes > maxBytes) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be at most ${maxBytes} UTF-8 bytes, got ${bytes}`,
+    );
+  }
+  return value;
+}
+
+export function checkKey(value: unknown, argument = "key"): string {
+  return checkString(argument, value, MAX_KEY_BYTES);
+}
+
+export function checkToken(value: unknown, argument = "token"): string {
+  return checkString(argument, value, MAX_TOKEN_BYTES);
+}
+
+/** An optional string field: undefined passes, anything else is checked. */
+export function checkOptionalString(
+  argument: string,
+  value: unknown,
+  maxBytes: number,
+): string | undefined {
+  return value === undefined ? undefined : checkString(argument, value, maxBytes);
+}
+
+/** A non-empty list of distinct keys. */
+export function checkKeys(value: unknown, argument = "keys"): string[] {
+  if (!Array.isArray(value))
+    throw new InvalidArgumentError(argument, `must be an array of keys, got ${describe(value)}`);
+  if (value.length === 0) throw new InvalidArgumentError(argument, "must name at least one key");
+  if (value.length > MAX_PAGE_SIZE) {
+    throw new InvalidArgumentError(
+      argument,
+      `must name at most ${MAX_PAGE_SIZE} keys, got ${value.length}`,
+    );
+  }
+  const keys = value.map((key, i) => checkKey(key, `${argument}[${i}]`));
+  if (new Set(keys).size !== keys.length)
+    throw new InvalidArgumentError(argument, "must not repeat a key");
+  return keys;
+}
+
+/** Serialize `data` to a JSON value we can store on every backend, or throw. */
+export function checkData(argument: string, value: unknown): unknown {
+  if (value === undefined) return undefined;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be JSON-serializable (${(error as Error).message})`,
+    );
+  }
+  if (json === undefined)
+    throw new InvalidArgumentError(argument, `must be JSON-serializable, got ${describe(value)}`);
+  const bytes = utf8Length(json);
+  if (bytes > MAX_DATA_BYTES) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be at most ${MAX_DATA_BYTES} bytes as JSON, got ${bytes}`,
+    );
+  }
+  return JSON.parse(json);
+}
+
+export function checkLimit(value: unknown, argument = "limit"): number {
+  if (value === undefined) return DEFAULT_PAGE_SIZE;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+export function checkNamespace(value: unknown): string {
+  return checkString("namespace", value, MAX_NAMESPACE_BYTES, true);
+}
+
+/** Plain objects only, so a typo'd string or array is caught. */
+export function checkObject(
+  argument: string,
+  value: unknown,
+  optional: boolean,
+): Record<string, unknown> | undefined {
+  if (value === undefined && optional) return undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError(argument, `must be an object, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `a string of length ${value.length}`;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return `${typeof value} ${String(value)}`;
+  }
+  return typeof value;
+}

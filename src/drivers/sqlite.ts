@@ -1,0 +1,295 @@
+/**
+ * `sqlite:PATH` — a SQLite file through better-sqlite3 12: the embedded default.
+ *
+ * Durable when the promise resolves: WAL journal with `synchronous = FULL`, so a committed
+ * transaction is on disk before the call returns. Every write is one `BEGIN IMMEDIATE`
+ * transaction, which takes the file's write lock before reading, so two processes on one file
+ * serialize their read-check-write steps (exactly one put wins). Keys are stored as BLOBs of
+ * their UTF-8 bytes so SQLite's memcmp order is the contract's key order and prefix ranges are
+ * index scans that treat `%` and `_` as plain bytes.
+ */
+import type { Database, Statement } from "better-sqlite3";
+import {
+  type AuditColumns,
+  fromAuditColumns,
+  fromColumns,
+  type RecordColumns,
+  toColumns,
+} from "../core/codec.js";
+import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
+import { BackendUnavailableError } from "../core/errors.js";
+import { prefixUpperBound } from "../core/keys.js";
+import type { AuditEntry, PoisonRecord } from "../core/records.js";
+
+export interface SqliteDriverOptions {
+  /** File path, or `:memory:` for a private in-memory database. */
+  path: string;
+  /** How long a write waits for another process's lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** The layout this code writes. Bump it and add a step to MIGRATIONS to change the layout. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+/** MIGRATIONS[n] moves a file from version n to n + 1. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE poison_keys (
+     key BLOB PRIMARY KEY,
+     token TEXT NOT NULL,
+     state TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     heartbeat_at TEXT,
+     operation TEXT,
+     owner TEXT,
+     error TEXT,
+     data TEXT
+   ) WITHOUT ROWID;
+   CREATE TABLE poison_audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at TEXT NOT NULL,
+     action TEXT NOT NULL,
+     key BLOB NOT NULL,
+     actor TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     token TEXT,
+     record TEXT
+   );
+   CREATE INDEX poison_audit_by_key ON poison_audit (key, id);`,
+];
+
+interface KeyRow extends RecordColumns {
+  key: Buffer;
+}
+
+interface AuditRow extends AuditColumns {
+  id: number;
+  key: Buffer;
+}
+
+/** Above every UTF-8 string: UTF-8 never contains the byte 0xFF. */
+const TOP = Buffer.from([0xff]);
+
+export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
+  const { path } = options;
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  let db: Database | null = null;
+  let sql: ReturnType<typeof prepare> | null = null;
+
+  const prepare = (d: Database) => ({
+    get: d.prepare("SELECT * FROM poison_keys WHERE key = ?"),
+    insert: d.prepare(
+      `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data)
+       VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at, @operation, @owner, @error, @data)`,
+    ),
+    delete: d.prepare("DELETE FROM poison_keys WHERE key = ?"),
+    update: d.prepare(
+      `UPDATE poison_keys SET updated_at = @updated_at, state = coalesce(@state, state),
+         error = coalesce(@error, error), heartbeat_at = coalesce(@heartbeat_at, heartbeat_at)
+       WHERE key = @key`,
+    ),
+    listFirst: d.prepare(
+      "SELECT * FROM poison_keys WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+    ),
+    listAfter: d.prepare(
+      "SELECT * FROM poison_keys WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
+    ),
+    audit: d.prepare(
+      "INSERT INTO poison_audit (at, action, key, actor, reason, token, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    auditByPrefix: d.prepare(
+      "SELECT * FROM poison_audit WHERE key >= ? AND key < ? AND id < ? ORDER BY id DESC LIMIT ?",
+    ),
+    auditByKey: d.prepare(
+      "SELECT * FROM poison_audit WHERE key = ? AND id < ? ORDER BY id DESC LIMIT ?",
+    ),
+  });
+
+  const ready = () => {
+    if (!db || !sql) throw new BackendUnavailableError("sqlite", "the database is not open");
+    return { db, sql };
+  };
+
+  const read = (stmt: Statement, key: string): PoisonRecord | null => {
+    const row = stmt.get(Buffer.from(key, "utf8")) as KeyRow | undefined;
+    return row ? fromRow(row) : null;
+  };
+
+  const writeAudit = (stmt: Statement, intent: AuditIntent | undefined, record: PoisonRecord) => {
+    if (!intent) return;
+    stmt.run(
+      intent.at,
+      intent.action,
+      Buffer.from(record.key, "utf8"),
+      intent.actor,
+      intent.reason,
+      intent.token ?? null,
+      JSON.stringify(record),
+    );
+  };
+
+  return {
+    backend: "sqlite",
+    capabilities: { durable: path !== ":memory:", shared: path !== ":memory:", oneRoundTrip: true },
+
+    async init() {
+      const { default: BetterSqlite3 } = await import("better-sqlite3");
+      let opened: Database;
+      try {
+        opened = new BetterSqlite3(path, { timeout: busyTimeoutMs });
+      } catch (error) {
+        throw new BackendUnavailableError(
+          "sqlite",
+          `cannot open ${JSON.stringify(path)} (${(error as Error).message}); check that its directory exists and is writable`,
+          error,
+        );
+      }
+      try {
+        opened.pragma("journal_mode = WAL");
+        opened.pragma("synchronous = FULL");
+        migrate(opened, path);
+        sql = prepare(opened);
+        db = opened;
+      } catch (error) {
+        opened.close();
+        throw error;
+      }
+    },
+
+    async put(records, audit) {
+      const { db, sql } = ready();
+      return db
+        .transaction(() => {
+          const current = records.map((record) => read(sql.get, record.key));
+          const conflicts = current.filter(
+            (held, i): held is PoisonRecord => held !== null && held.token !== records[i]?.token,
+          );
+          if (conflicts.length > 0) return { ok: false as const, conflicts };
+          const result = records.map((record, i) => {
+            const held = current[i];
+            if (held) return held;
+            sql.insert.run(toRow(record));
+            writeAudit(sql.audit, audit, record);
+            return record;
+          });
+          return { ok: true as const, records: result };
+        })
+        .immediate();
+    },
+
+    async remove(keys, token, audit) {
+      const { db, sql } = ready();
+      return db
+        .transaction(() => {
+          const current = keys.map((key) => read(sql.get, key));
+          const conflicts = current.filter(
+            (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
+          );
+          if (conflicts.length > 0) return { ok: false as const, conflicts };
+          const removed = current.filter((held): held is PoisonRecord => held !== null);
+          for (const held of removed) {
+            sql.delete.run(Buffer.from(held.key, "utf8"));
+            writeAudit(sql.audit, audit, held);
+          }
+          return { ok: true as const, removed };
+        })
+        .immediate();
+    },
+
+    async update(keys, token, patch: RecordPatch) {
+      const { db, sql } = ready();
+      return db
+        .transaction(() => {
+          const current = keys.map((key) => read(sql.get, key));
+          const missing = keys.filter((_, i) => current[i] === null);
+          const conflicts = current.filter(
+            (held): held is PoisonRecord => held !== null && held.token !== token,
+          );
+          if (missing.length > 0 || conflicts.length > 0)
+            return { ok: false as const, conflicts, missing };
+          for (const key of keys) {
+            sql.update.run({
+              key: Buffer.from(key, "utf8"),
+              updated_at: patch.updatedAt,
+              state: patch.state ?? null,
+              error: patch.error ? JSON.stringify(patch.error) : null,
+              heartbeat_at: patch.heartbeatAt ?? null,
+            });
+          }
+          return {
+            ok: true as const,
+            records: keys.map((key) => read(sql.get, key) as PoisonRecord),
+          };
+        })
+        .immediate();
+    },
+
+    async get(key) {
+      return read(ready().sql.get, key);
+    },
+
+    async list({ prefix, after, limit }) {
+      const { sql } = ready();
+      const lower = Buffer.from(after ?? prefix, "utf8");
+      const upper = prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP;
+      const stmt = after === null ? sql.listFirst : sql.listAfter;
+      return (stmt.all(lower, upper, limit) as KeyRow[]).map(fromRow);
+    },
+
+    async audit({ prefix, key, before, limit }) {
+      const { sql } = ready();
+      const beforeId = before === null ? Number.MAX_SAFE_INTEGER : Number(before);
+      if (!Number.isSafeInteger(beforeId)) return [];
+      const rows =
+        key !== undefined
+          ? (sql.auditByKey.all(Buffer.from(key, "utf8"), beforeId, limit) as AuditRow[])
+          : (sql.auditByPrefix.all(
+              Buffer.from(prefix, "utf8"),
+              prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP,
+              beforeId,
+              limit,
+            ) as AuditRow[]);
+      return rows.map(fromAuditRow);
+    },
+
+    async close() {
+      db?.close();
+      db = null;
+      sql = null;
+    },
+  };
+}
+
+/** Bring the file to SQLITE_SCHEMA_VERSION in one immediate transaction, so two processes
+ *  opening a new file at once cannot both create it. */
+function migrate(db: Database, path: string): void {
+  db.exec("CREATE TABLE IF NOT EXISTS poison_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  db.transaction(() => {
+    const row = db.prepare("SELECT value FROM poison_meta WHERE name = 'schema_version'").get() as
+      | { value: string }
+      | undefined;
+    const version = row ? Number(row.value) : 0;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw new BackendUnavailableError(
+        "sqlite",
+        `${JSON.stringify(path)} has layout version ${version}, newer than this poison-store understands (${SQLITE_SCHEMA_VERSION}); upgrade poison-store`,
+      );
+    }
+    for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+    db.prepare(
+      "INSERT INTO poison_meta (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    ).run(String(SQLITE_SCHEMA_VERSION));
+  }).immediate();
+}
+
+function toRow(record: PoisonRecord) {
+  return { key: Buffer.from(record.key, "utf8"), ...toColumns(record) };
+}
+
+function fromRow(row: KeyRow): PoisonRecord {
+  return fromColumns(row.key.toString("utf8"), row);
+}
+
+function fromAuditRow(row: AuditRow): AuditEntry {
+  return fromAuditColumns(String(row.id), row.key.toString("utf8"), row);
+}

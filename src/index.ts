@@ -1,0 +1,58 @@
+/**
+ * poison-store: poison keys for control planes. See README.md.
+ */
+export type { PoisonStore, PoisonStoreClient } from "./core/contract.js";
+export type {
+  AuditIntent,
+  AuditQuery,
+  DriverCapabilities,
+  ListQuery,
+  PoisonDriver,
+  PutOutcome,
+  RecordPatch,
+  RemoveOutcome,
+  UpdateOutcome,
+} from "./core/driver.js";
+export {
+  BackendUnavailableError,
+  ErrorCode,
+  InvalidArgumentError,
+  isPoisonStoreError,
+  PoisonConflictError,
+  PoisonNotFoundError,
+  PoisonStoreError,
+  StoreClosedError,
+} from "./core/errors.js";
+export { compareKeys } from "./core/keys.js";
+export type {
+  AuditAction,
+  AuditActor,
+  AuditEntry,
+  AuditLogOptions,
+  AuditPage,
+  DeletePoisonOptions,
+  ForceDeleteOptions,
+  ListPoisonsOptions,
+  PoisonErrorInfo,
+  PoisonPage,
+  PoisonRecord,
+  PoisonState,
+  PutPoisonInfo,
+} from "./core/records.js";
+export {
+  createPoisonStore,
+  DEFAULT_NAMESPACE,
+  DEFAULT_TIMEOUT_MS,
+  describeError,
+  type PoisonStoreOptions,
+  processOwner,
+} from "./core/store.js";
+export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
+export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
+export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
+export {
+  type OpenPoisonStoreOptions,
+  openPoisonStore,
+  redactUrl,
+  supportedUrlForms,
+} from "./open.js";

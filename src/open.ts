@@ -1,0 +1,74 @@
+/**
+ * `openPoisonStore(url)`: pick the driver by URL scheme. Drivers are small factories imported
+ * here; each loads its client library (better-sqlite3, pg, …) only when first used, so importing
+ * the package loads none of them.
+ */
+import type { PoisonStoreClient } from "./core/contract.js";
+import type { PoisonDriver } from "./core/driver.js";
+import { InvalidArgumentError } from "./core/errors.js";
+import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
+import { memoryDriver } from "./drivers/memory.js";
+import { sqliteDriver } from "./drivers/sqlite.js";
+
+export type OpenPoisonStoreOptions = PoisonStoreOptions;
+
+interface Scheme {
+  /** How the URL looks, for error messages and docs. */
+  form: string;
+  open(url: string): PoisonDriver;
+}
+
+/** Every supported scheme. A new backend adds one line here and one file under drivers/. */
+const SCHEMES: Record<string, Scheme> = {
+  "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
+  "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },
+};
+
+/** The URL forms `openPoisonStore` accepts, for help texts. */
+export function supportedUrlForms(): string[] {
+  return Object.values(SCHEMES).map((scheme) => scheme.form);
+}
+
+/**
+ * Open a store on the backend named by `url` (see the README's backend table), or on a driver
+ * built by hand (for example `sqliteDriver({ path })`). Nothing is connected until the first call;
+ * a backend that is down surfaces as BackendUnavailableError from that call.
+ */
+export function openPoisonStore(
+  url: string | PoisonDriver,
+  options: OpenPoisonStoreOptions = {},
+): PoisonStoreClient {
+  if (typeof url !== "string") return createPoisonStore(url, options);
+  const match = /^([a-z][a-z0-9+.-]*:)/i.exec(url);
+  const scheme = match ? SCHEMES[(match[1] as string).toLowerCase()] : undefined;
+  if (!scheme) {
+    throw new InvalidArgumentError(
+      "url",
+      `unsupported backend URL ${JSON.stringify(redactUrl(url))}; supported: ${supportedUrlForms().join(", ")}`,
+    );
+  }
+  return createPoisonStore(scheme.open(url), options);
+}
+
+function nameOf(url: string): { name?: string } {
+  const name = url.slice("memory:".length).replace(/^\/\//, "");
+  return name ? { name } : {};
+}
+
+/** `sqlite:PATH` takes PATH verbatim; `sqlite:///abs/path` (URL form) is accepted too. */
+function sqlitePath(url: string): string {
+  let path = url.slice("sqlite:".length);
+  if (path.startsWith("//"))
+    path = decodeURIComponent(path.slice(2).replace(/^localhost(?=\/)/, ""));
+  if (!path)
+    throw new InvalidArgumentError(
+      "url",
+      "sqlite: needs a file path, for example sqlite:./poison.db",
+    );
+  return path;
+}
+
+/** A URL with any password replaced, safe to print. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, "$1***@");
+}

@@ -1,0 +1,140 @@
+/**
+ * The shared conformance suite: every backend's test file calls `testDriver(harness)`, and the
+ * same cases run against the real backend. One file per behaviour under this folder.
+ *
+ * Environment:
+ * - POISON_DRIVERS=memory,sqlite  runs only the named backends (the others are reported skipped);
+ * - POISON_REQUIRE_ALL=1          turns any skip (unreachable server or filter) into a failure;
+ *                                 `.ci/run` sets it.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { describe, it } from "node:test";
+import type { PoisonStoreClient, PoisonStoreOptions } from "../../src/index.js";
+import { PoisonStoreError } from "../../src/index.js";
+
+export interface DriverHarness {
+  /** The backend's name, as in POISON_DRIVERS. */
+  name: string;
+  /** Why the backend cannot be used here (server unreachable…), or null when it can. */
+  unavailable?(): Promise<string | null>;
+  /** A new store object on the same backend, sharing its data with the others it opened. */
+  open(options?: PoisonStoreOptions): PoisonStoreClient;
+  /** True when a store opened later sees what an earlier one wrote after it was closed. */
+  durable: boolean;
+  /** Runs once after the suite. */
+  teardown?(): Promise<void>;
+}
+
+/** Context handed to each behaviour file. */
+export interface SuiteContext {
+  harness: DriverHarness;
+  /** A namespace unique to this run, so reruns against a persistent server never collide. */
+  namespace: string;
+  /** Open a store in this run's namespace (unless options say otherwise); closed after the suite. */
+  open(options?: PoisonStoreOptions): PoisonStoreClient;
+  /** A key unique to the calling test. */
+  key(label?: string): string;
+}
+
+export type Behaviour = (ctx: SuiteContext) => void;
+
+/** Decide whether the backend runs, loudly; in CI (POISON_REQUIRE_ALL=1) a skip is a failure. */
+export async function backendSkipReason(name: string, unavailable?: () => Promise<string | null>) {
+  const filter = process.env.POISON_DRIVERS?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  let reason: string | null = null;
+  if (filter && filter.length > 0 && !filter.includes(name))
+    reason = `not in POISON_DRIVERS=${filter.join(",")}`;
+  else if (unavailable) reason = await unavailable();
+  if (reason === null) return null;
+  if (process.env.POISON_REQUIRE_ALL === "1") {
+    it(`${name} backend is available (POISON_REQUIRE_ALL=1)`, () => {
+      assert.fail(
+        `the ${name} backend was required but is unavailable: ${reason}. Run \`npm run services\`.`,
+      );
+    });
+    return reason;
+  }
+  process.stderr.write(`\n*** SKIPPED the ${name} backend: ${reason} ***\n\n`);
+  return reason;
+}
+
+export async function runSuite(
+  harness: DriverHarness,
+  behaviours: Record<string, Behaviour>,
+): Promise<void> {
+  const skip = await backendSkipReason(harness.name, harness.unavailable?.bind(harness));
+  if (skip !== null) {
+    describe(`conformance: ${harness.name}`, { skip: `backend skipped: ${skip}` }, () => {});
+    return;
+  }
+  const namespace = `/poison-test/${randomUUID()}/`;
+  const opened: PoisonStoreClient[] = [];
+  const ctx: SuiteContext = {
+    harness,
+    namespace,
+    open(options) {
+      const store = harness.open({ namespace, ...options });
+      opened.push(store);
+      return store;
+    },
+    key(label = "k") {
+      return `${label}/${randomUUID()}`;
+    },
+  };
+  describe(`conformance: ${harness.name}`, { concurrency: false }, () => {
+    for (const [title, behaviour] of Object.entries(behaviours)) {
+      describe(title, () => behaviour(ctx));
+    }
+    it("closes every store it opened", async () => {
+      await Promise.all(opened.map((store) => store.close()));
+      await harness.teardown?.();
+    });
+  });
+}
+
+/** Assert that `promise` rejects with an instance of `Class` whose fields include `fields`. */
+export async function rejectsWith<E extends PoisonStoreError>(
+  promise: Promise<unknown>,
+  Class: abstract new (...args: never[]) => E,
+  fields: Partial<Record<keyof E, unknown>> = {},
+): Promise<E> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught !== undefined, `expected a rejection with ${Class.name}, but the call resolved`);
+  assert.ok(caught instanceof Class, `expected ${Class.name}, got ${String(caught)}`);
+  assert.ok(caught instanceof PoisonStoreError);
+  for (const [field, value] of Object.entries(fields)) {
+    assert.deepEqual(
+      (caught as unknown as Record<string, unknown>)[field],
+      value,
+      `${Class.name}.${field}`,
+    );
+  }
+  return caught;
+}
+
+/** Keys that must be stored verbatim on every backend. */
+export const AWKWARD_KEYS: readonly string[] = [
+  "a%b",
+  "a_b",
+  "*",
+  "[x]",
+  "?",
+  "'; DROP TABLE x; --",
+  'quote"d',
+  "back\\slash",
+  "über/表/🙂",
+  "a/b/",
+  "/",
+  " leading and trailing ",
+  "tab\tnew\nline",
+  "\u{10FFFF}",
+  "\uFFFD",
+];

@@ -1,0 +1,26 @@
+/** `testDriver(harness)`: the whole conformance suite, one behaviour per file. */
+import { concurrency } from "./concurrency.js";
+import { coreContract } from "./core.js";
+import { type DriverHarness, runSuite } from "./harness.js";
+import { lifecycle } from "./lifecycle.js";
+import { listing } from "./listing.js";
+import { namespaces } from "./namespaces.js";
+import { records } from "./records.js";
+import { recovery } from "./recovery.js";
+import { validation } from "./validation.js";
+
+export type { DriverHarness } from "./harness.js";
+export { backendSkipReason, rejectsWith } from "./harness.js";
+
+export function testDriver(harness: DriverHarness): Promise<void> {
+  return runSuite(harness, {
+    "core contract (SPEC §2)": coreContract,
+    "input validation": validation,
+    "records (SPEC §3)": records,
+    listing,
+    "recovery and audit": recovery,
+    namespaces,
+    concurrency,
+    lifecycle,
+  });
+}
