@@ -166,7 +166,7 @@ function refusalMessage(record: PoisonRecord, token: string | null, reason: Refu
   const head =
     reason === "poisoned-by-this-token"
       ? `resource ${JSON.stringify(record.key)} is poisoned by this run's own token ${JSON.stringify(record.token)}`
-      : `resource ${JSON.stringify(record.key)} is quarantined by poison key held by token ${JSON.stringify(record.token)}`;
+      : `resource ${JSON.stringify(record.key)} is quarantined by a poison key held by token ${JSON.stringify(record.token)}`;
   lines.push(
     `${head}; ${token === null ? "the read was refused" : `the run with token ${JSON.stringify(token)} was refused before it started`}.`,
   );
