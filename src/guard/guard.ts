@@ -437,7 +437,7 @@ export class PoisonGuard {
     let inFlight: Promise<void> | null = null;
     let stopped = false;
     const tick = () => {
-      if (stopped || inFlight || !state.held) return;
+      if (stopped || inFlight || !state.held || state.releasing) return;
       inFlight = this.store
         .touchPoisons(run.keys, run.token)
         .then(
@@ -447,7 +447,8 @@ export class PoisonGuard {
           },
           (error: unknown) => {
             // Keys released meanwhile are not a failure; anything else is reported, never thrown.
-            if (!stopped && state.held) this.#emit(run, { type: "heartbeat-failed", error });
+            if (!stopped && state.held && !state.releasing)
+              this.#emit(run, { type: "heartbeat-failed", error });
           },
         )
         .finally(() => {
