@@ -51,6 +51,38 @@ export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
 export {
+  type CleanupOutcome,
+  GuardErrorCode,
+  OperationPoisonedError,
+  PoisonCleanupError,
+  type RefusalReason,
+  ResourcePoisonedError,
+} from "./guard/errors.js";
+export type {
+  GuardEvent,
+  GuardEventOf,
+  GuardEventType,
+  GuardListener,
+  GuardLogger,
+} from "./guard/events.js";
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_RETRY,
+  DEFAULT_STORE_RETRY,
+  type GuardContext,
+  type GuardedRun,
+  PoisonGuard,
+  type PoisonGuardOptions,
+  type RetryOptions,
+} from "./guard/guard.js";
+export {
+  type ErrorMarks,
+  isMarkedCleanPoisons,
+  isMarkedRetryable,
+  markCleanPoisons,
+  markRetryable,
+} from "./guard/marks.js";
+export {
   type OpenPoisonStoreOptions,
   openPoisonStore,
   redactUrl,
