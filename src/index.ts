@@ -50,6 +50,11 @@ export {
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
 export {
+  type MysqlDriverOptions,
+  type MysqlPoolLike,
+  mysqlDriver,
+} from "./drivers/mysql.js";
+export {
   type PgClientLike,
   type PgPoolLike,
   type PostgresDriverOptions,
