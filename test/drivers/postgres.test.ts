@@ -66,6 +66,16 @@ networkedChecks({
       },
     });
   },
+  openWithTables: (tables) => openPoisonStore(postgresDriver({ url, ...tables })),
+  async dropTables({ table, auditTable }) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`DROP TABLE IF EXISTS "${table}", "${auditTable}"`);
+    } finally {
+      await client.end();
+    }
+  },
   openThrough(port, { timeoutMs, clientTimeoutMs }) {
     return openPoisonStore(
       postgresDriver({

@@ -22,6 +22,10 @@ export interface NetworkedHarness {
   /** A store whose driver counts the statements it sends (through `counter.statements`),
    *  reaching the server at `port` (the proxy). */
   openCounting(port: number, counter: { statements: number }): PoisonStoreClient;
+  /** A store on the real server using these table names. */
+  openWithTables(tables: { table: string; auditTable: string }): PoisonStoreClient;
+  /** Drop those tables (and whatever else the driver created for them). */
+  dropTables(tables: { table: string; auditTable: string }): Promise<void>;
   /** A store through the proxy at `port` with the given bounds. */
   openThrough(
     port: number,
@@ -34,6 +38,31 @@ const DELAY_MS = 150;
 
 export function networkedChecks(harness: NetworkedHarness): void {
   const options = harness.skip ? { skip: harness.skip } : {};
+
+  describe(`${harness.name}: tables`, options, () => {
+    it("eight stores creating fresh tables at once all succeed and share them", async () => {
+      const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
+      const tables = { table: `poison_race_${suffix}`, auditTable: `poison_race_audit_${suffix}` };
+      const stores = Array.from({ length: 8 }, () => harness.openWithTables(tables));
+      try {
+        const key = `init/${randomUUID()}`;
+        const results = await Promise.allSettled(
+          stores.map((store, i) => store.tryPutPoison(key, `t${i}`)),
+        );
+        const failures = results.filter((r) => r.status === "rejected");
+        assert.ok(
+          failures.every((r) => r.reason instanceof PoisonConflictError),
+          `init raced: ${failures.map((r) => String(r.reason)).join("; ")}`,
+        );
+        assert.equal(failures.length, 7, "exactly one put wins on the fresh table");
+        const holder = await stores[0]?.getPoison(key);
+        for (const store of stores) assert.equal(await store.getPoison(key), holder);
+      } finally {
+        await Promise.all(stores.map((store) => store.close()));
+        await harness.dropTables(tables);
+      }
+    });
+  });
 
   describe(`${harness.name}: one round trip per core call`, options, () => {
     let proxy: FaultProxy;
