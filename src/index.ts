@@ -49,6 +49,17 @@ export {
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
+export {
+  type MysqlDriverOptions,
+  type MysqlPoolLike,
+  mysqlDriver,
+} from "./drivers/mysql.js";
+export {
+  type PgClientLike,
+  type PgPoolLike,
+  type PostgresDriverOptions,
+  postgresDriver,
+} from "./drivers/postgres.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
 export {
   type CleanupOutcome,

@@ -8,6 +8,8 @@ import type { PoisonDriver } from "./core/driver.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
 import { memoryDriver } from "./drivers/memory.js";
+import { mysqlDriver } from "./drivers/mysql.js";
+import { postgresDriver } from "./drivers/postgres.js";
 import { sqliteDriver } from "./drivers/sqlite.js";
 
 export type OpenPoisonStoreOptions = PoisonStoreOptions;
@@ -22,6 +24,10 @@ interface Scheme {
 const SCHEMES: Record<string, Scheme> = {
   "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
   "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },
+  "postgres:": { form: "postgres://USER@HOST:PORT/DB", open: (url) => postgresDriver({ url }) },
+  "postgresql:": { form: "postgresql://USER@HOST:PORT/DB", open: (url) => postgresDriver({ url }) },
+  "mysql:": { form: "mysql://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
+  "mariadb:": { form: "mariadb://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
 };
 
 /** The URL forms `openPoisonStore` accepts, for help texts. */
