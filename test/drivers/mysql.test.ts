@@ -6,23 +6,11 @@ import { type MysqlPoolLike, mysqlDriver, openPoisonStore } from "../../src/inde
 import { AWKWARD_KEYS } from "../conformance/harness.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { networkedChecks } from "../support/networked-checks.js";
+import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
 
-/** The local test server (MariaDB here; MySQL 8 works the same); POISON_MYSQL_URL overrides it. */
-const url = process.env.POISON_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+const url = mysqlUrl;
 const target = new URL(url);
-
-async function unavailable(): Promise<string | null> {
-  let connection: mysql.Connection | undefined;
-  try {
-    connection = await mysql.createConnection({ uri: url, connectTimeout: 2000 });
-    await connection.query("SELECT 1");
-    return null;
-  } catch (error) {
-    return `cannot reach MySQL/MariaDB at ${target.host}: ${(error as Error).message}`;
-  } finally {
-    await connection?.end().catch(() => undefined);
-  }
-}
+const unavailable = mysqlUnavailable;
 
 await testDriver({
   name: "mysql",

@@ -2,24 +2,11 @@ import pg from "pg";
 import { openPoisonStore, type PgPoolLike, postgresDriver } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { networkedChecks } from "../support/networked-checks.js";
+import { postgresUnavailable, postgresUrl } from "../support/servers.js";
 
-/** The local test server (see README: `npm run services`); POISON_POSTGRES_URL overrides it. */
-const url = process.env.POISON_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const url = postgresUrl;
 const target = new URL(url);
-
-async function unavailable(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return null;
-  } catch (error) {
-    return `cannot reach PostgreSQL at ${target.host}: ${(error as Error).message}`;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+const unavailable = postgresUnavailable;
 
 await testDriver({
   name: "postgres",
