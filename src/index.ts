@@ -49,6 +49,11 @@ export {
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
+export {
+  DEFAULT_REDIS_KEY_PREFIX,
+  type RedisDriverOptions,
+  redisDriver,
+} from "./drivers/redis.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
 export {
   type OpenPoisonStoreOptions,

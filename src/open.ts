@@ -8,6 +8,7 @@ import type { PoisonDriver } from "./core/driver.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
 import { memoryDriver } from "./drivers/memory.js";
+import { redisDriver } from "./drivers/redis.js";
 import { sqliteDriver } from "./drivers/sqlite.js";
 
 export type OpenPoisonStoreOptions = PoisonStoreOptions;
@@ -22,6 +23,8 @@ interface Scheme {
 const SCHEMES: Record<string, Scheme> = {
   "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
   "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },
+  "redis:": { form: "redis://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
+  "rediss:": { form: "rediss://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
 };
 
 /** The URL forms `openPoisonStore` accepts, for help texts. */
