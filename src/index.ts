@@ -48,6 +48,12 @@ export {
   processOwner,
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
+export {
+  DEFAULT_ETCD_META_PREFIX,
+  type EtcdDriverOptions,
+  etcdDriver,
+  poisonValue,
+} from "./drivers/etcd.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
 export {
   DEFAULT_REDIS_KEY_PREFIX,

@@ -7,6 +7,7 @@ import type { PoisonStoreClient } from "./core/contract.js";
 import type { PoisonDriver } from "./core/driver.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
+import { etcdDriver } from "./drivers/etcd.js";
 import { memoryDriver } from "./drivers/memory.js";
 import { redisDriver } from "./drivers/redis.js";
 import { sqliteDriver } from "./drivers/sqlite.js";
@@ -23,6 +24,7 @@ interface Scheme {
 const SCHEMES: Record<string, Scheme> = {
   "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
   "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },
+  "etcd:": { form: "etcd://host:port[,host:port…]", open: (url) => etcdDriver({ url }) },
   "redis:": { form: "redis://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
   "rediss:": { form: "rediss://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
 };
