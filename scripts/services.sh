@@ -26,7 +26,6 @@ apt_install() {
     APT_UPDATED=1
   fi
   say "installing Debian package(s): $*"
-  # policy-rc.d 101: packages must not try to start services through init scripts here.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
@@ -76,15 +75,16 @@ postgres() {
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   fi
   wait_for postgres postgres_ready || return
-  if [ "$(su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\"" 2>/dev/null)" != 1 ]; then
+  # Administration goes through the local socket as the postgres user (peer or trust auth).
+  if [ "$(su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'test'\"" 2>/dev/null)" != 1 ]; then
     say "postgres: creating database test"
-    su postgres -c "psql -h 127.0.0.1 -qc 'CREATE DATABASE test'" || FAILED+=(postgres-db)
+    su postgres -c "psql -qc 'CREATE DATABASE test'" || FAILED+=(postgres-db)
   else
     say "postgres: database test exists"
   fi
-  if [ "$(su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'root'\"" 2>/dev/null)" != 1 ]; then
+  if [ "$(su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'root'\"" 2>/dev/null)" != 1 ]; then
     say "postgres: creating superuser role root"
-    su postgres -c "psql -h 127.0.0.1 -qc 'CREATE ROLE root SUPERUSER LOGIN'" || true
+    su postgres -c "psql -qc 'CREATE ROLE root SUPERUSER LOGIN'" || true
   fi
 }
 
