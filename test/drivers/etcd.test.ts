@@ -56,16 +56,33 @@ const rawDeletePrefix = (prefix: string) =>
     ),
   });
 
+/** Delete what this run wrote, and only that (other runs may share the server): every poison
+ *  key named by a record under this run's meta prefix, then the meta prefix itself. */
+async function deleteRunKeys(): Promise<void> {
+  const recordPrefix = `${metaPrefix}record/`;
+  const reply = await raw("/v3/kv/range", {
+    key: b64(recordPrefix),
+    range_end: b64(`${metaPrefix}record0`),
+    keys_only: true,
+  });
+  const keys = ((reply.kvs as Array<{ key: string }> | undefined) ?? []).map((kv) =>
+    Buffer.from(kv.key, "base64").toString("utf8").slice(recordPrefix.length),
+  );
+  for (let i = 0; i < keys.length; i += 100) {
+    await raw("/v3/kv/txn", {
+      success: keys.slice(i, i + 100).map((key) => ({ request_delete_range: { key: b64(key) } })),
+    });
+  }
+  await rawDeletePrefix(metaPrefix);
+}
+
 await testDriver({
   name: "etcd",
   durable: true,
   unavailable,
   open: (options) => openPoisonStore(etcdDriver({ url, metaPrefix }), options),
   async teardown() {
-    await rawDeletePrefix("/poison-test/");
-    await rawDeletePrefix("/poison-test-a/");
-    await rawDeletePrefix("/poison-test-b/");
-    await rawDeletePrefix(metaPrefix);
+    await deleteRunKeys();
   },
 });
 
@@ -75,7 +92,7 @@ describe("etcd driver", { skip: skip ?? false }, () => {
   const cleanup: Array<() => Promise<unknown>> = [];
   after(async () => {
     for (const step of cleanup.reverse()) await step();
-    await rawDeletePrefix(metaPrefix);
+    await deleteRunKeys();
   });
 
   it("each core call is one round trip (one transaction), on success and on conflict", async () => {
