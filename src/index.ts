@@ -48,6 +48,12 @@ export {
   processOwner,
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
+export {
+  DEFAULT_ETCD_META_PREFIX,
+  type EtcdDriverOptions,
+  etcdDriver,
+  poisonValue,
+} from "./drivers/etcd.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
 export {
   type MysqlDriverOptions,
@@ -60,6 +66,11 @@ export {
   type PostgresDriverOptions,
   postgresDriver,
 } from "./drivers/postgres.js";
+export {
+  DEFAULT_REDIS_KEY_PREFIX,
+  type RedisDriverOptions,
+  redisDriver,
+} from "./drivers/redis.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
 export {
   type CleanupOutcome,
