@@ -20,7 +20,7 @@ import {
   labelOf,
   type OptionSpec,
 } from "./context.js";
-import { type CliError, ExitCode, toCliError, usageError } from "./errors.js";
+import { type CliError, ExitCode, errorJson, toCliError, usageError } from "./errors.js";
 import { type CliIo, colourEnabled, Printer, redactor, urlPasswords } from "./io.js";
 
 export type { CliIo } from "./io.js";
@@ -147,17 +147,7 @@ async function report(
     }
     if (cause !== undefined && !(cause instanceof Error)) await err.line(c.dim(String(cause)));
   }
-  if (json) {
-    await out.json({
-      error: {
-        code: error.code,
-        exitCode: error.exitCode,
-        message: error.message,
-        fix: error.fix ?? null,
-        ...error.details,
-      },
-    });
-  }
+  if (json && !error.inJsonDocument) await out.json({ error: errorJson(error) });
   return error.exitCode;
 }
 

@@ -22,6 +22,8 @@ export class CliError extends Error {
   readonly fix: string | undefined;
   /** Extra fields for the `--json` error document (for example the current holder). */
   readonly details: Record<string, unknown>;
+  /** Set when a streamed `--json` document already carries this error (so none is added). */
+  inJsonDocument = false;
 
   constructor(
     code: string,
@@ -38,6 +40,17 @@ export class CliError extends Error {
     this.fix = fix;
     this.details = details;
   }
+}
+
+/** The `error` object of a `--json` document. */
+export function errorJson(error: CliError): Record<string, unknown> {
+  return {
+    code: error.code,
+    exitCode: error.exitCode,
+    message: error.message,
+    fix: error.fix ?? null,
+    ...error.details,
+  };
 }
 
 /** A command line that cannot be run as written. */

@@ -108,3 +108,50 @@ export class StreamingTable<Row> {
       .join("  ");
   }
 }
+
+/**
+ * One JSON document written as it is read: `{...head, "<field>": [items...], ...tail}`. The head
+ * is written with the first batch, so a failure before any data leaves stdout empty (the caller
+ * then prints a plain error document); a failure mid-way closes the document with an `error`.
+ */
+export class JsonArrayWriter {
+  readonly #printer: Printer;
+  readonly #head: Record<string, unknown>;
+  readonly #field: string;
+  #started = false;
+  #count = 0;
+
+  constructor(printer: Printer, head: Record<string, unknown>, field: string) {
+    this.#printer = printer;
+    this.#head = head;
+    this.#field = field;
+  }
+
+  async write(items: readonly unknown[]): Promise<void> {
+    let text = "";
+    if (!this.#started) {
+      this.#started = true;
+      text += `${JSON.stringify(this.#head).slice(0, -1)},\n  ${JSON.stringify(this.#field)}: [`;
+    }
+    for (const item of items) {
+      text += `${this.#count === 0 ? "" : ","}\n    ${JSON.stringify(item)}`;
+      this.#count++;
+    }
+    await this.#printer.write(text);
+  }
+
+  async end(tail: Record<string, unknown>): Promise<void> {
+    if (!this.#started) await this.write([]);
+    const fields = Object.entries(tail)
+      .map(([name, value]) => `,\n  ${JSON.stringify(name)}: ${JSON.stringify(value)}`)
+      .join("");
+    await this.#printer.write(`${this.#count > 0 ? "\n  " : ""}]${fields}\n}\n`);
+  }
+
+  /** Close a started document with the error; false when nothing was written yet. */
+  async fail(error: Record<string, unknown>, tail: Record<string, unknown>): Promise<boolean> {
+    if (!this.#started) return false;
+    await this.end({ ...tail, error });
+    return true;
+  }
+}

@@ -5,7 +5,7 @@
  * each networked backend listed in NETWORKED_STORE_URLS or in POISON_CLI_STORES (comma-separated
  * URLs). Adding a backend to the CLI tests is one line in NETWORKED_STORE_URLS.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -187,3 +187,50 @@ function newestSource(dir: string): number {
 /** An ANSI escape sequence (colour). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting them is the point
 export const ANSI = /\u001b\[/;
+
+/**
+ * Start `poison ARGS` on a pseudo-terminal and answer the first prompt matching `prompt` with
+ * what `answer()` returns, once it has run (so a test can change the store while the operator
+ * reads the record).
+ */
+export function answerOnTty(
+  args: readonly string[],
+  prompt: RegExp,
+  answer: () => Promise<string>,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  ensureBuilt();
+  const command = [process.execPath, BIN, ...args].map(shellQuote).join(" ");
+  const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], {
+    env: cleanEnv(options.env),
+    cwd: options.cwd ?? scratchDir(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  let answered = false;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill(), 60_000);
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      if (!answered && prompt.test(stdout)) {
+        answered = true;
+        answer().then(
+          (line) => child.stdin.end(line),
+          (error: unknown) => {
+            child.kill();
+            reject(error);
+          },
+        );
+      }
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve(result(code, stdout, stderr));
+    });
+  });
+}

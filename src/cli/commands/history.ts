@@ -1,7 +1,7 @@
 import type { AuditEntry } from "../../core/records.js";
 import type { Command, CommandContext } from "../context.js";
-import { ExitCode } from "../errors.js";
-import { age, type Column, StreamingTable } from "../format.js";
+import { ExitCode, errorJson, toCliError } from "../errors.js";
+import { age, type Column, JsonArrayWriter, StreamingTable } from "../format.js";
 
 export const DEFAULT_HISTORY_LIMIT = 50;
 const PAGE_SIZE = 200;
@@ -33,35 +33,37 @@ With KEY, only that key's entries.`,
     const json = ctx.global.json;
     return ctx.withStore(async (store) => {
       const table = new StreamingTable<AuditEntry>(ctx.out, historyColumns(now, key === undefined));
-      if (json) {
-        const head = JSON.stringify({ ...ctx.where(store), key: key ?? null });
-        await ctx.out.write(`${head.slice(0, -1)},\n  "entries": [`);
-      }
+      const stream = new JsonArrayWriter(
+        ctx.out,
+        { ...ctx.where(store), key: key ?? null },
+        "entries",
+      );
       let shown = 0;
       let cursor: string | null = null;
-      do {
-        const page = await store.auditLog({
-          ...(key === undefined ? {} : { key }),
-          limit: Math.min(PAGE_SIZE, limit - shown),
-          cursor,
-        });
-        if (json) {
-          await ctx.out.write(
-            page.entries
-              .map((e, i) => `${shown + i === 0 ? "" : ","}\n    ${JSON.stringify(e)}`)
-              .join(""),
-          );
-        } else {
-          await table.write(page.entries);
-        }
-        shown += page.entries.length;
-        cursor = page.cursor;
-      } while (cursor !== null && shown < limit);
+      try {
+        do {
+          const page = await store.auditLog({
+            ...(key === undefined ? {} : { key }),
+            limit: Math.min(PAGE_SIZE, limit - shown),
+            cursor,
+          });
+          await (json ? stream.write(page.entries) : table.write(page.entries));
+          shown += page.entries.length;
+          cursor = page.cursor;
+        } while (cursor !== null && shown < limit);
+      } catch (error) {
+        const failure = toCliError(error, "history");
+        if (json)
+          failure.inJsonDocument = await stream.fail(errorJson(failure), {
+            count: shown,
+            truncated: true,
+          });
+        throw failure;
+      }
+      // The store fetches one entry beyond the page to know: a cursor means more entries exist.
       const truncated = cursor !== null;
       if (json) {
-        await ctx.out.write(
-          `${shown > 0 ? "\n  " : ""}],\n  "count": ${shown},\n  "truncated": ${truncated}\n}\n`,
-        );
+        await stream.end({ count: shown, truncated });
         return ExitCode.Ok;
       }
       const c = ctx.out.colour;

@@ -1,7 +1,14 @@
 import type { PoisonRecord, PoisonState } from "../../core/records.js";
 import type { Command, CommandContext } from "../context.js";
-import { ExitCode, usageError } from "../errors.js";
-import { age, type Column, colourState, errorSummary, StreamingTable } from "../format.js";
+import { ExitCode, errorJson, toCliError, usageError } from "../errors.js";
+import {
+  age,
+  type Column,
+  colourState,
+  errorSummary,
+  JsonArrayWriter,
+  StreamingTable,
+} from "../format.js";
 
 /** Records asked of the store per round trip: memory stays bounded by this, whatever the total. */
 export const LIST_PAGE_SIZE = 500;
@@ -42,48 +49,44 @@ an operation holds it now, or died holding it.`,
 
     return ctx.withStore(async (store) => {
       const table = new StreamingTable<PoisonRecord>(ctx.out, listColumns(now));
+      const stream = new JsonArrayWriter(
+        ctx.out,
+        { ...ctx.where(store), prefix: prefix ?? null, state: state ?? null },
+        "records",
+      );
       let shown = 0;
       let truncated = false;
       let cursor: string | null = null;
-      if (json) {
-        // Streamed as one document, so --json stays in bounded memory too.
-        const head = JSON.stringify({
-          ...ctx.where(store),
-          prefix: prefix ?? null,
-          state: state ?? null,
-        });
-        await ctx.out.write(`${head.slice(0, -1)},\n  "records": [`);
-      }
-      do {
-        const page = await store.listPoisons({ prefix, limit: LIST_PAGE_SIZE, cursor });
-        const rows: PoisonRecord[] = [];
-        for (const record of page.records) {
-          if (state && record.state !== state) continue;
-          if (limit !== undefined && shown >= limit) {
-            truncated = true;
-            break;
+      try {
+        do {
+          const page = await store.listPoisons({ prefix, limit: LIST_PAGE_SIZE, cursor });
+          const rows: PoisonRecord[] = [];
+          for (const record of page.records) {
+            if (state && record.state !== state) continue;
+            if (limit !== undefined && shown >= limit) {
+              truncated = true;
+              break;
+            }
+            rows.push(record);
+            shown++;
           }
-          rows.push(record);
-          shown++;
-        }
-        if (json) {
-          const start = shown - rows.length;
-          const text = rows
-            .map((record, i) => `${start + i === 0 ? "" : ","}\n    ${JSON.stringify(record)}`)
-            .join("");
-          await ctx.out.write(text);
-        } else {
-          await table.write(rows);
-        }
-        cursor = page.cursor;
-        // At the limit with more pages left: there may be more (we do not read on to find out).
-        if (limit !== undefined && shown >= limit && cursor !== null) truncated = true;
-      } while (cursor !== null && !truncated);
+          await (json ? stream.write(rows) : table.write(rows));
+          cursor = page.cursor;
+          // At the limit with more pages left: there may be more (we do not read on to find out).
+          if (limit !== undefined && shown >= limit && cursor !== null) truncated = true;
+        } while (cursor !== null && !truncated);
+      } catch (error) {
+        const failure = toCliError(error, "list");
+        if (json)
+          failure.inJsonDocument = await stream.fail(errorJson(failure), {
+            count: shown,
+            truncated: true,
+          });
+        throw failure;
+      }
 
       if (json) {
-        await ctx.out.write(
-          `${shown > 0 ? "\n  " : ""}],\n  "count": ${shown},\n  "truncated": ${truncated}\n}\n`,
-        );
+        await stream.end({ count: shown, truncated });
         return ExitCode.Ok;
       }
       const c = ctx.out.colour;
