@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import type { PoisonStoreClient } from "../core/contract.js";
 import { openPoisonStore, redactUrl } from "../open.js";
 import { usageError } from "./errors.js";
-import type { CliIo, Printer } from "./io.js";
+import { type CliIo, type Printer, redactor } from "./io.js";
 
 /** Where the store comes from when neither --store nor POISON_STORE_URL says. */
 export const DEFAULT_STORE_URL = "sqlite:./poison.db";
@@ -131,6 +131,8 @@ export class CommandContext {
   }
 }
 
+/** The store URL as it may be printed: `redactUrl`, then the CLI's stricter pass (which also
+ *  hides a password that contains `@`). */
 export function labelOf(url: string): string {
-  return redactUrl(url);
+  return redactor([])(redactUrl(url));
 }

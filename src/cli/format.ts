@@ -25,10 +25,15 @@ export function age(iso: string | undefined, now: Date): string {
  *  so a hostile key or message cannot move the cursor or forge table rows. */
 export function cell(text: string | undefined, max = Number.POSITIVE_INFINITY): string {
   if (text === undefined || text === "") return "-";
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+  const flat = printable(text);
   const chars = [...flat];
   return chars.length <= max ? flat : `${chars.slice(0, Math.max(1, max - 1)).join("")}…`;
+}
+
+/** `text` with control characters (escape sequences, carriage returns…) shown as spaces. */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
 }
 
 /** `Name: first line of the message`, or `-`. */

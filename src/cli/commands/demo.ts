@@ -173,16 +173,7 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
       "The operator repairs shard 4 by hand, then clears the key, with a reason. It is audited:",
     );
     if (human) {
-      await poison(
-        "clear",
-        RESOURCE,
-        "--force",
-        "--reason",
-        REPAIR_REASON,
-        "--actor",
-        actor,
-        "--yes",
-      );
+      await poison("clear", RESOURCE, "--force", "--reason", REPAIR_REASON, "--yes");
       await poison("history");
     } else {
       await store.forceDeletePoison(RESOURCE, { actor, reason: REPAIR_REASON });

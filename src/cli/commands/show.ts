@@ -1,7 +1,7 @@
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
-import { age, cell, colourState, errorSummary, StreamingTable } from "../format.js";
+import { age, cell, colourState, errorSummary, printable, StreamingTable } from "../format.js";
 import type { Printer } from "../io.js";
 import { historyColumns } from "./history.js";
 
@@ -74,7 +74,7 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
   for (const [label, value] of rows) await out.line(`${c.dim(label.padEnd(10))} ${value}`);
   if (record.error?.stack) {
     await out.line(c.dim("stack"));
-    for (const line of record.error.stack.split("\n")) await out.line(`  ${line}`);
+    for (const line of record.error.stack.split("\n")) await out.line(`  ${printable(line)}`);
   }
   await out.line(c.dim("data"));
   const data = record.data === undefined ? "-" : compactJson(record.data);
