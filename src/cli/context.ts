@@ -117,7 +117,7 @@ export class CommandContext {
     const options: { namespace?: string; timeoutMs?: number } = {};
     if (this.global.namespace !== undefined) options.namespace = this.global.namespace;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
-    const store = openPoisonStore(this.global.storeUrl, options);
+    const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
     try {
       return await body(store);
     } finally {

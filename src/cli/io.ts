@@ -4,6 +4,9 @@
  * password inside a store URL is never printed, not even inside a driver's error message.
  */
 
+import type { PoisonStoreClient } from "../core/contract.js";
+import type { OpenPoisonStoreOptions } from "../open.js";
+
 /** A stream the CLI writes to (process.stdout, process.stderr, or a test double). */
 export interface OutputStream {
   write(chunk: string): boolean;
@@ -24,6 +27,8 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;
   /** Where "now" comes from, for ages in tables. Default `() => new Date()`. */
   now?: () => Date;
+  /** How a store URL is opened. Default `openPoisonStore`; tests inject failing stores. */
+  openStore?: (url: string, options: OpenPoisonStoreOptions) => PoisonStoreClient;
 }
 
 /**
