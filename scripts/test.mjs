@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with Node's test runner (TypeScript through tsx).
 // Extra arguments are passed to `node --test` (for example --test-name-pattern=race).
+// Builds first: the CLI tests run the built bin (bin/poison.js -> dist/) as a child process.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -14,6 +15,9 @@ function find(dir) {
     return entry.name.endsWith(".test.ts") ? [path] : [];
   });
 }
+
+const build = spawnSync("npm", ["run", "build", "--silent"], { stdio: "inherit", cwd: root });
+if (build.status !== 0) process.exit(build.status ?? 1);
 
 const files = find(join(root, "test"))
   .map((f) => relative(root, f))

@@ -1,0 +1,101 @@
+import type { AuditEntry } from "../../core/records.js";
+import type { Command, CommandContext } from "../context.js";
+import { ExitCode, errorJson, toCliError } from "../errors.js";
+import { age, type Column, JsonArrayWriter, StreamingTable } from "../format.js";
+
+export const DEFAULT_HISTORY_LIMIT = 50;
+const PAGE_SIZE = 200;
+
+export const historyCommand: Command = {
+  name: "history",
+  summary: "show the audit log of manual puts and clears, newest first",
+  usage: "poison history [KEY] [--limit N]",
+  description: `Shows the audit log kept in the store: every manual put, audited clear and forced
+clear, newest first, with who did it, why, the token, and (in --json) the record as it stood.
+With KEY, only that key's entries.`,
+  options: {
+    limit: {
+      type: "string",
+      value: "N",
+      help: `show at most N entries (default ${DEFAULT_HISTORY_LIMIT})`,
+    },
+  },
+  positionals: { min: 0, max: 1 },
+  examples: [
+    "poison history",
+    "poison history table/1024",
+    "poison history --limit 500 --json | jq '.entries[] | select(.action == \"force-delete\")'",
+  ],
+  async run(ctx: CommandContext): Promise<number> {
+    const key = ctx.args[0];
+    const limit = ctx.positiveInt("limit") ?? DEFAULT_HISTORY_LIMIT;
+    const now = ctx.now();
+    const json = ctx.global.json;
+    return ctx.withStore(async (store) => {
+      const table = new StreamingTable<AuditEntry>(ctx.out, historyColumns(now, key === undefined));
+      const stream = new JsonArrayWriter(
+        ctx.out,
+        { ...ctx.where(store), key: key ?? null },
+        "entries",
+      );
+      let shown = 0;
+      let cursor: string | null = null;
+      try {
+        do {
+          const page = await store.auditLog({
+            ...(key === undefined ? {} : { key }),
+            limit: Math.min(PAGE_SIZE, limit - shown),
+            cursor,
+          });
+          await (json ? stream.write(page.entries) : table.write(page.entries));
+          shown += page.entries.length;
+          cursor = page.cursor;
+        } while (cursor !== null && shown < limit);
+      } catch (error) {
+        const failure = toCliError(error, "history");
+        if (json)
+          failure.inJsonDocument = await stream.fail(errorJson(failure), {
+            count: shown,
+            truncated: true,
+          });
+        throw failure;
+      }
+      // The store fetches one entry beyond the page to know: a cursor means more entries exist.
+      const truncated = cursor !== null;
+      if (json) {
+        await stream.end({ count: shown, truncated });
+        return ExitCode.Ok;
+      }
+      const c = ctx.out.colour;
+      if (shown === 0) {
+        await ctx.out.line(
+          `no audit entries${key === undefined ? "" : ` for ${JSON.stringify(key)}`}`,
+        );
+      } else {
+        const more = truncated ? ` (--limit ${limit} reached; there are more)` : "";
+        await ctx.out.line(c.dim(`${shown} entr${shown === 1 ? "y" : "ies"}${more}`));
+      }
+      return ExitCode.Ok;
+    });
+  },
+};
+
+export function historyColumns(now: Date, withKey: boolean): Column<AuditEntry>[] {
+  const columns: Column<AuditEntry>[] = [
+    { title: "AT", max: 24, value: (e) => e.at },
+    { title: "AGO", max: 8, value: (e) => age(e.at, now) },
+    {
+      title: "ACTION",
+      max: 12,
+      value: (e) => e.action,
+      paint: (t, e, c) => (t === e.action && e.action === "force-delete" ? c.yellow(t) : t),
+    },
+  ];
+  if (withKey) columns.push({ title: "KEY", max: 40, value: (e) => e.key });
+  columns.push(
+    { title: "ACTOR", max: 20, value: (e) => e.actor },
+    { title: "TOKEN", max: 36, value: (e) => e.token ?? e.record?.token ?? "" },
+    { title: "REASON", max: 80, value: (e) => e.reason },
+  );
+  return columns;
+}

@@ -1,0 +1,253 @@
+/**
+ * Runs the BUILT `poison` bin as a child process, the way an operator runs it.
+ *
+ * Stores: every command test runs once per URL of {@link cliStores}: a fresh SQLite file, plus
+ * each networked backend listed in NETWORKED_STORE_URLS or in POISON_CLI_STORES (comma-separated
+ * URLs). Adding a backend to the CLI tests is one line in NETWORKED_STORE_URLS.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { backendSkipReason } from "../conformance/index.js";
+import { etcdUnavailable, etcdUrl, postgresUnavailable, postgresUrl } from "../support/servers.js";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const BIN = join(ROOT, "bin", "poison.js");
+const BUILT = join(ROOT, "dist", "src", "cli", "main.js");
+
+/**
+ * Networked backends the CLI tests also run on, once their drivers are in `openPoisonStore`.
+ * One line each, for example "postgres://postgres@127.0.0.1:5432/test".
+ */
+export const NETWORKED_STORE_URLS: readonly string[] = await reachable([
+  { name: "postgres", url: postgresUrl, unavailable: postgresUnavailable },
+  { name: "etcd", url: etcdUrl, unavailable: etcdUnavailable },
+]);
+
+/** The URLs of the backends that answer; the others are reported as skipped (a failure in CI). */
+async function reachable(
+  backends: Array<{ name: string; url: string; unavailable: () => Promise<string | null> }>,
+): Promise<string[]> {
+  const urls: string[] = [];
+  for (const backend of backends) {
+    if ((await backendSkipReason(backend.name, backend.unavailable)) === null)
+      urls.push(backend.url);
+  }
+  return urls;
+}
+
+export interface CliStore {
+  /** For test names: the scheme, or "sqlite". */
+  name: string;
+  url: string;
+}
+
+/** The stores the command matrix runs on. */
+export function cliStores(): CliStore[] {
+  const fromEnv = (process.env.POISON_CLI_STORES ?? "")
+    .split(",")
+    .map((url) => url.trim())
+    .filter(Boolean);
+  const networked = [...new Set([...NETWORKED_STORE_URLS, ...fromEnv])].map((url) => ({
+    name: url.slice(0, url.indexOf(":")),
+    url,
+  }));
+  return [
+    { name: "sqlite", url: `sqlite:${join(scratchDir(), `cli-${randomUUID()}.db`)}` },
+    ...networked,
+  ];
+}
+
+let scratch: string | null = null;
+/** A temporary directory for this test file, removed when the process exits. */
+export function scratchDir(): string {
+  if (!scratch) {
+    const dir = mkdtempSync(join(tmpdir(), "poison-cli-test-"));
+    scratch = dir;
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return scratch;
+}
+
+/** A namespace no other run uses, so reruns against a shared server never collide. */
+export function freshNamespace(): string {
+  return `/poison-cli-test/${randomUUID()}/`;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as exactly one JSON document. */
+  json<T = Record<string, unknown>>(): T;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  /** Written to the child's stdin (a pipe, so not a terminal). */
+  input?: string;
+  cwd?: string;
+}
+
+/** The environment without anything of the caller's that would change the CLI's behaviour. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of [
+    "POISON_STORE_URL",
+    "POISON_NAMESPACE",
+    "POISON_ACTOR",
+    "NO_COLOR",
+    "FORCE_COLOR",
+  ])
+    delete env[name];
+  for (const [name, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
+}
+
+/** Run `poison ARGS` and wait for it. */
+export function runPoison(args: readonly string[], options: RunOptions = {}): RunResult {
+  ensureBuilt();
+  const child = spawnSync(process.execPath, [BIN, ...args], {
+    env: cleanEnv(options.env),
+    input: options.input ?? "",
+    encoding: "utf8",
+    cwd: options.cwd ?? scratchDir(),
+    timeout: 60_000,
+  });
+  if (child.error) throw child.error;
+  return result(child.status, child.stdout, child.stderr);
+}
+
+function result(code: number | null, stdout: string, stderr: string): RunResult {
+  return {
+    code,
+    stdout,
+    stderr,
+    json<T>() {
+      try {
+        return JSON.parse(stdout) as T;
+      } catch (error) {
+        throw new Error(
+          `stdout is not one JSON document (${(error as Error).message}):\n${stdout}\nstderr:\n${stderr}`,
+        );
+      }
+    },
+  };
+}
+
+/** `poison` bound to one store and namespace. */
+export function cliOn(store: CliStore, namespace = freshNamespace()) {
+  return {
+    store,
+    namespace,
+    run(args: readonly string[], options: RunOptions = {}): RunResult {
+      return runPoison([...args, "--store", store.url, "--namespace", namespace], options);
+    },
+  };
+}
+
+/** True when util-linux `script` can give the child a pseudo-terminal. */
+export function hasScript(): boolean {
+  const probe = spawnSync("script", ["--version"], { encoding: "utf8" });
+  return probe.status === 0 && /util-linux/.test(probe.stdout + probe.stderr);
+}
+
+/**
+ * Run `poison ARGS` on a pseudo-terminal (util-linux `script`), typing `input`. stdout and
+ * stderr both arrive on the terminal, so they come back together.
+ */
+export function runPoisonOnTty(args: readonly string[], options: RunOptions = {}): RunResult {
+  ensureBuilt();
+  const command = [process.execPath, BIN, ...args].map(shellQuote).join(" ");
+  const child = spawnSync("script", ["-q", "-e", "-c", command, "/dev/null"], {
+    env: cleanEnv(options.env),
+    input: options.input ?? "",
+    encoding: "utf8",
+    cwd: options.cwd ?? scratchDir(),
+    timeout: 60_000,
+  });
+  if (child.error) throw child.error;
+  return result(child.status, child.stdout, child.stderr);
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+let built = false;
+/** `npm test` builds first (scripts/test.mjs); running one file by hand builds when stale. */
+export function ensureBuilt(): void {
+  if (built) return;
+  if (!existsSync(BUILT) || newestSource(join(ROOT, "src")) > statSync(BUILT).mtimeMs) {
+    const build = spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+    if (build.status !== 0)
+      throw new Error("npm run build failed; the CLI tests need the built bin");
+  }
+  built = true;
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** An ANSI escape sequence (colour). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: detecting them is the point
+export const ANSI = /\u001b\[/;
+
+/**
+ * Start `poison ARGS` on a pseudo-terminal and answer the first prompt matching `prompt` with
+ * what `answer()` returns, once it has run (so a test can change the store while the operator
+ * reads the record).
+ */
+export function answerOnTty(
+  args: readonly string[],
+  prompt: RegExp,
+  answer: () => Promise<string>,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  ensureBuilt();
+  const command = [process.execPath, BIN, ...args].map(shellQuote).join(" ");
+  const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], {
+    env: cleanEnv(options.env),
+    cwd: options.cwd ?? scratchDir(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  let answered = false;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill(), 60_000);
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      if (!answered && prompt.test(stdout)) {
+        answered = true;
+        answer().then(
+          (line) => child.stdin.end(line),
+          (error: unknown) => {
+            child.kill();
+            reject(error);
+          },
+        );
+      }
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve(result(code, stdout, stderr));
+    });
+  });
+}
