@@ -21,6 +21,9 @@ export interface DriverCapabilities {
   readonly shared: boolean;
   /** Each single-key call of the core contract is one round trip to a server. */
   readonly oneRoundTrip: boolean;
+  /** The most keys one atomic batch may name (default 1000); the runtime refuses larger batches
+   *  with InvalidArgumentError before anything is sent. */
+  readonly maxBatchKeys?: number;
 }
 
 /** An audit entry to append in the same atomic step as the write it describes. One is stored per

@@ -40,6 +40,7 @@ import {
   checkString,
   checkToken,
   MAX_LABEL_BYTES,
+  MAX_PAGE_SIZE,
   MAX_STACK_BYTES,
   MAX_TEXT_BYTES,
 } from "./validation.js";
@@ -71,6 +72,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   readonly backend: string;
   readonly namespace: string;
   readonly #driver: PoisonDriver;
+  readonly #maxBatchKeys: number;
   readonly #timeoutMs: number;
   readonly #clock: () => Date;
   #initialised: Promise<void> | null = null;
@@ -82,6 +84,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     const checked = checkObject("options", options, false) ?? {};
     this.#driver = driver;
     this.backend = driver.backend;
+    this.#maxBatchKeys = driver.capabilities.maxBatchKeys ?? MAX_PAGE_SIZE;
     this.namespace =
       checked.namespace === undefined ? DEFAULT_NAMESPACE : checkNamespace(checked.namespace);
     const timeoutMs = checked.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -125,12 +128,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
     token: string,
     info?: PutPoisonInfo,
   ): Promise<PoisonRecord[]> {
-    return this.#call(() => this.#put(checkKeys(keys), token, info));
+    return this.#call(() => this.#put(checkKeys(keys, "keys", this.#maxBatchKeys), token, info));
   }
 
   deletePoisons(keys: readonly string[], token: string): Promise<void> {
     return this.#call(async () => {
-      await this.#remove(checkKeys(keys), checkToken(token), undefined);
+      await this.#remove(checkKeys(keys, "keys", this.#maxBatchKeys), checkToken(token), undefined);
     });
   }
 
@@ -181,7 +184,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   markPoisons(keys: readonly string[], token: string, error: unknown): Promise<PoisonRecord[]> {
     return this.#call(async () => {
-      const checkedKeys = checkKeys(keys);
+      const checkedKeys = checkKeys(keys, "keys", this.#maxBatchKeys);
       const checkedToken = checkToken(token);
       const now = this.#now();
       return this.#update(checkedKeys, checkedToken, {
@@ -194,7 +197,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   touchPoisons(keys: readonly string[], token: string): Promise<PoisonRecord[]> {
     return this.#call(async () => {
-      const checkedKeys = checkKeys(keys);
+      const checkedKeys = checkKeys(keys, "keys", this.#maxBatchKeys);
       const checkedToken = checkToken(token);
       const now = this.#now();
       return this.#update(checkedKeys, checkedToken, { updatedAt: now, heartbeatAt: now });

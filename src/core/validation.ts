@@ -78,14 +78,14 @@ export function checkOptionalString(
 }
 
 /** A non-empty list of distinct keys. */
-export function checkKeys(value: unknown, argument = "keys"): string[] {
+export function checkKeys(value: unknown, argument = "keys", max = MAX_PAGE_SIZE): string[] {
   if (!Array.isArray(value))
     throw new InvalidArgumentError(argument, `must be an array of keys, got ${describe(value)}`);
   if (value.length === 0) throw new InvalidArgumentError(argument, "must name at least one key");
-  if (value.length > MAX_PAGE_SIZE) {
+  if (value.length > max) {
     throw new InvalidArgumentError(
       argument,
-      `must name at most ${MAX_PAGE_SIZE} keys, got ${value.length}`,
+      `must name at most ${max} keys on this backend, got ${value.length}`,
     );
   }
   const keys = value.map((key, i) => checkKey(key, `${argument}[${i}]`));

@@ -240,7 +240,8 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
 
   return {
     backend: "etcd",
-    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+    // etcd's default --max-txn-ops is 128; an audited batch spends three operations per key.
+    capabilities: { durable: true, shared: true, oneRoundTrip: true, maxBatchKeys: 42 },
 
     async init() {
       // Nothing to create: etcd keys need no schema. Fail early if no endpoint answers.

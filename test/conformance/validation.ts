@@ -148,6 +148,11 @@ export function validation(ctx: SuiteContext): void {
     await rejectsWith(store.tryPutPoisons([key, ""], "t"), InvalidArgumentError, {
       argument: "keys[1]",
     });
+    const tooMany = Array.from({ length: 1001 }, (_, i) => `${key}/${i}`);
+    const error = await rejectsWith(store.tryPutPoisons(tooMany, "t"), InvalidArgumentError, {
+      argument: "keys",
+    });
+    assert.match(error.reason, /at most \d+ keys on this backend/);
     await rejectsWith(store.deletePoisons("k" as never, "t"), InvalidArgumentError, {
       argument: "keys",
     });
