@@ -24,6 +24,9 @@ export interface TortureBackend {
     target: { host: string; port: number };
     open(proxyPort: number, options?: PoisonStoreOptions): PoisonStoreClient;
   };
+  /** A URL other processes can open to share this backend's data; enables the multi-process
+   *  workload. Absent for `memory:`, which lives in one process. */
+  url?(): string;
   /** Scale of the fuzz run relative to the full 100,000 calls (1 for in-process backends;
    *  networked backends run a small fraction). */
   fuzzScale: number;
@@ -49,6 +52,7 @@ export const BACKENDS: readonly TortureBackend[] = [
   {
     name: "sqlite",
     open: (options) => openPoisonStore(sqliteUrl(), options),
+    url: sqliteUrl,
     fuzzScale: 0.1,
     async teardown() {
       if (sqliteDir) rmSync(sqliteDir, { recursive: true, force: true });
@@ -60,6 +64,7 @@ export const BACKENDS: readonly TortureBackend[] = [
   //   name: "postgres",
   //   unavailable: () => reachable("127.0.0.1", 5432),
   //   open: (options) => openPoisonStore("postgres://postgres@127.0.0.1:5432/test", options),
+  //   url: () => "postgres://postgres@127.0.0.1:5432/test",
   //   proxy: {
   //     target: { host: "127.0.0.1", port: 5432 },
   //     open: (port, options) => openPoisonStore(`postgres://postgres@127.0.0.1:${port}/test`, options),

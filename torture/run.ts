@@ -17,6 +17,7 @@ import { runProxyFaults } from "./faults/proxy.js";
 import { runSqliteKills } from "./faults/sqlite-kill.js";
 import { runFuzz } from "./fuzz.js";
 import { checkHistory } from "./lin/check.js";
+import { runProcesses } from "./processes.js";
 import { runWorkload } from "./workload.js";
 
 const { values } = parseArgs({
@@ -40,6 +41,7 @@ if (unknownNames.length > 0) {
 const SIZE = {
   operations: long ? 100_000 : 10_000,
   clients: 16,
+  processes: 4,
   keys: 4,
   tokensPerKey: 3,
   kills: long ? 200 : 50,
@@ -53,6 +55,8 @@ interface Row {
   conflicts: number;
   unknown: number;
   violations: number;
+  processOps: string;
+  processViolations: string;
   checkMs: number;
   fuzzCalls: number;
   fuzzFailures: number;
@@ -117,6 +121,39 @@ async function tortureOne(backend: TortureBackend): Promise<Row> {
     // treats its outcome as unknown. Shown so a surprising cause gets looked at.
     if (stats.unknown > 0) {
       say(`${stats.unknown} unknown outcomes, causes: ${JSON.stringify(stats.unknownCauses)}`);
+      say(`first unknown outcomes: ${stats.unknownSamples.join("; ")}`);
+    }
+
+    // 1b. The same from several processes, for backends other processes can open.
+    let processOps = "n/a";
+    let processViolations = "n/a";
+    if (backend.url) {
+      const multi = await runProcesses({
+        url: backend.url(),
+        processes: SIZE.processes,
+        clientsPerProcess: SIZE.clients / SIZE.processes,
+        operations: SIZE.operations,
+        seed,
+      });
+      const multiCheck = checkHistory(multi.history, { budgetMs: 120_000 });
+      processOps = String(multi.stats.operations);
+      processViolations = String(
+        multiCheck.violations.length + multiCheck.undecided.length + multi.stats.anomalies.length,
+      );
+      say(
+        `${SIZE.processes} processes: ${multi.stats.operations} ops (${multi.stats.conflicts} conflicts, ${multi.stats.unknown} unknown) in ${(multi.stats.elapsedMs / 1000).toFixed(1)} s, checked in ${(multiCheck.elapsedMs / 1000).toFixed(1)} s: ${multiCheck.ok ? "linearizable" : "NOT LINEARIZABLE"}`,
+      );
+      if (multi.stats.unknown > 0) {
+        say(`  unknown outcomes: ${JSON.stringify(multi.stats.unknownCauses)}`);
+      }
+      for (const v of multiCheck.violations) {
+        flag(
+          `${SIZE.processes} processes, history of ${v.key} is not linearizable:\n${v.explanation}`,
+        );
+      }
+      for (const u of multiCheck.undecided)
+        flag(`${SIZE.processes} processes, ${u.key}: the checker ran out of time`);
+      for (const a of multi.stats.anomalies) flag(`${SIZE.processes} processes: ${a}`);
     }
 
     // 2. Proxy faults, for backends that declare a server to proxy.
@@ -163,6 +200,8 @@ async function tortureOne(backend: TortureBackend): Promise<Row> {
       conflicts: stats.conflicts,
       unknown: stats.unknown,
       violations: check.violations.length + check.undecided.length + stats.anomalies.length,
+      processOps,
+      processViolations,
       checkMs: Math.round(check.elapsedMs),
       fuzzCalls: fuzz.calls,
       fuzzFailures: fuzz.failures.length,

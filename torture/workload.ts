@@ -3,6 +3,7 @@
  * from a small pool per key (so deletes sometimes match and puts sometimes conflict), and every
  * call is recorded with its invocation and completion time for the linearizability checker.
  */
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import {
   BackendUnavailableError,
   PoisonConflictError,
@@ -21,6 +22,11 @@ export interface WorkloadOptions {
   seed: number;
   /** A call taking longer than this is an anomaly (it hung past its timeout). */
   maxCallMs?: number;
+  /** Monotonic milliseconds; histories from several processes need one clock for all
+   *  (`process.hrtime`, CLOCK_MONOTONIC, is system-wide). Default `performance.now`. */
+  clock?: () => number;
+  /** Client ids start here (for merging histories of several processes). */
+  firstClient?: number;
   /** Called before each call; a fault schedule can hook here. */
   beforeCall?: () => void;
 }
@@ -36,6 +42,8 @@ export interface WorkloadStats {
   anomalies: string[];
   /** Why calls failed with BackendUnavailableError, by message, to tell faults apart. */
   unknownCauses: Record<string, number>;
+  /** The first few unknown outcomes: `client N kind key at +Ms, took Ms`. */
+  unknownSamples: string[];
   slowestCallMs: number;
   elapsedMs: number;
 }
@@ -56,15 +64,20 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
     unknown: 0,
     anomalies: [],
     unknownCauses: {},
+    unknownSamples: [],
     slowestCallMs: 0,
     elapsedMs: 0,
   };
-  const started = performance.now();
+  const now = options.clock ?? (() => performance.now());
+  const started = now();
   let issued = 0;
 
   const client = async (id: number, store: PoisonStoreClient) => {
     while (issued < options.operations) {
       issued++;
+      // Calls on in-process backends (memory, better-sqlite3) settle without ever leaving the
+      // microtask queue; without this, a few clients would starve the others (and every timer).
+      await yieldToEventLoop();
       const keyIndex = Math.floor(random() * options.keys);
       const key = `key-${keyIndex}`;
       const token = `k${keyIndex}-t${Math.floor(random() * options.tokensPerKey)}`;
@@ -76,7 +89,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
             ? { kind: "delete", token }
             : { kind: "get" };
       options.beforeCall?.();
-      const invokedAt = performance.now();
+      const invokedAt = now();
       let outcome: Outcome;
       try {
         if (invocation.kind === "put") {
@@ -95,7 +108,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
           stats.unknownCauses[cause] = (stats.unknownCauses[cause] ?? 0) + 1;
         }
       }
-      const completedAt = performance.now();
+      const completedAt = now();
       const took = completedAt - invokedAt;
       stats.slowestCallMs = Math.max(stats.slowestCallMs, took);
       if (options.maxCallMs !== undefined && took > options.maxCallMs) {
@@ -107,13 +120,21 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
       if (outcome.type === "ok") stats.ok++;
       else if (outcome.type === "conflict") stats.conflicts++;
       else if (outcome.type === "read") stats.reads++;
-      else stats.unknown++;
+      else {
+        stats.unknown++;
+        if (stats.unknownSamples.length < 5) {
+          stats.unknownSamples.push(
+            `client ${id} ${invocation.kind} ${key} at +${(invokedAt - started).toFixed(0)} ms, took ${took.toFixed(0)} ms`,
+          );
+        }
+      }
       history.push({ client: id, key, invocation, outcome, invokedAt, completedAt });
     }
   };
 
-  await Promise.all(options.stores.map((store, id) => client(id, store)));
-  stats.elapsedMs = performance.now() - started;
+  const first = options.firstClient ?? 0;
+  await Promise.all(options.stores.map((store, id) => client(first + id, store)));
+  stats.elapsedMs = now() - started;
   return { history, stats };
 }
 

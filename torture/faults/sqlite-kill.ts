@@ -115,6 +115,8 @@ function killOne(path: string, run: number, afterMs: number): Promise<string[]> 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", writer, path, String(run)], {
       stdio: ["ignore", "pipe", "pipe"],
+      // tsx resolves from the working directory: the repository root.
+      cwd: new URL("../..", import.meta.url).pathname,
     });
     let out = "";
     let err = "";
