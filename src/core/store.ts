@@ -75,6 +75,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
   readonly #maxBatchKeys: number;
   readonly #timeoutMs: number;
   readonly #clock: () => Date;
+  /** Set by #ready(). Every call validates its arguments synchronously before it first asks
+   *  for the driver, so this tells whether a failure came before the backend was reached (a
+   *  hostile argument whose getter throws: an argument error, not a backend outage). */
+  #reachedBackend = false;
   #initialised: Promise<void> | null = null;
   #initStarted = false;
   #closing: Promise<void> | null = null;
@@ -375,6 +379,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   /** The driver, initialised once. Called after validation, so bad input never waits on (or
    *  touches) the backend. */
   async #ready(): Promise<PoisonDriver> {
+    this.#reachedBackend = true;
     if (!this.#initialised) {
       this.#initStarted = true;
       const attempt = this.#driver.init();
@@ -398,14 +403,24 @@ class ManagedPoisonStore implements PoisonStoreClient {
           ),
         );
       }, this.#timeoutMs);
-      body().then(
+      this.#reachedBackend = false;
+      let running: Promise<T>;
+      try {
+        running = body();
+      } catch (error) {
+        // A body that is not async (a batch validating its keys) can throw synchronously.
+        running = Promise.reject(error);
+      }
+      // Only the synchronous prefix of body() has run: validation, then #ready() at most.
+      const reachedBackend = this.#reachedBackend;
+      running.then(
         (value) => {
           clearTimeout(timer);
           resolve(value);
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(this.#typed(error));
+          reject(this.#typed(error, reachedBackend));
         },
       );
     });
@@ -413,9 +428,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   /** Drivers throw typed errors for what they understand; anything else means the backend
    *  failed in a way we cannot interpret, so the outcome is unknown. Never fail open. */
-  #typed(error: unknown): PoisonStoreError {
+  #typed(error: unknown, reachedBackend: boolean): PoisonStoreError {
     if (error instanceof PoisonStoreError) return error;
     const message = error instanceof Error ? error.message : String(error);
+    if (!reachedBackend) {
+      return new InvalidArgumentError("arguments", `could not be read (${message})`);
+    }
     return new BackendUnavailableError(this.backend, message, error);
   }
 
@@ -479,19 +497,28 @@ function decodeAuditCursor(cursor: unknown): string | null {
 
 /** Turn whatever was thrown into the recorded error: never throws, never rejects a value. */
 export function describeError(error: unknown, at: string): PoisonErrorInfo {
-  const source = error as { name?: unknown; message?: unknown; stack?: unknown } | null | undefined;
   const isObject = typeof error === "object" && error !== null;
-  const name = isObject && typeof source?.name === "string" && source.name ? source.name : "Error";
-  const message =
-    isObject && typeof source?.message === "string" ? source.message : safeString(error);
+  // Read each field once, guarded: a getter that throws must not turn a failure report into
+  // a backend error.
+  const name = isObject ? stringField(error, "name") : undefined;
+  const message = isObject ? stringField(error, "message") : undefined;
+  const stack = isObject ? stringField(error, "stack") : undefined;
   const info: PoisonErrorInfo = {
-    name: clip(name, MAX_LABEL_BYTES),
-    message: clip(message, MAX_TEXT_BYTES),
+    name: clip(name || "Error", MAX_LABEL_BYTES),
+    message: clip(message ?? safeString(error), MAX_TEXT_BYTES),
     at,
   };
-  if (isObject && typeof source?.stack === "string")
-    info.stack = clip(source.stack, MAX_STACK_BYTES);
+  if (stack !== undefined) info.stack = clip(stack, MAX_STACK_BYTES);
   return info;
+}
+
+function stringField(source: object, field: "name" | "message" | "stack"): string | undefined {
+  try {
+    const value = (source as Record<string, unknown>)[field];
+    return typeof value === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function safeString(value: unknown): string {

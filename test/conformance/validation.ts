@@ -158,4 +158,42 @@ export function validation(ctx: SuiteContext): void {
     });
     assert.equal(await store.getPoison(key), null);
   });
+
+  it("arguments whose getters throw are argument errors, never backend errors (found by fuzzing)", async () => {
+    const store = ctx.open();
+    const key = ctx.key();
+    const hostile = (names: string[]) => {
+      const value = {};
+      for (const name of names) {
+        Object.defineProperty(value, name, {
+          get() {
+            throw new Error(`getter ${name} throws`);
+          },
+        });
+      }
+      return value;
+    };
+    await rejectsWith(
+      store.forceDeletePoison(key, hostile(["actor", "reason"]) as never),
+      InvalidArgumentError,
+    );
+    await rejectsWith(store.listPoisons(hostile(["prefix"]) as never), InvalidArgumentError);
+    await rejectsWith(
+      store.tryPutPoison(key, "t", hostile(["operation"]) as never),
+      InvalidArgumentError,
+    );
+    const keys = [key];
+    Object.defineProperty(keys, 0, {
+      get() {
+        throw new Error("index getter throws");
+      },
+    });
+    await rejectsWith(store.tryPutPoisons(keys, "t"), InvalidArgumentError);
+    assert.equal(await store.getPoison(key), null);
+    // The failure report of markPoisoned is recorded, whatever its getters do.
+    await store.tryPutPoison(key, "t");
+    const record = await store.markPoisoned(key, "t", hostile(["name", "message", "stack"]));
+    assert.equal(record.state, "poisoned");
+    assert.equal(record.error?.name, "Error");
+  });
 }

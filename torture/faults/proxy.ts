@@ -1,0 +1,93 @@
+/**
+ * The contention workload through a fault proxy (test/support/fault-proxy.ts) that delays,
+ * black-holes and resets connections mid-request, for every backend that declares a `proxy`
+ * (the networked ones). Checks: no call outlives its timeout by more than a small slack, every
+ * failure is a BackendUnavailableError (the workload records anything else as an anomaly), the
+ * history with its unknown outcomes is linearizable, and the same stores answer once the faults
+ * stop (no re-creation).
+ */
+import { randomUUID } from "node:crypto";
+import { startFaultProxy } from "../../test/support/fault-proxy.js";
+import type { TortureBackend } from "../backends.js";
+import { type CheckResult, checkHistory } from "../lin/check.js";
+import { prng } from "../lin/generate.js";
+import { runWorkload, type WorkloadStats } from "../workload.js";
+
+export interface ProxyFaultReport {
+  stats: WorkloadStats;
+  check: CheckResult;
+  /** Fault switches made (delay, black hole, resets, refusals). */
+  faults: number;
+  /** Whether every store answered after the faults stopped. */
+  recovered: boolean;
+}
+
+const TIMEOUT_MS = 1000;
+/** Timers fire late on a loaded machine; a call must still settle near its bound. */
+const SLACK_MS = 750;
+
+export async function runProxyFaults(
+  backend: TortureBackend,
+  options: { operations: number; clients: number; seed: number },
+): Promise<ProxyFaultReport> {
+  const proxySpec = backend.proxy;
+  if (!proxySpec) throw new Error(`${backend.name} declares no proxy target`);
+  const proxy = await startFaultProxy(proxySpec.target);
+  const random = prng(options.seed);
+  const namespace = `/torture-proxy/${randomUUID()}/`;
+  const stores = Array.from({ length: options.clients }, () =>
+    proxySpec.open(proxy.port, { namespace, timeoutMs: TIMEOUT_MS }),
+  );
+  let faults = 0;
+  // Every 250 ms, pick the next fault; most of the time traffic passes.
+  const schedule = setInterval(() => {
+    const roll = random();
+    proxy.delayMs = 0;
+    proxy.mode = "pass";
+    if (roll < 0.15) {
+      proxy.delayMs = Math.floor(random() * 400);
+      faults++;
+    } else if (roll < 0.25) {
+      proxy.mode = "blackhole";
+      faults++;
+    } else if (roll < 0.35) {
+      proxy.resetAll();
+      faults++;
+    } else if (roll < 0.4) {
+      proxy.mode = "reset";
+      faults++;
+    }
+  }, 250);
+  try {
+    const { history, stats } = await runWorkload({
+      stores,
+      operations: options.operations,
+      keys: 4,
+      tokensPerKey: 3,
+      seed: options.seed,
+      maxCallMs: TIMEOUT_MS + SLACK_MS,
+    });
+    clearInterval(schedule);
+    proxy.mode = "pass";
+    proxy.delayMs = 0;
+    // A pooled connection cut by the proxy may fail one more call; a few tries, same store.
+    let recovered = true;
+    for (const store of stores) {
+      let answered = false;
+      for (let attempt = 0; attempt < 3 && !answered; attempt++) {
+        try {
+          await store.getPoison("key-0");
+          answered = true;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+      recovered &&= answered;
+    }
+    return { stats, check: checkHistory(history, { budgetMs: 60_000 }), faults, recovered };
+  } finally {
+    clearInterval(schedule);
+    await Promise.allSettled(stores.map((store) => store.close()));
+    await proxy.close();
+  }
+}

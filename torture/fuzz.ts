@@ -1,0 +1,562 @@
+/**
+ * Fuzzed input with fast-check: generated keys, tokens, record fields and options (any UTF-16
+ * including lone surrogates and NUL, strings around the byte limits, numbers, objects, arrays,
+ * `undefined`, objects whose getters throw) sent through every public call of PoisonStoreClient.
+ *
+ * A model of the keys predicts each answer: invalid input must reject with InvalidArgumentError,
+ * valid input must never reject except with the conflict the model predicts; every rejection is a
+ * PoisonStoreError; nothing throws synchronously or leaves an unhandled rejection; every accepted
+ * key reads back byte-for-byte and is listed exactly once under any prefix of it.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  InvalidArgumentError,
+  PoisonConflictError,
+  PoisonNotFoundError,
+  type PoisonStoreClient,
+  PoisonStoreError,
+  StoreClosedError,
+} from "../src/index.js";
+import type { TortureBackend } from "./backends.js";
+
+export interface FuzzReport {
+  /** Public calls made with generated input. */
+  calls: number;
+  runs: number;
+  accepted: number;
+  rejectedInvalid: number;
+  rejectedOther: number;
+  failures: string[];
+  seed: number;
+  elapsedMs: number;
+}
+
+// ---- generators ---------------------------------------------------------------------------
+
+/** Any UTF-16 code unit, lone surrogates and NUL included. */
+const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+
+const text = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ unit: "grapheme", minLength: 1, maxLength: 12 }) },
+  { weight: 2, arbitrary: fc.string({ unit: "binary", maxLength: 12 }) },
+  { weight: 2, arbitrary: fc.string({ unit: anyCodeUnit, maxLength: 12 }) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      "%",
+      "_",
+      "a%b_c",
+      "*",
+      "?",
+      "[x]",
+      "'; DROP TABLE poison_keys; --",
+      '"',
+      "\\",
+      "/",
+      "a/b/",
+      "über/表/🙂",
+      "\u0000",
+      "a\u0000b",
+      "\uD800",
+      "x\uDC00",
+      "\uFFFF",
+      "\u{10FFFF}",
+      "",
+      " ",
+    ),
+  },
+  // Around the limits: keys 1024 bytes, tokens 256, labels 256, texts 4096.
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom("x", "é", "表", "🙂"),
+        fc.oneof(
+          fc.integer({ min: 60, max: 70 }),
+          fc.integer({ min: 80, max: 90 }),
+          fc.integer({ min: 250, max: 262 }),
+          fc.integer({ min: 338, max: 345 }),
+          fc.integer({ min: 510, max: 520 }),
+          fc.integer({ min: 1018, max: 1030 }),
+          fc.integer({ min: 1360, max: 1370 }),
+          fc.integer({ min: 4090, max: 4100 }),
+        ),
+      )
+      .map(([char, times]) => char.repeat(times)),
+  },
+);
+
+/** Objects whose getters throw: hostile arguments no caller should crash the store with. */
+const hostile = new WeakSet<object>();
+const throwingObject = fc.constant(null).map(() => {
+  // Non-enumerable, so fast-check can still print a counterexample holding one.
+  const value = { toString: () => "[object with throwing getters]" };
+  hostile.add(value);
+  for (const name of ["message", "name", "stack", "prefix", "limit", "reason", "actor", "data"]) {
+    Object.defineProperty(value, name, {
+      enumerable: false,
+      get() {
+        throw new Error(`getter ${name} throws`);
+      },
+    });
+  }
+  return value;
+});
+
+const junk = fc.oneof(
+  fc.constant(undefined),
+  fc.constant(null),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.bigInt(),
+  fc.object({ maxDepth: 2 }),
+  fc.array(fc.anything({ maxDepth: 1 }), { maxLength: 3 }),
+  throwingObject,
+);
+
+/** A string argument, sometimes not a string at all. */
+const argument = fc.oneof({ weight: 8, arbitrary: text }, { weight: 1, arbitrary: junk });
+
+const jsonData = fc.oneof(fc.constant(undefined), fc.jsonValue({ maxDepth: 3 }));
+
+/** Put info: well-formed labels and JSON data (predictable), or anything at all. */
+const info = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(undefined) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ operation: text, owner: text, data: jsonData }, { requiredKeys: [] }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record(
+      { operation: argument, owner: argument, data: fc.anything(), audit: fc.anything() },
+      { requiredKeys: [] },
+    ),
+  },
+  { weight: 1, arbitrary: junk },
+);
+
+const options = fc.oneof(
+  junk,
+  fc.record(
+    {
+      prefix: argument,
+      limit: fc.oneof(fc.integer({ min: -2, max: 1002 }), junk),
+      cursor: argument,
+      key: argument,
+      reason: argument,
+      actor: argument,
+      expectedToken: argument,
+    },
+    { requiredKeys: [] },
+  ),
+);
+
+const command = fc.oneof(
+  fc.record({ call: fc.constant("put" as const), key: fc.nat(), token: fc.nat(), info }),
+  fc.record({ call: fc.constant("delete" as const), key: fc.nat(), token: fc.nat() }),
+  fc.record({ call: fc.constant("get" as const), key: fc.nat() }),
+  fc.record({ call: fc.constant("inspect" as const), key: fc.nat() }),
+  fc.record({
+    call: fc.constant("putMany" as const),
+    keys: fc.array(fc.nat(), { maxLength: 4 }),
+    token: fc.nat(),
+    info,
+  }),
+  fc.record({
+    call: fc.constant("deleteMany" as const),
+    keys: fc.array(fc.nat(), { maxLength: 4 }),
+    token: fc.nat(),
+  }),
+  fc.record({
+    call: fc.constant("mark" as const),
+    key: fc.nat(),
+    token: fc.nat(),
+    error: fc.oneof(fc.constant(new Error("boom")), junk, text),
+  }),
+  fc.record({
+    call: fc.constant("forceDelete" as const),
+    key: fc.nat(),
+    options: fc.oneof(
+      options,
+      fc.record({ actor: text, reason: text, expectedToken: fc.option(fc.nat()) }),
+    ),
+  }),
+  fc.record({ call: fc.constant("list" as const), options }),
+  fc.record({ call: fc.constant("audit" as const), options }),
+);
+
+const scenario = fc.record({
+  keys: fc.array(argument, { minLength: 1, maxLength: 3 }),
+  tokens: fc.array(argument, { minLength: 1, maxLength: 2 }),
+  commands: fc.array(command, { minLength: 1, maxLength: 8 }),
+});
+
+type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
+type Command = Scenario["commands"][number];
+
+// ---- the oracle ---------------------------------------------------------------------------
+
+function validText(value: unknown, maxBytes: number): value is string {
+  return (
+    typeof value === "string" &&
+    value.length > 0 &&
+    !value.includes("\u0000") &&
+    value.isWellFormed() &&
+    Buffer.byteLength(value) <= maxBytes
+  );
+}
+const validKey = (value: unknown): value is string => validText(value, 1024);
+const validToken = (value: unknown): value is string => validText(value, 256);
+
+/** Info whose acceptance we can predict: absent, or labels and JSON data only. */
+function predictableInfo(value: unknown): "valid" | "invalid" | "unpredictable" {
+  if (value === undefined) return "valid";
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "invalid";
+  if (hostile.has(value)) return "unpredictable";
+  const fields = value as Record<string, unknown>;
+  if (Object.keys(fields).some((name) => !["operation", "owner", "data"].includes(name)))
+    return "unpredictable";
+  for (const name of ["operation", "owner"]) {
+    const label = fields[name];
+    if (label !== undefined && !validText(label, 256)) return "invalid";
+  }
+  const data = fields.data;
+  if (data === undefined) return "valid";
+  try {
+    const json = JSON.stringify(data);
+    return json !== undefined && Buffer.byteLength(json) <= 65536 ? "valid" : "unpredictable";
+  } catch {
+    return "unpredictable";
+  }
+}
+
+/** What a call may do: its allowed outcomes. */
+type Expect =
+  | { kind: "ok" }
+  | { kind: "invalid" }
+  | { kind: "conflict"; holder: string }
+  | { kind: "notFound" }
+  /** Invalid input we cannot judge precisely: any typed rejection, or success as modelled. */
+  | { kind: "typed"; ifAccepted: "ok" | { conflict: string } };
+
+interface Settled {
+  ok: boolean;
+  value?: unknown;
+  error?: unknown;
+}
+
+// ---- the run ------------------------------------------------------------------------------
+
+export async function runFuzz(backend: TortureBackend, targetCalls: number, seed: number) {
+  const report: FuzzReport = {
+    calls: 0,
+    runs: 0,
+    accepted: 0,
+    rejectedInvalid: 0,
+    rejectedOther: 0,
+    failures: [],
+    seed,
+    elapsedMs: 0,
+  };
+  const started = performance.now();
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  let namespaceCounter = 0;
+
+  /** Make one public call; a synchronous throw or an untyped rejection is a failure. */
+  const call = async (label: string, fn: () => Promise<unknown>): Promise<Settled> => {
+    report.calls++;
+    let promise: Promise<unknown>;
+    try {
+      promise = fn();
+    } catch (error) {
+      throw new Error(`${label} threw synchronously: ${String(error)}`);
+    }
+    try {
+      const value = await promise;
+      report.accepted++;
+      return { ok: true, value };
+    } catch (error) {
+      if (!(error instanceof PoisonStoreError)) {
+        throw new Error(`${label} rejected with an untyped error: ${String(error)}`);
+      }
+      if (error instanceof InvalidArgumentError) report.rejectedInvalid++;
+      else report.rejectedOther++;
+      return { ok: false, error };
+    }
+  };
+
+  const verify = (label: string, expect: Expect, settled: Settled) => {
+    const { error } = settled;
+    const fail = (what: string) => {
+      throw new Error(`${label}: expected ${JSON.stringify(expect)}, ${what}`);
+    };
+    const accepted = (as: "ok" | { conflict: string }) => {
+      if (as === "ok") {
+        if (!settled.ok) fail(`rejected with ${String(error)}`);
+      } else if (!(error instanceof PoisonConflictError) || error.holder !== as.conflict) {
+        fail(settled.ok ? "it resolved" : `rejected with ${String(error)}`);
+      }
+    };
+    switch (expect.kind) {
+      case "ok":
+        return accepted("ok");
+      case "conflict":
+        return accepted({ conflict: expect.holder });
+      case "invalid":
+        if (!(error instanceof InvalidArgumentError))
+          fail(settled.ok ? "it resolved" : String(error));
+        return;
+      case "notFound":
+        if (!(error instanceof PoisonNotFoundError))
+          fail(settled.ok ? "it resolved" : String(error));
+        return;
+      case "typed":
+        if (error instanceof InvalidArgumentError) return;
+        return accepted(expect.ifAccepted);
+    }
+  };
+
+  /** The accepted key reads back byte-for-byte and is listed exactly once by prefixes of it. */
+  const readBack = async (store: PoisonStoreClient, key: string, token: string, cut: number) => {
+    const got = await call("getPoison", () => store.getPoison(key));
+    assert.equal(got.value, token, "getPoison after an accepted put");
+    const record = (await call("inspectPoison", () => store.inspectPoison(key))).value as {
+      key: string;
+      token: string;
+    } | null;
+    assert.ok(record, "inspectPoison after an accepted put");
+    assert.ok(Buffer.from(record.key).equals(Buffer.from(key)), "the key reads back byte-for-byte");
+    assert.equal(record.token, token);
+    const points = Array.from(key);
+    const prefixes = new Set(["", key, points.slice(0, cut % (points.length + 1)).join("")]);
+    for (const prefix of prefixes) {
+      const page = await call("listPoisons", () => store.listPoisons({ prefix, limit: 1000 }));
+      assert.ok(page.ok, `listPoisons by prefix ${JSON.stringify(prefix)}: ${String(page.error)}`);
+      const records = (page.value as { records: { key: string }[] }).records;
+      const found = records.filter((r) => r.key === key).length;
+      assert.equal(found, 1, `listed ${found} times under prefix ${JSON.stringify(prefix)}`);
+      assert.ok(records.every((r) => r.key.startsWith(prefix)));
+    }
+  };
+
+  const property = fc.asyncProperty(scenario, fc.nat(), async (input, cut) => {
+    report.runs++;
+    const store = backend.open({ namespace: `/fuzz/${seed}/${namespaceCounter++}/` });
+    const model = new Map<string, string>();
+    const keyOf = (i: number) => input.keys[i % input.keys.length];
+    const tokenOf = (i: number) => input.tokens[i % input.tokens.length];
+    try {
+      for (const command of input.commands) {
+        await runCommand(store, command, model, keyOf, tokenOf, cut);
+      }
+      // Clean up with the operator's call, so the backend stays small.
+      for (const key of [...model.keys()]) {
+        const removed = await call("forceDeletePoison", () =>
+          store.forceDeletePoison(key, { actor: "fuzz", reason: "cleanup" }),
+        );
+        assert.ok(removed.ok, `cleanup of ${JSON.stringify(key)}: ${String(removed.error)}`);
+      }
+    } finally {
+      await store.close();
+    }
+    const closed = await call("getPoison after close", () => store.getPoison("k"));
+    assert.ok(closed.error instanceof StoreClosedError, "a call after close rejects");
+  });
+
+  const runCommand = async (
+    store: PoisonStoreClient,
+    command: Command,
+    model: Map<string, string>,
+    keyOf: (i: number) => unknown,
+    tokenOf: (i: number) => unknown,
+    cut: number,
+  ) => {
+    const holderOf = (key: string) => model.get(key) ?? null;
+    switch (command.call) {
+      case "put": {
+        const key = keyOf(command.key);
+        const token = tokenOf(command.token);
+        const settled = await call("tryPutPoison", () =>
+          store.tryPutPoison(key as string, token as string, command.info as never),
+        );
+        if (!validKey(key) || !validToken(token))
+          return verify("tryPutPoison", { kind: "invalid" }, settled);
+        const holder = holderOf(key);
+        const modelled = holder === null || holder === token ? "ok" : { conflict: holder };
+        const infoKind = predictableInfo(command.info);
+        const expect: Expect =
+          infoKind === "invalid"
+            ? { kind: "invalid" }
+            : infoKind === "unpredictable"
+              ? { kind: "typed", ifAccepted: modelled }
+              : modelled === "ok"
+                ? { kind: "ok" }
+                : { kind: "conflict", holder: modelled.conflict };
+        verify("tryPutPoison", expect, settled);
+        if (settled.ok) {
+          model.set(key, token);
+          await readBack(store, key, token, cut);
+        }
+        return;
+      }
+      case "delete": {
+        const key = keyOf(command.key);
+        const token = tokenOf(command.token);
+        const settled = await call("deletePoison", () =>
+          store.deletePoison(key as string, token as string),
+        );
+        if (!validKey(key) || !validToken(token))
+          return verify("deletePoison", { kind: "invalid" }, settled);
+        const holder = holderOf(key);
+        if (holder === null || holder === token) {
+          verify("deletePoison", { kind: "ok" }, settled);
+          model.delete(key);
+        } else verify("deletePoison", { kind: "conflict", holder }, settled);
+        return;
+      }
+      case "get":
+      case "inspect": {
+        const key = keyOf(command.key);
+        const settled =
+          command.call === "get"
+            ? await call("getPoison", () => store.getPoison(key as string))
+            : await call("inspectPoison", () => store.inspectPoison(key as string));
+        if (!validKey(key)) return verify(command.call, { kind: "invalid" }, settled);
+        verify(command.call, { kind: "ok" }, settled);
+        const holder = holderOf(key);
+        const got =
+          command.call === "get"
+            ? settled.value
+            : ((settled.value as { token: string } | null)?.token ?? null);
+        assert.equal(got, holder, `${command.call} answers as the model`);
+        return;
+      }
+      case "putMany":
+      case "deleteMany": {
+        const keys = command.keys.map(keyOf);
+        const token = tokenOf(command.token);
+        const settled =
+          command.call === "putMany"
+            ? await call("tryPutPoisons", () =>
+                store.tryPutPoisons(keys as string[], token as string, command.info as never),
+              )
+            : await call("deletePoisons", () =>
+                store.deletePoisons(keys as string[], token as string),
+              );
+        const valid =
+          keys.length > 0 &&
+          keys.every(validKey) &&
+          new Set(keys).size === keys.length &&
+          validToken(token);
+        if (!valid) return verify(command.call, { kind: "invalid" }, settled);
+        const checkedKeys = keys as string[];
+        const blocked = checkedKeys.map(holderOf).find((h) => h !== null && h !== token);
+        const modelled = blocked === undefined || blocked === null ? "ok" : { conflict: blocked };
+        const infoKind = command.call === "putMany" ? predictableInfo(command.info) : "valid";
+        const expect: Expect =
+          infoKind === "invalid"
+            ? { kind: "invalid" }
+            : infoKind === "unpredictable"
+              ? { kind: "typed", ifAccepted: modelled }
+              : modelled === "ok"
+                ? { kind: "ok" }
+                : { kind: "conflict", holder: modelled.conflict };
+        verify(command.call, expect, settled);
+        if (settled.ok) {
+          for (const key of checkedKeys) {
+            if (command.call === "putMany") model.set(key, token);
+            else model.delete(key);
+          }
+        }
+        return;
+      }
+      case "mark": {
+        const key = keyOf(command.key);
+        const token = tokenOf(command.token);
+        const settled = await call("markPoisoned", () =>
+          store.markPoisoned(key as string, token as string, command.error),
+        );
+        if (!validKey(key) || !validToken(token))
+          return verify("markPoisoned", { kind: "invalid" }, settled);
+        const holder = holderOf(key);
+        const expect: Expect =
+          holder === null
+            ? { kind: "notFound" }
+            : holder === token
+              ? { kind: "ok" }
+              : { kind: "conflict", holder };
+        return verify("markPoisoned", expect, settled);
+      }
+      case "forceDelete": {
+        const key = keyOf(command.key);
+        const raw = command.options as Record<string, unknown> | null | undefined;
+        // A generated expectedToken index names one of the scenario's tokens.
+        const opts =
+          raw && typeof raw === "object" && typeof raw.expectedToken === "number"
+            ? { ...raw, expectedToken: tokenOf(raw.expectedToken) }
+            : raw && typeof raw === "object" && raw.expectedToken === null
+              ? { ...raw, expectedToken: undefined }
+              : raw;
+        const settled = await call("forceDeletePoison", () =>
+          store.forceDeletePoison(key as string, opts as never),
+        );
+        if (!validKey(key)) return verify("forceDeletePoison", { kind: "invalid" }, settled);
+        const holder = holderOf(key);
+        const expected = (opts as { expectedToken?: unknown } | null | undefined)?.expectedToken;
+        const modelled =
+          holder !== null && expected !== undefined && expected !== holder
+            ? { conflict: holder }
+            : "ok";
+        verify("forceDeletePoison", { kind: "typed", ifAccepted: modelled }, settled);
+        if (settled.ok) model.delete(key);
+        return;
+      }
+      case "list": {
+        const settled = await call("listPoisons", () =>
+          store.listPoisons(command.options as never),
+        );
+        if (settled.ok) {
+          const records = (settled.value as { records: { key: string; token: string }[] }).records;
+          for (const record of records) {
+            assert.equal(record.token, holderOf(record.key), "a listed record matches the model");
+          }
+        }
+        return;
+      }
+      case "audit": {
+        await call("auditLog", () => store.auditLog(command.options as never));
+        return;
+      }
+    }
+  };
+
+  try {
+    let batch = 0;
+    while (report.calls < targetCalls) {
+      await fc.assert(property, {
+        seed: seed + batch++,
+        numRuns: Math.max(1, Math.min(500, Math.ceil((targetCalls - report.calls) / 12))),
+        endOnFailure: true,
+      });
+      if (unhandled.length > 0) {
+        throw new Error(`unhandled rejection: ${String(unhandled[0])}`);
+      }
+    }
+  } catch (error) {
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : null;
+    const message = error instanceof Error ? error.message : String(error);
+    report.failures.push(cause ? `${cause.message}\n${message}` : message);
+  } finally {
+    // Let stray rejections surface before we stop listening.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    process.off("unhandledRejection", onUnhandled);
+    for (const reason of unhandled) report.failures.push(`unhandled rejection: ${String(reason)}`);
+  }
+  report.elapsedMs = performance.now() - started;
+  return report;
+}

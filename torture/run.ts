@@ -1,0 +1,229 @@
+/**
+ * `npm run torture`: the contention workload with linearizability checking, proxy faults (for
+ * backends that declare a proxy target), SIGKILL of SQLite writers, and fuzzed input, per
+ * backend; prints a report table and exits non-zero on any violation.
+ *
+ *   npm run torture                          # the short CI form, every backend
+ *   npm run torture -- --backend memory,sqlite
+ *   npm run torture -- --long                # 10x the operations, 4x the kills, 10x the fuzz
+ *   npm run torture -- --seed 1234           # reproduce a run (the seed is printed)
+ *
+ * POISON_REQUIRE_ALL=1 turns an unavailable backend into a failure, as in the conformance suite.
+ */
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { BACKENDS, type TortureBackend } from "./backends.js";
+import { runProxyFaults } from "./faults/proxy.js";
+import { runSqliteKills } from "./faults/sqlite-kill.js";
+import { runFuzz } from "./fuzz.js";
+import { checkHistory } from "./lin/check.js";
+import { runProcesses } from "./processes.js";
+import { runWorkload } from "./workload.js";
+
+const { values } = parseArgs({
+  options: {
+    long: { type: "boolean", default: false },
+    backend: { type: "string" },
+    seed: { type: "string" },
+  },
+});
+const long = values.long === true;
+const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+const names = values.backend?.split(",").map((s) => s.trim()) ?? BACKENDS.map((b) => b.name);
+const unknownNames = names.filter((name) => !BACKENDS.some((b) => b.name === name));
+if (unknownNames.length > 0) {
+  console.error(
+    `unknown backend(s): ${unknownNames.join(", ")}; known: ${BACKENDS.map((b) => b.name).join(", ")}`,
+  );
+  process.exit(2);
+}
+
+const SIZE = {
+  operations: long ? 100_000 : 10_000,
+  clients: 16,
+  processes: 4,
+  keys: 4,
+  tokensPerKey: 3,
+  kills: long ? 200 : 50,
+  fuzzCalls: long ? 1_000_000 : 100_000,
+  proxyOperations: long ? 20_000 : 2_000,
+};
+
+interface Row {
+  backend: string;
+  ops: number;
+  conflicts: number;
+  unknown: number;
+  violations: number;
+  processOps: string;
+  processViolations: string;
+  checkMs: number;
+  fuzzCalls: number;
+  fuzzFailures: number;
+  kills: string;
+  lostWrites: string;
+  proxy: string;
+  seconds: number;
+}
+
+const problems: string[] = [];
+const rows: Row[] = [];
+console.log(`torture: ${long ? "long" : "short"} form, seed ${seed}, backends ${names.join(",")}`);
+
+for (const backend of BACKENDS.filter((b) => names.includes(b.name))) {
+  const skip = (await backend.unavailable?.()) ?? null;
+  if (skip !== null) {
+    const message = `${backend.name}: unavailable (${skip})`;
+    if (process.env.POISON_REQUIRE_ALL === "1")
+      problems.push(`${message}, but POISON_REQUIRE_ALL=1`);
+    else console.error(`*** SKIPPED ${message} ***`);
+    continue;
+  }
+  rows.push(await tortureOne(backend));
+}
+
+printTable(rows);
+if (problems.length > 0) {
+  console.error(`\n${problems.length} problem(s):`);
+  for (const problem of problems) console.error(`- ${problem}`);
+  console.error(
+    `\nreproduce with: npm run torture -- --seed ${seed} --backend ${names.join(",")}${long ? " --long" : ""}`,
+  );
+  process.exit(1);
+}
+console.log("\nno violations");
+
+async function tortureOne(backend: TortureBackend): Promise<Row> {
+  const started = performance.now();
+  const say = (what: string) => console.log(`[${backend.name}] ${what}`);
+  const flag = (what: string) => problems.push(`${backend.name}: ${what}`);
+  try {
+    // 1. Contention workload, checked for linearizability.
+    const namespace = `/torture/${randomUUID()}/`;
+    const stores = Array.from({ length: SIZE.clients }, () => backend.open({ namespace }));
+    const { history, stats } = await runWorkload({
+      stores,
+      operations: SIZE.operations,
+      keys: SIZE.keys,
+      tokensPerKey: SIZE.tokensPerKey,
+      seed,
+    });
+    await Promise.all(stores.map((store) => store.close()));
+    const check = checkHistory(history, { budgetMs: 120_000 });
+    say(
+      `workload: ${stats.operations} ops in ${(stats.elapsedMs / 1000).toFixed(1)} s, checked in ${(check.elapsedMs / 1000).toFixed(1)} s: ${check.ok ? "linearizable" : "NOT LINEARIZABLE"}`,
+    );
+    for (const v of check.violations)
+      flag(`history of ${v.key} is not linearizable:\n${v.explanation}`);
+    for (const u of check.undecided) flag(`history of ${u.key}: the checker ran out of time`);
+    for (const a of stats.anomalies) flag(a);
+    // Not a violation: a loaded machine can push a call past its timeout, and the checker
+    // treats its outcome as unknown. Shown so a surprising cause gets looked at.
+    if (stats.unknown > 0) {
+      say(`${stats.unknown} unknown outcomes, causes: ${JSON.stringify(stats.unknownCauses)}`);
+      say(`first unknown outcomes: ${stats.unknownSamples.join("; ")}`);
+    }
+
+    // 1b. The same from several processes, for backends other processes can open.
+    let processOps = "n/a";
+    let processViolations = "n/a";
+    if (backend.url) {
+      const multi = await runProcesses({
+        url: backend.url(),
+        processes: SIZE.processes,
+        clientsPerProcess: SIZE.clients / SIZE.processes,
+        operations: SIZE.operations,
+        seed,
+      });
+      const multiCheck = checkHistory(multi.history, { budgetMs: 120_000 });
+      processOps = String(multi.stats.operations);
+      processViolations = String(
+        multiCheck.violations.length + multiCheck.undecided.length + multi.stats.anomalies.length,
+      );
+      say(
+        `${SIZE.processes} processes: ${multi.stats.operations} ops (${multi.stats.conflicts} conflicts, ${multi.stats.unknown} unknown) in ${(multi.stats.elapsedMs / 1000).toFixed(1)} s, checked in ${(multiCheck.elapsedMs / 1000).toFixed(1)} s: ${multiCheck.ok ? "linearizable" : "NOT LINEARIZABLE"}`,
+      );
+      if (multi.stats.unknown > 0) {
+        say(`  unknown outcomes: ${JSON.stringify(multi.stats.unknownCauses)}`);
+      }
+      for (const v of multiCheck.violations) {
+        flag(
+          `${SIZE.processes} processes, history of ${v.key} is not linearizable:\n${v.explanation}`,
+        );
+      }
+      for (const u of multiCheck.undecided)
+        flag(`${SIZE.processes} processes, ${u.key}: the checker ran out of time`);
+      for (const a of multi.stats.anomalies) flag(`${SIZE.processes} processes: ${a}`);
+    }
+
+    // 2. Proxy faults, for backends that declare a server to proxy.
+    let proxy = "n/a";
+    if (backend.proxy) {
+      const faults = await runProxyFaults(backend, {
+        operations: SIZE.proxyOperations,
+        clients: SIZE.clients,
+        seed,
+      });
+      proxy = `${faults.stats.operations} ops, ${faults.faults} faults, ${faults.stats.unknown} unknown, ${faults.check.violations.length} violations`;
+      say(`proxy faults: ${proxy}, slowest call ${faults.stats.slowestCallMs.toFixed(0)} ms`);
+      for (const v of faults.check.violations)
+        flag(`under proxy faults, ${v.key}:\n${v.explanation}`);
+      for (const u of faults.check.undecided)
+        flag(`under proxy faults, ${u.key}: the checker ran out of time`);
+      for (const a of faults.stats.anomalies) flag(`under proxy faults: ${a}`);
+      if (!faults.recovered) flag("a store did not answer after the proxy faults stopped");
+    }
+
+    // 3. SIGKILL of writer processes (SQLite: the embedded, durable backend).
+    let kills = "n/a";
+    let lostWrites = "n/a";
+    if (backend.name === "sqlite") {
+      const report = await runSqliteKills({ kills: SIZE.kills, seed, maxRunMs: 400 });
+      kills = String(report.kills);
+      lostWrites = String(report.lostWrites);
+      say(
+        `SIGKILL: ${report.kills} kills, ${report.acknowledgedChecked} acknowledged writes checked, ${report.lostWrites} lost, ${report.inFlightApplied} in-flight applied, ${report.integrityFailures} integrity failures (${(report.elapsedMs / 1000).toFixed(1)} s)`,
+      );
+      for (const problem of report.problems) flag(`SIGKILL: ${problem}`);
+    }
+
+    // 4. Fuzzed input.
+    const fuzz = await runFuzz(backend, Math.ceil(SIZE.fuzzCalls * backend.fuzzScale), seed);
+    say(
+      `fuzz: ${fuzz.calls} calls (${fuzz.accepted} accepted, ${fuzz.rejectedInvalid} invalid, ${fuzz.rejectedOther} other typed rejections) in ${(fuzz.elapsedMs / 1000).toFixed(1)} s`,
+    );
+    for (const failure of fuzz.failures) flag(`fuzz: ${failure}`);
+
+    return {
+      backend: backend.name,
+      ops: stats.operations,
+      conflicts: stats.conflicts,
+      unknown: stats.unknown,
+      violations: check.violations.length + check.undecided.length + stats.anomalies.length,
+      processOps,
+      processViolations,
+      checkMs: Math.round(check.elapsedMs),
+      fuzzCalls: fuzz.calls,
+      fuzzFailures: fuzz.failures.length,
+      kills,
+      lostWrites,
+      proxy,
+      seconds: Math.round((performance.now() - started) / 1000),
+    };
+  } finally {
+    await backend.teardown?.();
+  }
+}
+
+function printTable(table: Row[]) {
+  if (table.length === 0) return;
+  const headers = Object.keys(table[0] as Row) as (keyof Row)[];
+  const cells = table.map((row) => headers.map((h) => String(row[h])));
+  const widths = headers.map((h, i) =>
+    Math.max(h.length, ...cells.map((c) => (c[i] as string).length)),
+  );
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] as number)).join("  ");
+  console.log(`\n${line(headers)}`);
+  console.log(line(widths.map((w) => "-".repeat(w))));
+  for (const row of cells) console.log(line(row));
+}
