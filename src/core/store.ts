@@ -113,7 +113,9 @@ class ManagedPoisonStore implements PoisonStoreClient {
   getPoison(key: string): Promise<string | null> {
     return this.#call(async () => {
       const storageKey = this.#storageKey(checkKey(key));
-      const record = await (await this.#ready()).get(storageKey);
+      const driver = await this.#ready();
+      if (driver.getToken) return driver.getToken(storageKey);
+      const record = await driver.get(storageKey);
       return record ? record.token : null;
     });
   }
