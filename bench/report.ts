@@ -58,9 +58,13 @@ export function humanTable(rows: readonly Row[], labels: Record<string, string>)
           `${head} | ${side(row.ours)} | ${side(row.baseline)} | ${pad(row.ratio.toFixed(2), 5, true)}`,
         );
       } else {
-        out.push(`${head} | ${pad(`skipped: ${row.skipped}`, 27)} | ${side(row.baseline)} |`);
+        out.push(`${head} | ${pad("skipped (see below)", 27)} | ${side(row.baseline)} |`);
       }
     }
+    const reasons = new Set(
+      mine.filter((row) => !isMeasured(row)).map((row) => (row as SkippedRow).skipped),
+    );
+    for (const reason of reasons) out.push(`  ours skipped: ${reason}`);
     out.push("");
   }
   return out.join("\n");
