@@ -75,6 +75,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   readonly #clock: () => Date;
   #initialised: Promise<void> | null = null;
   #initStarted = false;
+  #initDone = false;
   #closing: Promise<void> | null = null;
   readonly #pending = new Set<Promise<unknown>>();
 
@@ -114,7 +115,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return this.#call(async () => {
       const storageKey = this.#storageKey(checkKey(key));
       const driver = await this.#ready();
-      if (driver.getToken) return driver.getToken(storageKey);
+      if (driver.getToken) return await driver.getToken(storageKey);
       const record = await driver.get(storageKey);
       return record ? record.token : null;
     });
@@ -321,7 +322,13 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   /** The driver, initialised once. Called after validation, so bad input never waits on (or
    *  touches) the backend. */
-  async #ready(): Promise<PoisonDriver> {
+  #ready(): PoisonDriver | Promise<PoisonDriver> {
+    // Once initialised, hand the driver back synchronously: each call saves the promise hops of
+    // an async function (measurable on the in-process backends, see docs/BENCHMARKS.md).
+    return this.#initDone ? this.#driver : this.#initialise();
+  }
+
+  async #initialise(): Promise<PoisonDriver> {
     if (!this.#initialised) {
       this.#initStarted = true;
       const attempt = this.#driver.init();
@@ -331,7 +338,9 @@ class ManagedPoisonStore implements PoisonStoreClient {
         if (this.#initialised === attempt) this.#initialised = null;
       });
     }
-    await this.#initialised;
+    const pending = this.#initialised;
+    await pending;
+    if (this.#initialised === pending) this.#initDone = true;
     return this.#driver;
   }
 

@@ -80,8 +80,10 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
 
   const prepare = (d: Database) => ({
-    get: d.prepare("SELECT * FROM poison_keys WHERE key = ?"),
-    token: d.prepare("SELECT token FROM poison_keys WHERE key = ?").pluck(),
+    // Point reads bind the key as text and cast it in SQL: the same UTF-8 bytes (keys are
+    // well-formed and NUL-free), without allocating a Buffer per call.
+    get: d.prepare("SELECT * FROM poison_keys WHERE key = CAST(? AS BLOB)"),
+    token: d.prepare("SELECT token FROM poison_keys WHERE key = CAST(? AS BLOB)").pluck(),
     insert: d.prepare(
       `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data)
        VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at, @operation, @owner, @error, @data)`,
@@ -119,7 +121,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   };
 
   const read = (stmt: Statement, key: string): PoisonRecord | null => {
-    const row = stmt.get(Buffer.from(key, "utf8")) as KeyRow | undefined;
+    const row = stmt.get(key) as KeyRow | undefined;
     return row ? fromRow(row) : null;
   };
 
@@ -232,7 +234,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     },
 
     async getToken(key) {
-      return (ready().sql.token.get(Buffer.from(key, "utf8")) as string | undefined) ?? null;
+      return (ready().sql.token.get(key) as string | undefined) ?? null;
     },
 
     async list({ prefix, after, limit }) {
