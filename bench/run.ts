@@ -207,7 +207,7 @@ async function benchBackend(
         const options = {
           concurrency,
           durationMs: settings.durationMs,
-          slices: 4,
+          slices: 8,
           warmupMs: Math.min(500, settings.durationMs / 4),
         };
         if (typeof sides.ours === "string" && typeof ours !== "string") {
