@@ -126,8 +126,8 @@ export function svgChart(rows: readonly Row[], title: string): string {
   }
   const height = y + 10;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
-<style>.h{font-size:15px;font-weight:bold}.l{font-size:12px}.s{font-size:12px;fill:#888}.n{font-size:10px;fill:#444}.r{font-size:13px;text-anchor:end;font-weight:bold}.o{fill:#2f6fb3}.b{fill:#c9c9c9}</style>
 <title>${escapeXml(title)}</title>
+<style>.h{font-size:15px;font-weight:bold}.l{font-size:12px}.s{font-size:12px;fill:#888}.n{font-size:10px;fill:#444}.r{font-size:13px;text-anchor:end;font-weight:bold}.o{fill:#2f6fb3}.b{fill:#c9c9c9}</style>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="20" font-size="13">${escapeXml(title)}</text>
 <rect x="${width - 290}" y="10" width="12" height="10" class="o"/><text x="${width - 274}" y="19" font-size="11">ours</text>
