@@ -36,16 +36,20 @@ const USAGE = `Usage: npm run bench -- [options]
 
 Server URLs: BENCH_POSTGRES_URL, BENCH_MYSQL_URL, BENCH_REDIS_URL, BENCH_ETCD_URL.`;
 
+/** A bad command line: printed with the usage, without a stack. */
+class UsageError extends Error {}
+
 function parseDuration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
-  if (!match) throw new Error(`--duration: expected e.g. 2s or 500ms, got ${JSON.stringify(text)}`);
+  if (!match)
+    throw new UsageError(`--duration: expected e.g. 2s or 500ms, got ${JSON.stringify(text)}`);
   return Number(match[1]) * (match[2] === "ms" ? 1 : 1000);
 }
 
 function parseList(option: string, text: string): number[] {
   const values = text.split(",").map((part) => Number(part.trim()));
   if (values.some((value) => !Number.isInteger(value) || value < 1))
-    throw new Error(
+    throw new UsageError(
       `${option}: expected positive integers separated by commas, got ${JSON.stringify(text)}`,
     );
   return values;
@@ -55,7 +59,7 @@ function parseBackends(text: string): BackendName[] {
   const names = text.split(",").map((part) => part.trim());
   for (const name of names) {
     if (!(BACKEND_NAMES as readonly string[]).includes(name))
-      throw new Error(
+      throw new UsageError(
         `--backend: unknown backend ${JSON.stringify(name)}; known: ${BACKEND_NAMES.join(", ")}`,
       );
   }
@@ -262,6 +266,14 @@ main().then(
     process.exitCode = code;
   },
   (error: unknown) => {
+    if (
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
+      log(`${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    }
     log(error instanceof Error ? (error.stack ?? error.message) : String(error));
     process.exitCode = 2;
   },
