@@ -16,10 +16,17 @@ try {
   const resource = "table/1024";
 
   say(`1. procedure-A starts "alter-table" on ${resource}: it writes the poison key first.`);
-  await store.tryPutPoison(resource, "procedure-A", { operation: "alter-table", owner: "node-1:4242" });
+  await store.tryPutPoison(resource, "procedure-A", {
+    operation: "alter-table",
+    owner: "node-1:4242",
+  });
 
   say("2. It alters shards 1..3, then shard 4 fails: the table may be inconsistent.");
-  await store.markPoisoned(resource, "procedure-A", new Error("shard 4: connection reset during ALTER"));
+  await store.markPoisoned(
+    resource,
+    "procedure-A",
+    new Error("shard 4: connection reset during ALTER"),
+  );
   say("   The key stays. It never expires by itself.\n");
 
   say(`3. procedure-B wants to run on ${resource} and is refused:`);
@@ -32,11 +39,16 @@ try {
 
   const record = await store.inspectPoison(resource);
   say("\n4. An operator inspects it:");
-  say(`   key=${record?.key} state=${record?.state} token=${record?.token} operation=${record?.operation}`);
+  say(
+    `   key=${record?.key} state=${record?.state} token=${record?.token} operation=${record?.operation}`,
+  );
   say(`   error=${record?.error?.name}: ${record?.error?.message}`);
 
   say("\n5. The operator repairs shard 4 by hand, then clears the key (audited):");
-  await store.forceDeletePoison(resource, { actor: "alice", reason: "re-ran ALTER on shard 4, verified schema" });
+  await store.forceDeletePoison(resource, {
+    actor: "alice",
+    reason: "re-ran ALTER on shard 4, verified schema",
+  });
   const [entry] = (await store.auditLog({ key: resource })).entries;
   say(`   audit: ${entry?.action} by ${entry?.actor}: "${entry?.reason}"`);
 

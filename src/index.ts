@@ -48,8 +48,62 @@ export {
   processOwner,
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
+export {
+  DEFAULT_ETCD_META_PREFIX,
+  type EtcdDriverOptions,
+  etcdDriver,
+  poisonValue,
+} from "./drivers/etcd.js";
 export { type MemoryDriverOptions, memoryDriver } from "./drivers/memory.js";
+export {
+  type MysqlDriverOptions,
+  type MysqlPoolLike,
+  mysqlDriver,
+} from "./drivers/mysql.js";
+export {
+  type PgClientLike,
+  type PgPoolLike,
+  type PostgresDriverOptions,
+  postgresDriver,
+} from "./drivers/postgres.js";
+export {
+  DEFAULT_REDIS_KEY_PREFIX,
+  type RedisDriverOptions,
+  redisDriver,
+} from "./drivers/redis.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
+export {
+  type CleanupOutcome,
+  GuardErrorCode,
+  OperationPoisonedError,
+  PoisonCleanupError,
+  type RefusalReason,
+  ResourcePoisonedError,
+} from "./guard/errors.js";
+export type {
+  GuardEvent,
+  GuardEventOf,
+  GuardEventType,
+  GuardListener,
+  GuardLogger,
+} from "./guard/events.js";
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_RETRY,
+  DEFAULT_STORE_RETRY,
+  type GuardContext,
+  type GuardedRun,
+  PoisonGuard,
+  type PoisonGuardOptions,
+  type RetryOptions,
+} from "./guard/guard.js";
+export {
+  type ErrorMarks,
+  isMarkedCleanPoisons,
+  isMarkedRetryable,
+  markCleanPoisons,
+  markRetryable,
+} from "./guard/marks.js";
 export {
   type OpenPoisonStoreOptions,
   openPoisonStore,

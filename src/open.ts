@@ -7,7 +7,11 @@ import type { PoisonStoreClient } from "./core/contract.js";
 import type { PoisonDriver } from "./core/driver.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
+import { etcdDriver } from "./drivers/etcd.js";
 import { memoryDriver } from "./drivers/memory.js";
+import { mysqlDriver } from "./drivers/mysql.js";
+import { postgresDriver } from "./drivers/postgres.js";
+import { redisDriver } from "./drivers/redis.js";
 import { sqliteDriver } from "./drivers/sqlite.js";
 
 export type OpenPoisonStoreOptions = PoisonStoreOptions;
@@ -22,6 +26,13 @@ interface Scheme {
 const SCHEMES: Record<string, Scheme> = {
   "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
   "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },
+  "postgres:": { form: "postgres://USER@HOST:PORT/DB", open: (url) => postgresDriver({ url }) },
+  "postgresql:": { form: "postgresql://USER@HOST:PORT/DB", open: (url) => postgresDriver({ url }) },
+  "mysql:": { form: "mysql://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
+  "mariadb:": { form: "mariadb://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
+  "etcd:": { form: "etcd://host:port[,host:port…]", open: (url) => etcdDriver({ url }) },
+  "redis:": { form: "redis://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
+  "rediss:": { form: "rediss://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
 };
 
 /** The URL forms `openPoisonStore` accepts, for help texts. */

@@ -67,6 +67,18 @@ export interface PoisonStoreClient extends PoisonStore {
    */
   markPoisoned(key: string, token: string, error: unknown): Promise<PoisonRecord>;
   /**
+   * As {@link markPoisoned} for several keys held by one token, all or none, in one atomic step.
+   * If any key is held by another token (PoisonConflictError) or absent (PoisonNotFoundError),
+   * nothing is changed. Resolves with the records as they now stand, in the order given.
+   */
+  markPoisons(keys: readonly string[], token: string, error: unknown): Promise<PoisonRecord[]>;
+  /**
+   * The owner's sign of life: sets `heartbeatAt` (and `updatedAt`) of several keys held by one
+   * token to now, all or none, token-checked like {@link markPoisons}. State and error are left
+   * as they are. Nothing in the library ever deletes a key because its heartbeat is old.
+   */
+  touchPoisons(keys: readonly string[], token: string): Promise<PoisonRecord[]>;
+  /**
    * An operator's recovery: delete the key whoever holds it, writing an audit entry in the same
    * atomic step. With `expectedToken`, refuses (PoisonConflictError) if the holder differs.
    * Resolves with the removed record, or null if the key was already absent (nothing audited).

@@ -3,6 +3,7 @@
  * stable string `code`, so callers can branch on `err.code` without `instanceof` across
  * package copies.
  */
+import type { PoisonRecord } from "./records.js";
 
 /** Stable codes. Never renamed once published. */
 export const ErrorCode = {
@@ -35,8 +36,10 @@ export class PoisonConflictError extends PoisonStoreError {
   readonly token: string;
   /** The token that holds the key. */
   readonly holder: string;
+  /** The holder's whole record as it stood when the write was refused, when the runtime had it. */
+  readonly holderRecord: PoisonRecord | undefined;
 
-  constructor(key: string, token: string, holder: string) {
+  constructor(key: string, token: string, holder: string, holderRecord?: PoisonRecord) {
     super(
       ErrorCode.PoisonConflict,
       `poison key ${JSON.stringify(key)} is held by token ${JSON.stringify(holder)}, not ${JSON.stringify(token)}; ` +
@@ -45,6 +48,7 @@ export class PoisonConflictError extends PoisonStoreError {
     this.key = key;
     this.token = token;
     this.holder = holder;
+    this.holderRecord = holderRecord;
   }
 }
 

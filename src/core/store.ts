@@ -6,7 +6,7 @@
  */
 import { hostname } from "node:os";
 import type { PoisonStoreClient } from "./contract.js";
-import type { AuditIntent, PoisonDriver } from "./driver.js";
+import type { AuditIntent, PoisonDriver, RecordPatch } from "./driver.js";
 import {
   BackendUnavailableError,
   InvalidArgumentError,
@@ -173,21 +173,34 @@ class ManagedPoisonStore implements PoisonStoreClient {
       const checkedKey = checkKey(key);
       const checkedToken = checkToken(token);
       const now = this.#now();
-      const outcome = await (await this.#ready()).update(
-        [this.#storageKey(checkedKey)],
-        checkedToken,
-        {
-          updatedAt: now,
-          state: "poisoned",
-          error: describeError(error, now),
-        },
-      );
-      if (!outcome.ok) {
-        const holder = outcome.conflicts[0];
-        if (holder) throw new PoisonConflictError(checkedKey, checkedToken, holder.token);
-        throw new PoisonNotFoundError(checkedKey);
-      }
-      return this.#userRecord(firstOf(outcome.records, this.backend));
+      const records = await this.#update([checkedKey], checkedToken, {
+        updatedAt: now,
+        state: "poisoned",
+        error: describeError(error, now),
+      });
+      return firstOf(records, this.backend);
+    });
+  }
+
+  markPoisons(keys: readonly string[], token: string, error: unknown): Promise<PoisonRecord[]> {
+    return this.#call(async () => {
+      const checkedKeys = checkKeys(keys);
+      const checkedToken = checkToken(token);
+      const now = this.#now();
+      return this.#update(checkedKeys, checkedToken, {
+        updatedAt: now,
+        state: "poisoned",
+        error: describeError(error, now),
+      });
+    });
+  }
+
+  touchPoisons(keys: readonly string[], token: string): Promise<PoisonRecord[]> {
+    return this.#call(async () => {
+      const checkedKeys = checkKeys(keys);
+      const checkedToken = checkToken(token);
+      const now = this.#now();
+      return this.#update(checkedKeys, checkedToken, { updatedAt: now, heartbeatAt: now });
     });
   }
 
@@ -208,10 +221,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
         audit,
       );
       if (!outcome.ok) {
+        const holder = firstOf(outcome.conflicts, this.backend);
         throw new PoisonConflictError(
           checkedKey,
           expectedToken ?? "",
-          firstOf(outcome.conflicts, this.backend).token,
+          holder.token,
+          this.#userRecord(holder),
         );
       }
       const removed = outcome.removed[0];
@@ -279,7 +294,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
         outcome.conflicts,
         this.backend,
       );
-      throw new PoisonConflictError(this.#userKey(holder.key), checkedToken, holder.token);
+      throw new PoisonConflictError(
+        this.#userKey(holder.key),
+        checkedToken,
+        holder.token,
+        this.#userRecord(holder),
+      );
     }
     return outcome.records.map((record) => this.#userRecord(record));
   }
@@ -306,8 +326,40 @@ class ManagedPoisonStore implements PoisonStoreClient {
         outcome.conflicts,
         this.backend,
       );
-      throw new PoisonConflictError(this.#userKey(holder.key), token, holder.token);
+      throw new PoisonConflictError(
+        this.#userKey(holder.key),
+        token,
+        holder.token,
+        this.#userRecord(holder),
+      );
     }
+  }
+
+  /** A token-checked update of validated user keys; conflicts and absences become typed errors
+   *  naming the first such key in the caller's order. */
+  async #update(keys: string[], token: string, patch: RecordPatch): Promise<PoisonRecord[]> {
+    const storageKeys = keys.map((k) => this.#storageKey(k));
+    const outcome = await (await this.#ready()).update(storageKeys, token, patch);
+    if (!outcome.ok) {
+      for (const storageKey of storageKeys) {
+        const holder = outcome.conflicts.find((c) => c.key === storageKey);
+        if (holder) {
+          throw new PoisonConflictError(
+            this.#userKey(storageKey),
+            token,
+            holder.token,
+            this.#userRecord(holder),
+          );
+        }
+        if (outcome.missing.includes(storageKey))
+          throw new PoisonNotFoundError(this.#userKey(storageKey));
+      }
+      throw new BackendUnavailableError(
+        this.backend,
+        "the driver refused an update without a reason",
+      );
+    }
+    return outcome.records.map((record) => this.#userRecord(record));
   }
 
   /** Run one public call: refuse after close, init once, bound its time, type its failures. */

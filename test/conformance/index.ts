@@ -1,4 +1,5 @@
 /** `testDriver(harness)`: the whole conformance suite, one behaviour per file. */
+import { batches } from "./batches.js";
 import { concurrency } from "./concurrency.js";
 import { coreContract } from "./core.js";
 import { type DriverHarness, runSuite } from "./harness.js";
@@ -19,6 +20,7 @@ export function testDriver(harness: DriverHarness): Promise<void> {
     "records (SPEC §3)": records,
     listing,
     "recovery and audit": recovery,
+    "batches for the guard": batches,
     namespaces,
     concurrency,
     lifecycle,

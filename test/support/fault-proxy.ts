@@ -73,7 +73,12 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     delayMs: 0,
     stats,
     resetAll() {
-      for (const socket of sockets) socket.resetAndDestroy();
+      for (const socket of sockets) {
+        // A socket already shutting down cannot be reset: on Node 20, resetAndDestroy() during a
+        // pending shutdown leaves the handle open and the process never exits. Destroy it.
+        if (socket.writableEnded || socket.readableEnded) socket.destroy();
+        else socket.resetAndDestroy();
+      }
     },
     async close() {
       proxy.resetAll();

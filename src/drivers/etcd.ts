@@ -1,0 +1,589 @@
+/**
+ * `etcd://host:port[,host:port…]` — etcd v3 through its JSON gateway (`/v3/kv/txn`, `/v3/kv/range`)
+ * with Node's own fetch: no gRPC stack to install, and each call is one HTTP request whose
+ * bytes the tests can count. Every write is one etcd transaction whose compares make it atomic
+ * and race-free; a failed compare reads back what is there in the same transaction.
+ *
+ * Layout (GreptimeDB-compatible; see docs/BACKENDS-KV.md):
+ * - `<namespace>K` → `{"token":"<token>"}` exactly, as GreptimeDB's metadata store writes it;
+ * - `<meta>record/<namespace>K` → the rest of the record as JSON, written and deleted in the same
+ *   transaction as the poison key (`<meta>` defaults to `/__poison_store/`);
+ * - `<meta>audit/<inverted id>` → one audit entry (ids from the counter `<meta>audit-seq`, bumped
+ *   in the same transaction; inverted so that ascending key order is newest first).
+ * Listing a namespace skips the `<meta>` range, so it only ever returns poison keys, whatever the
+ * namespace; a storage key inside `<meta>` is refused.
+ */
+import { decodeRecord, encodeRecord } from "../core/codec.js";
+import type {
+  AuditIntent,
+  PoisonDriver,
+  PutOutcome,
+  RecordPatch,
+  RemoveOutcome,
+  UpdateOutcome,
+} from "../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
+import { prefixUpperBound } from "../core/keys.js";
+import type { AuditEntry, PoisonRecord } from "../core/records.js";
+
+export interface EtcdDriverOptions {
+  /** `etcd://host:port[,host:port…][?metaPrefix=P]`. */
+  url?: string;
+  /** Instead of a URL: base URLs such as `http://127.0.0.1:2379`, tried in order. */
+  endpoints?: string[];
+  /** Where records and the audit log live. Default `/__poison_store/`. */
+  metaPrefix?: string;
+  /** One HTTP request without an answer after this long fails (its outcome unknown). Keep it
+   *  below the store's timeoutMs. Default 4000. */
+  requestTimeoutMs?: number;
+  /** The fetch to use (for tests that count requests, or a custom dispatcher). */
+  fetch?: typeof fetch;
+}
+
+export const DEFAULT_ETCD_META_PREFIX = "/__poison_store/";
+
+/** What a key written without a record (by GreptimeDB) reads as: the time is unknown. */
+export const UNKNOWN_TIME = "1970-01-01T00:00:00.000Z";
+
+/** Inverted audit ids: 16 digits, so ascending key order is newest first. */
+const ID_SPACE = 10n ** 16n - 1n;
+
+interface Kv {
+  key: Buffer;
+  value: Buffer;
+  createRevision: string;
+  modRevision: string;
+}
+
+type Compare = Record<string, string>;
+type RequestOp = Record<string, Record<string, string | boolean>>;
+
+interface TxnResult {
+  succeeded: boolean;
+  /** One entry per op: the kvs of a range, or the prev_kvs of a delete. */
+  responses: Kv[][];
+  revision: string;
+}
+
+/** One key's state as read: its poison key and its record key. */
+interface Slot {
+  poison: Kv | null;
+  record: Kv | null;
+}
+
+interface Snapshot {
+  slots: Slot[];
+  /** The audit counter, or null when absent (no audited write yet). */
+  seq: Kv | null;
+}
+
+/** Beyond this, a write that keeps losing compare races gives up (BackendUnavailableError). */
+const MAX_ATTEMPTS = 16;
+
+export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
+  const endpoints = parseEndpoints(options);
+  const meta = options.metaPrefix ?? metaFromUrl(options.url) ?? DEFAULT_ETCD_META_PREFIX;
+  if (meta.length === 0 || meta.includes("\u0000")) {
+    throw new InvalidArgumentError("metaPrefix", "must be a non-empty string without NUL");
+  }
+  const timeoutMs = options.requestTimeoutMs ?? 4000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new InvalidArgumentError("requestTimeoutMs", "must be a positive number of milliseconds");
+  }
+  const doFetch = options.fetch ?? fetch;
+  const metaBytes = utf8(meta);
+  const metaEnd = upperBound(metaBytes) as Buffer;
+  const recordPrefix = `${meta}record/`;
+  const auditPrefix = `${meta}audit/`;
+  const seqKey = utf8(`${meta}audit-seq`);
+  const recordKey = (storageKey: string) => utf8(recordPrefix + storageKey);
+  const auditKey = (id: bigint) => utf8(auditPrefix + (ID_SPACE - id).toString().padStart(16, "0"));
+  let preferred = 0;
+  let lastSeq: Kv | null = null;
+
+  const checkKey = (storageKey: string) => {
+    if (storageKey.startsWith(meta)) {
+      throw new InvalidArgumentError(
+        "key",
+        `falls under the etcd driver's reserved prefix ${JSON.stringify(meta)}; choose another namespace or metaPrefix`,
+      );
+    }
+    return utf8(storageKey);
+  };
+
+  /** POST one request, trying the next endpoint when one cannot be connected to. */
+  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
+    let lastError: unknown;
+    for (let i = 0; i < endpoints.length; i++) {
+      const index = (preferred + i) % endpoints.length;
+      const endpoint = endpoints[index] as string;
+      let response: Response;
+      try {
+        response = await doFetch(`${endpoint}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (error) {
+        // A timeout leaves the outcome unknown: do not send the request again elsewhere. A
+        // refused or reset connection is tried on the next endpoint (writes are idempotent
+        // under their token, so a request that did land is safe to repeat).
+        if (
+          error instanceof Error &&
+          (error.name === "TimeoutError" || error.name === "AbortError")
+        ) {
+          throw new BackendUnavailableError(
+            "etcd",
+            `${endpoint} did not answer within ${timeoutMs} ms (requestTimeoutMs)`,
+            error,
+          );
+        }
+        lastError = error;
+        continue;
+      }
+      const text = await response.text();
+      if (!response.ok) {
+        throw new BackendUnavailableError(
+          "etcd",
+          `${endpoint}${path} answered HTTP ${response.status}: ${text.slice(0, 300)}`,
+        );
+      }
+      preferred = index;
+      return JSON.parse(text) as Record<string, unknown>;
+    }
+    const reason = lastError instanceof Error ? describeFetchError(lastError) : String(lastError);
+    throw new BackendUnavailableError("etcd", `no endpoint answered (${reason})`, lastError);
+  };
+
+  const txn = async (
+    compare: Compare[],
+    success: RequestOp[],
+    failure: RequestOp[],
+  ): Promise<TxnResult> => {
+    const reply = await post("/v3/kv/txn", { compare, success, failure });
+    const responses = (
+      (reply.responses as Record<string, Record<string, unknown>>[] | undefined) ?? []
+    ).map((op) => {
+      const inner = op.response_range ?? op.response_delete_range ?? op.response_put ?? {};
+      const kvs = (inner.kvs ?? inner.prev_kvs ?? []) as RawKv[];
+      return kvs.map(fromRawKv);
+    });
+    return {
+      succeeded: reply.succeeded === true,
+      responses,
+      revision: String((reply.header as { revision?: string } | undefined)?.revision ?? "0"),
+    };
+  };
+
+  /** Reads of every key's poison and record keys (and the audit counter): a failure branch. */
+  const readOps = (keys: Buffer[], storageKeys: string[], withSeq: boolean): RequestOp[] => [
+    ...keys.flatMap((key, i) => [range(key), range(recordKey(storageKeys[i] as string))]),
+    ...(withSeq ? [range(seqKey)] : []),
+  ];
+  const snapshotOf = (responses: Kv[][], count: number, withSeq: boolean): Snapshot => {
+    const slots: Slot[] = [];
+    for (let i = 0; i < count; i++) {
+      slots.push({
+        poison: responses[2 * i]?.[0] ?? null,
+        record: responses[2 * i + 1]?.[0] ?? null,
+      });
+    }
+    const seq = withSeq ? (responses[2 * count]?.[0] ?? null) : null;
+    if (withSeq) lastSeq = seq;
+    return { slots, seq };
+  };
+  const read = async (keys: Buffer[], storageKeys: string[], withSeq: boolean) => {
+    const result = await txn([], readOps(keys, storageKeys, withSeq), []);
+    return snapshotOf(result.responses, keys.length, withSeq);
+  };
+
+  /** Compares that hold when nothing changed since `snapshot` was read. */
+  const guards = (
+    keys: Buffer[],
+    storageKeys: string[],
+    snapshot: Snapshot,
+    withRecord: boolean,
+  ) => {
+    const out: Compare[] = [];
+    snapshot.slots.forEach((slot, i) => {
+      out.push(guard(keys[i] as Buffer, slot.poison));
+      if (withRecord) out.push(guard(recordKey(storageKeys[i] as string), slot.record));
+    });
+    return out;
+  };
+
+  /** Audit writes for `records`, numbered after the counter in `snapshot`. */
+  const auditWrites = (intent: AuditIntent, records: PoisonRecord[], seq: Kv | null) => {
+    const start = seq ? BigInt(seq.value.toString("utf8")) : 0n;
+    const ops: RequestOp[] = records.map((record, i) => {
+      const id = start + BigInt(i + 1);
+      const entry: AuditEntry = {
+        id: id.toString(),
+        at: intent.at,
+        action: intent.action,
+        key: record.key,
+        actor: intent.actor,
+        reason: intent.reason,
+        record,
+      };
+      if (intent.token !== undefined) entry.token = intent.token;
+      return put(auditKey(id), utf8(JSON.stringify(entry)));
+    });
+    if (records.length > 0)
+      ops.push(put(seqKey, utf8((start + BigInt(records.length)).toString())));
+    return { compare: [guard(seqKey, seq)], ops };
+  };
+
+  const recordOf = (storageKey: string, slot: Slot): PoisonRecord | null =>
+    slot.poison ? decodeSlot(storageKey, slot.poison, slot.record) : null;
+
+  return {
+    backend: "etcd",
+    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+
+    async init() {
+      // Nothing to create: etcd keys need no schema. Fail early if no endpoint answers.
+      await post("/v3/kv/range", { key: b64(seqKey) });
+    },
+
+    async put(records, audit): Promise<PutOutcome> {
+      const storageKeys = records.map((r) => r.key);
+      const keys = storageKeys.map(checkKey);
+      const token = (records[0] as PoisonRecord).token;
+      const withSeq = audit !== undefined;
+      // First attempt assumes every key is absent: the one-transaction put of the contract.
+      let snapshot: Snapshot = {
+        slots: records.map(() => ({ poison: null, record: null })),
+        seq: lastSeq,
+      };
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
+        const conflicts = current.filter(
+          (held): held is PoisonRecord => held !== null && held.token !== token,
+        );
+        if (conflicts.length > 0) return { ok: false, conflicts };
+        const toWrite = records.filter((_, i) => current[i] === null);
+        if (toWrite.length === 0) return { ok: true, records: current as PoisonRecord[] };
+        // The record key is not guarded: a stale one (its poison key deleted by another tool)
+        // is overwritten.
+        const compare = guards(keys, storageKeys, snapshot, false);
+        const success: RequestOp[] = toWrite.flatMap((record) => [
+          put(utf8(record.key), utf8(poisonValue(token))),
+          put(recordKey(record.key), utf8(encodeRecord(record))),
+        ]);
+        if (audit) {
+          const writes = auditWrites(audit, toWrite, snapshot.seq);
+          compare.push(...writes.compare);
+          success.push(...writes.ops);
+        }
+        const result = await txn(compare, success, readOps(keys, storageKeys, withSeq));
+        if (result.succeeded) {
+          return { ok: true, records: records.map((record, i) => current[i] ?? record) };
+        }
+        snapshot = snapshotOf(result.responses, keys.length, withSeq);
+      }
+      throw contended();
+    },
+
+    async remove(keys, token, audit): Promise<RemoveOutcome> {
+      const storageKeys = [...keys];
+      const bytes = storageKeys.map(checkKey);
+      const withSeq = audit !== undefined;
+      let snapshot: Snapshot | null = null;
+      if (token !== null && !audit) {
+        // The contract's one-transaction delete: the poison key must hold exactly our bytes.
+        const result = await txn(
+          bytes.map((key) => ({
+            key: b64(key),
+            target: "VALUE",
+            result: "EQUAL",
+            value: b64(utf8(poisonValue(token))),
+          })),
+          storageKeys.flatMap((key, i) => [
+            deleteRange(bytes[i] as Buffer),
+            deleteRange(recordKey(key)),
+          ]),
+          readOps(bytes, storageKeys, false),
+        );
+        if (result.succeeded) {
+          const removed: PoisonRecord[] = [];
+          storageKeys.forEach((key, i) => {
+            const poison = result.responses[2 * i]?.[0];
+            if (poison)
+              removed.push(decodeSlot(key, poison, result.responses[2 * i + 1]?.[0] ?? null));
+          });
+          return { ok: true, removed };
+        }
+        snapshot = snapshotOf(result.responses, bytes.length, false);
+      }
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        snapshot ??= await read(bytes, storageKeys, withSeq);
+        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
+        const conflicts = current.filter(
+          (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
+        );
+        if (conflicts.length > 0) return { ok: false, conflicts };
+        const removed = current.filter((held): held is PoisonRecord => held !== null);
+        // Every key absent: nothing to do, and the read was the linearization point.
+        if (removed.length === 0) return { ok: true, removed };
+        const compare = guards(bytes, storageKeys, snapshot, true);
+        const success: RequestOp[] = storageKeys.flatMap((key, i) =>
+          current[i] ? [deleteRange(bytes[i] as Buffer), deleteRange(recordKey(key))] : [],
+        );
+        if (audit) {
+          const writes = auditWrites(audit, removed, snapshot.seq);
+          compare.push(...writes.compare);
+          success.push(...writes.ops);
+        }
+        const result = await txn(compare, success, readOps(bytes, storageKeys, withSeq));
+        if (result.succeeded) return { ok: true, removed };
+        snapshot = snapshotOf(result.responses, bytes.length, withSeq);
+      }
+      throw contended();
+    },
+
+    async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
+      const storageKeys = [...keys];
+      const bytes = storageKeys.map(checkKey);
+      let snapshot = await read(bytes, storageKeys, false);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
+        const missing = storageKeys.filter((_, i) => current[i] === null);
+        const conflicts = current.filter(
+          (held): held is PoisonRecord => held !== null && held.token !== token,
+        );
+        if (missing.length > 0 || conflicts.length > 0) return { ok: false, conflicts, missing };
+        const updated = (current as PoisonRecord[]).map((record) => applyPatch(record, patch));
+        const result = await txn(
+          guards(bytes, storageKeys, snapshot, true),
+          updated.map((record) => put(recordKey(record.key), utf8(encodeRecord(record)))),
+          readOps(bytes, storageKeys, false),
+        );
+        if (result.succeeded) return { ok: true, records: updated };
+        snapshot = snapshotOf(result.responses, bytes.length, false);
+      }
+      throw contended();
+    },
+
+    async get(key) {
+      const bytes = checkKey(key);
+      const snapshot = await read([bytes], [key], false);
+      return recordOf(key, snapshot.slots[0] as Slot);
+    },
+
+    async list({ prefix, after, limit }) {
+      const prefixBytes = utf8(prefix);
+      const afterBytes = after === null ? null : utf8(after);
+      const low =
+        afterBytes && Buffer.compare(afterBytes, prefixBytes) >= 0
+          ? Buffer.concat([afterBytes, Buffer.from([0])])
+          : prefixBytes;
+      const high = upperBound(prefixBytes); // null: no upper bound
+      // Two ranges around the reserved <meta> range, so a namespace that covers it (say "/")
+      // still lists only poison keys, and a page is exactly `limit` long when keys remain.
+      const ranges: Array<[Buffer, Buffer | null]> = [];
+      const belowEnd = high === null || Buffer.compare(high, metaBytes) > 0 ? metaBytes : high;
+      if (Buffer.compare(low, belowEnd) < 0) ranges.push([low, belowEnd]);
+      const aboveStart = Buffer.compare(low, metaEnd) > 0 ? low : metaEnd;
+      if (high === null || Buffer.compare(aboveStart, high) < 0) ranges.push([aboveStart, high]);
+      if (ranges.length === 0) return [];
+      const page = await txn(
+        [],
+        ranges.map(([start, end]) => range(start, end ?? Buffer.from([0]), limit)),
+        [],
+      );
+      const poisons = page.responses.flat().slice(0, limit);
+      const first = poisons[0];
+      const last = poisons.at(-1);
+      if (!first || !last) return [];
+      // The records of exactly this page, read at the page's revision: one consistent view.
+      const recordReply = await post("/v3/kv/range", {
+        key: b64(recordKey(first.key.toString("utf8"))),
+        range_end: b64(Buffer.concat([recordKey(last.key.toString("utf8")), Buffer.from([0])])),
+        revision: page.revision,
+      });
+      const records = new Map<string, Kv>();
+      for (const kv of ((recordReply.kvs as RawKv[] | undefined) ?? []).map(fromRawKv)) {
+        records.set(kv.key.toString("utf8").slice(recordPrefix.length), kv);
+      }
+      return poisons.map((kv) => {
+        const key = kv.key.toString("utf8");
+        return decodeSlot(key, kv, records.get(key) ?? null);
+      });
+    },
+
+    async audit({ prefix, key, before, limit }) {
+      if (before !== null && !/^\d{1,16}$/.test(before)) return [];
+      let start =
+        before === null
+          ? utf8(auditPrefix)
+          : Buffer.concat([auditKey(BigInt(before)), Buffer.from([0])]);
+      const end = upperBound(utf8(auditPrefix)) as Buffer;
+      const out: AuditEntry[] = [];
+      // The log holds every namespace: read it newest first in batches and keep the matches.
+      const batch = Math.max(limit, 256);
+      for (;;) {
+        const reply = await post("/v3/kv/range", {
+          key: b64(start),
+          range_end: b64(end),
+          limit: String(batch),
+        });
+        const kvs = ((reply.kvs as RawKv[] | undefined) ?? []).map(fromRawKv);
+        for (const kv of kvs) {
+          const entry = parseAuditEntry(kv.value.toString("utf8"));
+          if (!entry) continue;
+          if (key !== undefined ? entry.key === key : entry.key.startsWith(prefix)) {
+            out.push(entry);
+            if (out.length >= limit) return out;
+          }
+        }
+        const last = kvs.at(-1);
+        if (!last || reply.more !== true) return out;
+        start = Buffer.concat([last.key, Buffer.from([0])]);
+      }
+    },
+
+    async close() {
+      // fetch keeps no connection that needs closing beyond its idle pool.
+    },
+  };
+}
+
+function contended(): BackendUnavailableError {
+  return new BackendUnavailableError(
+    "etcd",
+    `the keys kept changing under ${MAX_ATTEMPTS} attempts of one transaction`,
+  );
+}
+
+/** GreptimeDB's poison value, byte for byte (serde_json's compact form of `{token}`). */
+export function poisonValue(token: string): string {
+  return JSON.stringify({ token });
+}
+
+/** The record of a poison key: its own record key when that belongs to this poison key (written
+ *  in the same or a later revision), else a conservative stand-in for a key written by another
+ *  tool (GreptimeDB): state `poisoned`, times unknown. The poison key's token always wins. */
+function decodeSlot(storageKey: string, poison: Kv, record: Kv | null): PoisonRecord {
+  const token = tokenOf(poison.value);
+  if (record && BigInt(record.modRevision) >= BigInt(poison.createRevision)) {
+    const decoded = decodeRecord(storageKey, record.value.toString("utf8"), {
+      token,
+      at: UNKNOWN_TIME,
+    });
+    return { ...decoded, token };
+  }
+  return {
+    key: storageKey,
+    token,
+    state: "poisoned",
+    createdAt: UNKNOWN_TIME,
+    updatedAt: UNKNOWN_TIME,
+  };
+}
+
+/** The token in a poison value; a value that is not `{"token": string}` is its own token, so it
+ *  still conflicts and can still be cleared by force. */
+function tokenOf(value: Buffer): string {
+  const text = value.toString("utf8");
+  try {
+    const doc = JSON.parse(text) as { token?: unknown } | null;
+    if (doc && typeof doc === "object" && typeof doc.token === "string") return doc.token;
+  } catch {
+    // fall through
+  }
+  return text;
+}
+
+function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
+  const out: PoisonRecord = { ...record, updatedAt: patch.updatedAt };
+  if (patch.state !== undefined) out.state = patch.state;
+  if (patch.error !== undefined) out.error = patch.error;
+  if (patch.heartbeatAt !== undefined) out.heartbeatAt = patch.heartbeatAt;
+  return out;
+}
+
+function parseAuditEntry(text: string): AuditEntry | null {
+  try {
+    const entry = JSON.parse(text) as AuditEntry;
+    return entry && typeof entry.id === "string" && typeof entry.key === "string" ? entry : null;
+  } catch {
+    return null;
+  }
+}
+
+interface RawKv {
+  key?: string;
+  value?: string;
+  create_revision?: string;
+  mod_revision?: string;
+}
+
+function fromRawKv(raw: RawKv): Kv {
+  return {
+    key: Buffer.from(raw.key ?? "", "base64"),
+    value: Buffer.from(raw.value ?? "", "base64"),
+    createRevision: raw.create_revision ?? "0",
+    modRevision: raw.mod_revision ?? "0",
+  };
+}
+
+const utf8 = (text: string) => Buffer.from(text, "utf8");
+
+/** prefixUpperBound as a Buffer (it returns a plain Uint8Array), or null for an empty prefix. */
+function upperBound(prefix: Buffer): Buffer | null {
+  const bound = prefixUpperBound(prefix);
+  return bound ? Buffer.from(bound) : null;
+}
+const b64 = (bytes: Buffer) => bytes.toString("base64");
+
+function range(key: Buffer, end?: Buffer, limit?: number): RequestOp {
+  const request: Record<string, string> = { key: b64(key) };
+  if (end) request.range_end = b64(end);
+  if (limit !== undefined) request.limit = String(limit);
+  return { request_range: request };
+}
+
+function put(key: Buffer, value: Buffer): RequestOp {
+  return { request_put: { key: b64(key), value: b64(value) } };
+}
+
+function deleteRange(key: Buffer): RequestOp {
+  return { request_delete_range: { key: b64(key), prev_kv: true } };
+}
+
+/** Unchanged since read: same mod revision, or still absent. */
+function guard(key: Buffer, seen: Kv | null): Compare {
+  return seen
+    ? { key: b64(key), target: "MOD", result: "EQUAL", mod_revision: seen.modRevision }
+    : { key: b64(key), target: "CREATE", result: "EQUAL", create_revision: "0" };
+}
+
+function parseEndpoints(options: EtcdDriverOptions): string[] {
+  if (options.endpoints && options.endpoints.length > 0) {
+    return options.endpoints.map((e) => e.replace(/\/+$/, ""));
+  }
+  const url = options.url ?? "etcd://127.0.0.1:2379";
+  const match = /^etcd:\/\/([^/?#]+)\/?(\?.*)?$/i.exec(url);
+  if (!match) {
+    throw new InvalidArgumentError("url", "must look like etcd://host:port[,host:port…]");
+  }
+  return (match[1] as string).split(",").map((hostPort) => {
+    const trimmed = hostPort.trim();
+    if (!/^(\[[0-9a-f:.]+\]|[^:[\]]+)(:\d{1,5})?$/i.test(trimmed)) {
+      throw new InvalidArgumentError("url", `bad etcd endpoint ${JSON.stringify(trimmed)}`);
+    }
+    return `http://${/:\d+$/.test(trimmed) ? trimmed : `${trimmed}:2379`}`;
+  });
+}
+
+function metaFromUrl(url: string | undefined): string | undefined {
+  const query = url?.split("?")[1];
+  return query ? (new URLSearchParams(query).get("metaPrefix") ?? undefined) : undefined;
+}
+
+function describeFetchError(error: Error): string {
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
+}

@@ -1,0 +1,565 @@
+/**
+ * `mysql://…` / `mariadb://…` — MySQL 8 or MariaDB 10.11 through npm `mysql2` (3.x), loaded on
+ * first use.
+ *
+ * Neither server offers `RETURNING` on both INSERT and DELETE, so each single-key call of the
+ * core contract is ONE `CALL` of a stored procedure (created on first use), sent as one prepared
+ * statement: the procedure takes the row lock, reads the row under it and changes it in one
+ * transaction on the server, and hands the row back as its result set. See the procedure bodies
+ * below and docs/BACKENDS-SQL.md for why each is race-free under InnoDB's default REPEATABLE READ.
+ *
+ * Every column is binary (VARBINARY / BLOB): no collation can make two tokens compare equal
+ * (MariaDB's `utf8mb4_bin` pads spaces: 'a' = 'a '), the key index orders by bytes (the
+ * contract's key order), and a prefix is a byte range, so `%`, `_` and `\` are plain bytes.
+ *
+ * Durable when the promise resolves, as far as the server makes a commit durable
+ * (`innodb_flush_log_at_trx_commit = 1`, `sync_binlog = 1`, the defaults).
+ */
+import type { Pool, PoolOptions } from "mysql2/promise";
+import { fromAuditColumns, fromColumns, toColumns } from "../core/codec.js";
+import type {
+  AuditIntent,
+  PoisonDriver,
+  PutOutcome,
+  RecordPatch,
+  RemoveOutcome,
+  UpdateOutcome,
+} from "../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
+import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import {
+  auditIdBound,
+  checkMillis,
+  checkTableName,
+  keyBytes,
+  onConnection,
+  quoteTable,
+  sortedByBytes,
+  upperBound,
+} from "./sql-common.js";
+
+/** The part of a `mysql2/promise` pooled connection the driver uses. */
+export interface MysqlConnectionLike {
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  release(): void;
+  destroy(): void;
+}
+
+/** The part of a `mysql2/promise` Pool the driver uses; pass your own `createPool(…)` as `pool`. */
+export interface MysqlPoolLike {
+  getConnection(): Promise<MysqlConnectionLike>;
+  end(): Promise<void>;
+}
+
+export interface MysqlDriverOptions {
+  /** `mysql://user:password@host:port/database` (`mariadb://` is the same). */
+  url?: string;
+  /** An existing `mysql2/promise` pool to use instead of `url`. The caller owns it: `close()`
+   *  leaves it open. Give it `connectTimeout`, and set `innodb_lock_wait_timeout` low on its
+   *  connections, so a dead client cannot hold row locks for long. */
+  pool?: MysqlPoolLike;
+  /** Table of poison keys. Default `poison_keys`. Its stored procedures are named after it. */
+  table?: string;
+  /** Table of audit entries. Default `poison_audit`. */
+  auditTable?: string;
+  /** Bound on opening a connection. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Bound on one call, client side (the connection is destroyed when it passes) and on each
+   *  lock wait server side (`innodb_lock_wait_timeout`, whole seconds). Default 5000 ms. */
+  queryTimeoutMs?: number;
+  /** Pool size when the driver makes the pool. Default 10. */
+  maxConnections?: number;
+}
+
+type Bytes = Buffer | null;
+
+/** Rows as mysql2 returns binary columns. */
+interface KeyRow {
+  key: Buffer;
+  token: Buffer;
+  state: Buffer;
+  created_at: Buffer;
+  updated_at: Buffer;
+  heartbeat_at: Bytes;
+  operation: Bytes;
+  owner: Bytes;
+  error: Bytes;
+  data: Bytes;
+  inserted?: number | string | null;
+}
+
+interface AuditRow {
+  id: number | string;
+  at: Buffer;
+  action: Buffer;
+  key: Buffer;
+  actor: Buffer;
+  reason: Buffer;
+  token: Bytes;
+  record: Bytes;
+}
+
+const RECORD_COLUMNS =
+  "`key`, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data";
+
+/** Bump with any change to a procedure body: procedures are created once and never replaced,
+ *  so a new body gets a new name and old and new code can run side by side. */
+const PROCEDURE_VERSION = "v1";
+
+const ER_DUP_KEYNAME = 1061;
+const ER_TABLE_EXISTS = 1050;
+const ER_SP_ALREADY_EXISTS = 1304;
+const ER_LOCK_DEADLOCK = 1213;
+const DEADLOCK_ATTEMPTS = 10;
+
+export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
+  if (!options || (options.url === undefined) === (options.pool === undefined)) {
+    throw new InvalidArgumentError("options", "mysqlDriver needs exactly one of url or pool");
+  }
+  const tableName = checkTableName("options.table", options.table, "poison_keys");
+  const keysTable = quoteTable(tableName, "`");
+  const auditTable = quoteTable(
+    checkTableName("options.auditTable", options.auditTable, "poison_audit"),
+    "`",
+  );
+  const procedureName = (verb: string) => {
+    const name = `${tableName}_${verb}_${PROCEDURE_VERSION}`;
+    if ((name.split(".").at(-1) ?? "").length > 64) {
+      throw new InvalidArgumentError("options.table", "is too long to name its procedures");
+    }
+    return quoteTable(name, "`");
+  };
+  const putProcedure = procedureName("put");
+  const removeProcedure = procedureName("remove");
+  const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
+  const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
+  const ownsPool = options.pool === undefined;
+  let pool: MysqlPoolLike | null = options.pool ?? null;
+
+  const ddl = [
+    `CREATE TABLE IF NOT EXISTS ${keysTable} (
+      \`key\` VARBINARY(1280) NOT NULL,
+      token VARBINARY(1024) NOT NULL,
+      state VARBINARY(32) NOT NULL,
+      created_at VARBINARY(64) NOT NULL,
+      updated_at VARBINARY(64) NOT NULL,
+      heartbeat_at VARBINARY(64) NULL,
+      operation BLOB NULL,
+      owner BLOB NULL,
+      error MEDIUMBLOB NULL,
+      data MEDIUMBLOB NULL,
+      PRIMARY KEY (\`key\`)
+    ) ENGINE = InnoDB`,
+    `CREATE TABLE IF NOT EXISTS ${auditTable} (
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+      at VARBINARY(64) NOT NULL,
+      action VARBINARY(32) NOT NULL,
+      \`key\` VARBINARY(1280) NOT NULL,
+      actor BLOB NOT NULL,
+      reason MEDIUMBLOB NOT NULL,
+      token VARBINARY(1024) NULL,
+      record MEDIUMBLOB NULL,
+      PRIMARY KEY (id),
+      KEY by_key (\`key\`, id)
+    ) ENGINE = InnoDB`,
+    /*
+     * Put-if-absent. INSERT … ON DUPLICATE KEY UPDATE either inserts the row (and holds its
+     * lock) or, when the key exists, waits for any concurrent writer of that row and takes an
+     * exclusive lock on the latest committed version (ON DUPLICATE KEY UPDATE locks
+     * exclusively, unlike a plain INSERT's shared lock, so waiters on a rolled-back insert
+     * queue instead of deadlocking). The SELECT … FOR UPDATE then reads that locked, current
+     * row — a locking read, so an older snapshot of an enclosing transaction cannot hide it.
+     * The row is locked from the INSERT to the COMMIT: nothing can change it in between.
+     *
+     * Inserted-or-existing is told by LAST_INSERT_ID: set to 1 before, and the duplicate branch
+     * sets it to 0 (LAST_INSERT_ID(expr) is the documented way to pass a value out of ON
+     * DUPLICATE KEY UPDATE; ROW_COUNT() cannot be used because the client's CLIENT_FOUND_ROWS
+     * flag changes it). Only a real insert is audited, in the same transaction.
+     *
+     * p_own_tx = 1: the CALL is its own transaction (the one-round-trip single-key path);
+     * 0: it runs inside the caller's transaction (batches).
+     */
+    `CREATE PROCEDURE ${putProcedure} (
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_state VARBINARY(32),
+      IN p_created_at VARBINARY(64), IN p_updated_at VARBINARY(64), IN p_heartbeat_at VARBINARY(64),
+      IN p_operation BLOB, IN p_owner BLOB, IN p_error MEDIUMBLOB, IN p_data MEDIUMBLOB,
+      IN a_at VARBINARY(64), IN a_action VARBINARY(32), IN a_actor BLOB, IN a_reason MEDIUMBLOB,
+      IN a_token VARBINARY(1024), IN a_record MEDIUMBLOB, IN p_own_tx TINYINT)
+    MODIFIES SQL DATA
+    BEGIN
+      DECLARE v_flag BIGINT;
+      DECLARE v_inserted TINYINT;
+      DECLARE EXIT HANDLER FOR SQLEXCEPTION
+      BEGIN
+        IF p_own_tx = 1 THEN ROLLBACK; END IF;
+        RESIGNAL;
+      END;
+      IF p_own_tx = 1 THEN START TRANSACTION; END IF;
+      SET v_flag = LAST_INSERT_ID(1);
+      INSERT INTO ${keysTable} (${RECORD_COLUMNS})
+        VALUES (p_key, p_token, p_state, p_created_at, p_updated_at, p_heartbeat_at,
+                p_operation, p_owner, p_error, p_data)
+        ON DUPLICATE KEY UPDATE \`key\` = IF(LAST_INSERT_ID(0) = 0, \`key\`, \`key\`);
+      SET v_inserted = IF(LAST_INSERT_ID() = 1, 1, 0);
+      IF v_inserted = 1 AND a_action IS NOT NULL THEN
+        INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record)
+          VALUES (a_at, a_action, p_key, a_actor, a_reason, a_token, a_record);
+      END IF;
+      SELECT ${RECORD_COLUMNS}, v_inserted AS inserted
+        FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
+      IF p_own_tx = 1 THEN COMMIT; END IF;
+    END`,
+    /*
+     * Delete-if-token-matches. SELECT … FOR UPDATE locks the row (or, when absent, the gap
+     * where it would be, so no put can insert it until we commit) and returns it as it stands
+     * now; the DELETE runs under that lock and removes the row only when its token matches
+     * (p_token NULL: any token, the operator's force-delete). The caller tells deleted (same
+     * token) from conflict (the holder) from absent (no row) by the row returned.
+     */
+    `CREATE PROCEDURE ${removeProcedure} (
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT)
+    MODIFIES SQL DATA
+    BEGIN
+      DECLARE EXIT HANDLER FOR SQLEXCEPTION
+      BEGIN
+        IF p_own_tx = 1 THEN ROLLBACK; END IF;
+        RESIGNAL;
+      END;
+      IF p_own_tx = 1 THEN START TRANSACTION; END IF;
+      SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
+      DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
+      IF p_own_tx = 1 THEN COMMIT; END IF;
+    END`,
+  ];
+
+  const sql = {
+    put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    remove: `CALL ${removeProcedure}(?, ?, ?)`,
+    get: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ?`,
+    lock: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ? FOR UPDATE`,
+    update: `UPDATE ${keysTable} SET updated_at = ?, state = coalesce(?, state),
+      error = coalesce(?, error), heartbeat_at = coalesce(?, heartbeat_at) WHERE \`key\` = ?`,
+    audit: `INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    listFirst: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` >= ? AND \`key\` < ? ORDER BY \`key\` LIMIT ?`,
+    listAfter: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` > ? AND \`key\` < ? ORDER BY \`key\` LIMIT ?`,
+    auditByPrefix: `SELECT id, at, action, \`key\`, actor, reason, token, record FROM ${auditTable}
+       WHERE \`key\` >= ? AND \`key\` < ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    auditByKey: `SELECT id, at, action, \`key\`, actor, reason, token, record FROM ${auditTable}
+       WHERE \`key\` = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+  };
+
+  /** Run `body` on one pooled connection. Any failure or overrun destroys the connection, so a
+   *  broken one (or one still holding locks of an abandoned transaction) never returns to the
+   *  pool; success releases it. */
+  const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>): Promise<T> => {
+    const current = pool;
+    if (!current)
+      return Promise.reject(new BackendUnavailableError("mysql", "the driver is not open"));
+    return onConnection(
+      queryTimeoutMs,
+      "mysql",
+      () => current.getConnection(),
+      body,
+      (connection, error) => (error ? connection.destroy() : connection.release()),
+    );
+  };
+
+  /** A deadlock victim's transaction was rolled back whole, so running it again is safe. InnoDB
+   *  picks victims even among transactions that lock keys in one order (its duplicate-key checks
+   *  lock the gap before a row too), so a batch under heavy contention may need a few tries;
+   *  a short random pause keeps the same two from colliding again. */
+  const retryDeadlocks = async <T>(run: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        const errno = (error as { errno?: number }).errno;
+        if (attempt >= DEADLOCK_ATTEMPTS || errno !== ER_LOCK_DEADLOCK) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      }
+    }
+  };
+
+  /** Rows of a statement; for a CALL, the first result set. */
+  const rows = async <R>(
+    c: MysqlConnectionLike,
+    sqlText: string,
+    values: unknown[],
+  ): Promise<R[]> => {
+    // Every value goes as bytes or a number. Text is sent as its UTF-8 bytes, which mysql2
+    // writes as a hex literal (X'…'): every column is binary, no character set re-encodes it,
+    // and no sql_mode (NO_BACKSLASH_ESCAPES) changes how it parses. The text protocol keeps each
+    // call at one round trip; a prepared statement would add a PREPARE on each new connection.
+    const [result] = await c.query(
+      sqlText,
+      values.map((v) => (typeof v === "string" ? Buffer.from(v, "utf8") : v)),
+    );
+    if (!Array.isArray(result)) return [];
+    const first = sqlText.startsWith("CALL") ? result[0] : result;
+    return Array.isArray(first) ? (first as R[]) : [];
+  };
+
+  const one = <R>(text: string, values: unknown[]) =>
+    retryDeadlocks(() => withConnection((c) => rows<R>(c, text, values)));
+
+  /** START TRANSACTION … COMMIT; any failure destroys the connection, which rolls back. */
+  const transaction = <T>(body: (c: MysqlConnectionLike) => Promise<T | Rollback<T>>) =>
+    retryDeadlocks(() =>
+      withConnection(async (c) => {
+        await c.query("START TRANSACTION");
+        const result = await body(c);
+        if (result instanceof Rollback) {
+          await c.query("ROLLBACK");
+          return result.value;
+        }
+        await c.query("COMMIT");
+        return result;
+      }),
+    );
+
+  const putValues = (
+    record: PoisonRecord,
+    audit: AuditIntent | undefined,
+    ownTransaction: boolean,
+  ): unknown[] => {
+    const c = toColumns(record);
+    return [
+      keyBytes(record.key),
+      c.token,
+      c.state,
+      c.created_at,
+      c.updated_at,
+      c.heartbeat_at,
+      c.operation,
+      c.owner,
+      c.error,
+      c.data,
+      audit?.at ?? null,
+      audit?.action ?? null,
+      audit?.actor ?? null,
+      audit?.reason ?? null,
+      audit?.token ?? null,
+      audit ? JSON.stringify(record) : null,
+      ownTransaction ? 1 : 0,
+    ];
+  };
+
+  return {
+    backend: "mysql",
+    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+
+    async init() {
+      if (!pool) {
+        const mysql = await import("mysql2/promise");
+        const config: PoolOptions = {
+          uri: (options.url as string).replace(/^mariadb:/i, "mysql:"),
+          connectionLimit: options.maxConnections ?? 10,
+          connectTimeout: connectTimeoutMs,
+          enableKeepAlive: true,
+          supportBigNumbers: true,
+          bigNumberStrings: true,
+        };
+        const created: Pool = mysql.createPool(config);
+        // A connection abandoned by the client keeps its locks until its lock waits end; keep
+        // those waits as short as the client's own bound.
+        const lockWaitSeconds = Math.max(1, Math.ceil(queryTimeoutMs / 1000));
+        created.pool.on("connection", (connection) => {
+          connection.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`, () => {
+            // A failure here surfaces on the connection's next statement.
+          });
+        });
+        pool = created as unknown as MysqlPoolLike;
+      }
+      await withConnection(async (c) => {
+        for (const statement of ddl) {
+          try {
+            await c.query(statement);
+          } catch (error) {
+            // Two processes starting at once: whoever created it first, it is there now.
+            const errno = (error as { errno?: number }).errno;
+            if (
+              errno !== ER_SP_ALREADY_EXISTS &&
+              errno !== ER_TABLE_EXISTS &&
+              errno !== ER_DUP_KEYNAME
+            )
+              throw error;
+          }
+        }
+      });
+    },
+
+    async put(records, audit): Promise<PutOutcome> {
+      if (records.length === 1) {
+        const record = records[0] as PoisonRecord;
+        const found = await one<KeyRow>(sql.put, putValues(record, audit, true));
+        return putOutcome([record], [found[0]]);
+      }
+      return transaction<PutOutcome>(async (c) => {
+        const byKey = new Map<string, KeyRow | undefined>();
+        for (const record of sortedByBytes(records, (r) => r.key)) {
+          const [row] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false));
+          byKey.set(record.key, row);
+        }
+        const outcome = putOutcome(
+          records,
+          records.map((r) => byKey.get(r.key)),
+        );
+        return outcome.ok ? outcome : new Rollback(outcome);
+      });
+    },
+
+    async remove(keys, token, audit): Promise<RemoveOutcome> {
+      if (keys.length === 1 && !audit) {
+        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1]);
+        if (!row) return { ok: true, removed: [] };
+        const held = fromRow(row);
+        if (token !== null && held.token !== token) return { ok: false, conflicts: [held] };
+        return { ok: true, removed: [held] };
+      }
+      return transaction<RemoveOutcome>(async (c) => {
+        const held: PoisonRecord[] = [];
+        for (const key of sortedByBytes(keys, (k) => k)) {
+          const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0]);
+          if (row) held.push(fromRow(row));
+        }
+        const conflicts = held.filter((r) => token !== null && r.token !== token);
+        if (conflicts.length > 0) return new Rollback({ ok: false as const, conflicts });
+        if (audit) {
+          for (const record of held) {
+            await rows(c, sql.audit, [
+              audit.at,
+              audit.action,
+              keyBytes(record.key),
+              audit.actor,
+              audit.reason,
+              audit.token ?? null,
+              JSON.stringify(record),
+            ]);
+          }
+        }
+        const order = new Map(keys.map((k, i) => [k, i]));
+        held.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
+        return { ok: true as const, removed: held };
+      });
+    },
+
+    async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
+      return transaction<UpdateOutcome>(async (c) => {
+        const held = new Map<string, PoisonRecord>();
+        for (const key of sortedByBytes(keys, (k) => k)) {
+          const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
+          if (row) held.set(key, fromRow(row));
+        }
+        const missing = keys.filter((k) => !held.has(k));
+        const conflicts = [...held.values()].filter((r) => r.token !== token);
+        if (missing.length > 0 || conflicts.length > 0) {
+          return new Rollback({ ok: false as const, conflicts, missing });
+        }
+        const updated: PoisonRecord[] = [];
+        for (const key of keys) {
+          await rows(c, sql.update, [
+            patch.updatedAt,
+            patch.state ?? null,
+            patch.error ? JSON.stringify(patch.error) : null,
+            patch.heartbeatAt ?? null,
+            keyBytes(key),
+          ]);
+          const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
+          if (!row) throw new BackendUnavailableError("mysql", "a locked row vanished");
+          updated.push(fromRow(row));
+        }
+        return { ok: true as const, records: updated };
+      });
+    },
+
+    async get(key) {
+      const [row] = await one<KeyRow>(sql.get, [keyBytes(key)]);
+      return row ? fromRow(row) : null;
+    },
+
+    async list({ prefix, after, limit }) {
+      const lower = keyBytes(after ?? prefix);
+      const stmt = after === null ? sql.listFirst : sql.listAfter;
+      return (await one<KeyRow>(stmt, [lower, upperBound(prefix), checkedInteger(limit)])).map(
+        fromRow,
+      );
+    },
+
+    async audit({ prefix, key, before, limit }): Promise<AuditEntry[]> {
+      // Ids are sent as numbers (a byte string would compare as binary): far below 2^53.
+      const bound = auditIdBound(before);
+      if (bound === null) return [];
+      const beforeId = before === null ? Number.MAX_SAFE_INTEGER : Number(bound);
+      if (!Number.isSafeInteger(beforeId)) return [];
+      const found =
+        key !== undefined
+          ? await one<AuditRow>(sql.auditByKey, [keyBytes(key), beforeId, checkedInteger(limit)])
+          : await one<AuditRow>(sql.auditByPrefix, [
+              keyBytes(prefix),
+              upperBound(prefix),
+              beforeId,
+              checkedInteger(limit),
+            ]);
+      return found.map(fromAuditRow);
+    },
+
+    async close() {
+      const current = pool;
+      pool = ownsPool ? null : pool;
+      if (ownsPool && current) await current.end();
+    },
+  };
+}
+
+/** A transaction body's way to say "roll back, and answer this". */
+class Rollback<T> {
+  constructor(readonly value: T) {}
+}
+
+function checkedInteger(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new InvalidArgumentError("limit", "must be a positive integer");
+  }
+  return limit;
+}
+
+const text = (value: Buffer): string => value.toString("utf8");
+const maybeText = (value: Bytes): string | null => (value === null ? null : text(value));
+
+function fromRow(row: KeyRow): PoisonRecord {
+  return fromColumns(text(row.key), {
+    token: text(row.token),
+    state: text(row.state),
+    created_at: text(row.created_at),
+    updated_at: text(row.updated_at),
+    heartbeat_at: maybeText(row.heartbeat_at),
+    operation: maybeText(row.operation),
+    owner: maybeText(row.owner),
+    error: maybeText(row.error),
+    data: maybeText(row.data),
+  });
+}
+
+function fromAuditRow(row: AuditRow): AuditEntry {
+  return fromAuditColumns(String(row.id), text(row.key), {
+    at: text(row.at),
+    action: text(row.action),
+    actor: text(row.actor),
+    reason: text(row.reason),
+    token: maybeText(row.token),
+    record: maybeText(row.record),
+  });
+}
+
+function putOutcome(
+  records: readonly PoisonRecord[],
+  found: readonly (KeyRow | undefined)[],
+): PutOutcome {
+  const current = found.map((row) => {
+    if (!row) throw new BackendUnavailableError("mysql", "the put procedure returned no row");
+    return fromRow(row);
+  });
+  const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
+  if (conflicts.length > 0) return { ok: false, conflicts };
+  return { ok: true, records: current };
+}

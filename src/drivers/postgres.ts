@@ -1,0 +1,411 @@
+/**
+ * `postgres://…` — PostgreSQL through npm `pg` (8.x), loaded on first use.
+ *
+ * Every single-key call of the core contract is ONE statement (one round trip), race-free under
+ * PostgreSQL's default READ COMMITTED isolation because each one takes the row lock before it
+ * decides anything (see the statements below and docs/BACKENDS-SQL.md). Batches, audited deletes
+ * and updates are transactions that lock their rows in key byte order, so they are all-or-none
+ * and two of them over overlapping keys queue instead of deadlocking.
+ *
+ * Keys are `bytea` of their UTF-8 bytes: the index order is byte order (the contract's key
+ * order) and a prefix is a byte range, so `%`, `_` and `\` are plain bytes.
+ *
+ * Durable when the promise resolves, as far as the server's own settings make a commit durable
+ * (`fsync`, `synchronous_commit`, and synchronous replication if the server is configured so).
+ */
+import type { PoolConfig } from "pg";
+import {
+  type AuditColumns,
+  fromAuditColumns,
+  fromColumns,
+  type RecordColumns,
+  toColumns,
+} from "../core/codec.js";
+import type {
+  AuditIntent,
+  PoisonDriver,
+  PutOutcome,
+  RecordPatch,
+  RemoveOutcome,
+  UpdateOutcome,
+} from "../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
+import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import {
+  auditIdBound,
+  checkMillis,
+  checkTableName,
+  keyBytes,
+  onConnection,
+  quoteTable,
+  sortedByBytes,
+  upperBound,
+} from "./sql-common.js";
+
+/** The part of a `pg` pooled client the driver uses. */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** `release(error)` makes the pool discard the connection instead of reusing it. */
+  release(error?: Error | boolean): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  off(event: "error", listener: (error: Error) => void): unknown;
+}
+
+/** The part of a `pg` Pool the driver uses; pass your own `new pg.Pool(…)` as `pool`. */
+export interface PgPoolLike {
+  connect(): Promise<PgClientLike>;
+  end(): Promise<void>;
+}
+
+export interface PostgresDriverOptions {
+  /** `postgres://user:password@host:port/database` (any form `pg` accepts). */
+  url?: string;
+  /** An existing `pg` Pool to use instead of `url`. The caller owns it: `close()` leaves it
+   *  open. Give it `connectionTimeoutMillis` and `query_timeout` so a dead server cannot hang
+   *  its connections. */
+  pool?: PgPoolLike;
+  /** Table of poison keys. Default `poison_keys`. */
+  table?: string;
+  /** Table of audit entries. Default `poison_audit`. */
+  auditTable?: string;
+  /** Bound on opening a connection. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Bound on one statement, client side (the connection is discarded when it passes) and
+   *  server side (`statement_timeout`, `lock_timeout`). Default 5000 ms. */
+  queryTimeoutMs?: number;
+  /** Pool size when the driver makes the pool. Default 10. */
+  maxConnections?: number;
+}
+
+interface KeyRow extends RecordColumns {
+  key: Buffer;
+  inserted?: boolean;
+}
+
+interface AuditRow extends AuditColumns {
+  id: string;
+  key: Buffer;
+}
+
+const RECORD_COLUMNS =
+  "key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data";
+
+export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
+  if (!options || (options.url === undefined) === (options.pool === undefined)) {
+    throw new InvalidArgumentError("options", "postgresDriver needs exactly one of url or pool");
+  }
+  const keysTable = quoteTable(checkTableName("options.table", options.table, "poison_keys"), '"');
+  const auditName = checkTableName("options.auditTable", options.auditTable, "poison_audit");
+  const auditTable = quoteTable(auditName, '"');
+  const auditIndex = `"${auditName.split(".").at(-1)}_by_key"`;
+  const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
+  const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
+  const ownsPool = options.pool === undefined;
+  let pool: PgPoolLike | null = options.pool ?? null;
+
+  const sql = {
+    /*
+     * Put-if-absent, one statement. INSERT … ON CONFLICT DO UPDATE either inserts the row or,
+     * when the key exists, waits for any concurrent writer of that row to finish, locks the
+     * latest committed version and "updates" it to itself, so RETURNING hands back the holder as
+     * it stands now. Unlike a CTE that SELECTs the row, it cannot miss a row committed after the
+     * statement's snapshot: ON CONFLICT checks the unique index, not the snapshot. `xmax = 0`
+     * holds only for a freshly inserted tuple (the no-op update leaves our lock in xmax), which
+     * tells a new row from an existing one so only a real insert is audited, in this statement.
+     */
+    put: `WITH put AS (
+        INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (key) DO UPDATE SET token = p.token
+        RETURNING p.*, (p.xmax = 0) AS inserted
+      ), audited AS (
+        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
+        SELECT $11, $12, put.key, $13, $14, $15, $16 FROM put
+        WHERE put.inserted AND $12::text IS NOT NULL
+      )
+      SELECT * FROM put`,
+    /*
+     * Delete-if-token-matches, one statement. `held` locks the row (FOR UPDATE re-reads the
+     * latest committed version if a concurrent writer changed it, and yields nothing if one
+     * deleted it); `removed` deletes it only when the locked row's token matches ($2 NULL: any
+     * token, the operator's force-delete). The row is locked from the check to the delete, so no
+     * put or delete can slip in between; the statement returns the locked row, from which the
+     * caller tells deleted (same token) from conflict (the holder) from absent (no row).
+     */
+    remove: `WITH held AS (
+        SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = $1 FOR UPDATE
+      ), removed AS (
+        DELETE FROM ${keysTable} k USING held
+        WHERE k.key = held.key AND ($2::text IS NULL OR held.token = $2::text)
+      )
+      SELECT * FROM held`,
+    get: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = $1`,
+    lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
+    deleteOne: `DELETE FROM ${keysTable} WHERE key = $1`,
+    update: `UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
+        error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at)
+      WHERE key = $1 RETURNING ${RECORD_COLUMNS}`,
+    audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    listFirst: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
+    listAfter: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
+    auditByPrefix: `SELECT id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable}
+      WHERE key >= $1 AND key < $2 AND id < $3::bigint ORDER BY id DESC LIMIT $4`,
+    auditByKey: `SELECT id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable}
+      WHERE key = $1 AND id < $2::bigint ORDER BY id DESC LIMIT $3`,
+  };
+
+  /** Run `body` on one pooled connection; any failure or overrun discards the connection (so a
+   *  broken or half-used one never returns to the pool), success returns it. */
+  const withClient = <T>(body: (client: PgClientLike) => Promise<T>): Promise<T> => {
+    const current = pool;
+    if (!current)
+      return Promise.reject(new BackendUnavailableError("postgres", "the driver is not open"));
+    // An error on a checked-out client with no listener would crash the process.
+    const ignore = () => undefined;
+    return onConnection(
+      queryTimeoutMs,
+      "postgres",
+      async () => {
+        const client = await current.connect();
+        client.on("error", ignore);
+        return client;
+      },
+      body,
+      (client, error) => {
+        client.off("error", ignore);
+        client.release(error ?? false);
+      },
+    );
+  };
+
+  const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
+    (await client.query(text, values)).rows as R[];
+
+  /** One statement on its own connection, autocommitted. */
+  const one = <R>(text: string, values: unknown[]): Promise<R[]> =>
+    withClient((client) => rows<R>(client, text, values));
+
+  /** BEGIN … COMMIT; on any failure the connection is discarded, which rolls back. */
+  const transaction = <T>(body: (client: PgClientLike) => Promise<T | Rollback<T>>) =>
+    withClient(async (client) => {
+      await client.query("BEGIN");
+      const result = await body(client);
+      if (result instanceof Rollback) {
+        await client.query("ROLLBACK");
+        return result.value;
+      }
+      await client.query("COMMIT");
+      return result;
+    });
+
+  const putValues = (record: PoisonRecord, audit: AuditIntent | undefined): unknown[] => {
+    const c = toColumns(record);
+    return [
+      keyBytes(record.key),
+      c.token,
+      c.state,
+      c.created_at,
+      c.updated_at,
+      c.heartbeat_at,
+      c.operation,
+      c.owner,
+      c.error,
+      c.data,
+      audit?.at ?? null,
+      audit?.action ?? null,
+      audit?.actor ?? null,
+      audit?.reason ?? null,
+      audit?.token ?? null,
+      audit ? JSON.stringify(record) : null,
+    ];
+  };
+
+  const auditValues = (intent: AuditIntent, record: PoisonRecord): unknown[] => [
+    intent.at,
+    intent.action,
+    keyBytes(record.key),
+    intent.actor,
+    intent.reason,
+    intent.token ?? null,
+    JSON.stringify(record),
+  ];
+
+  return {
+    backend: "postgres",
+    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+
+    async init() {
+      if (!pool) {
+        const { default: pg } = await import("pg");
+        const config: PoolConfig = {
+          connectionString: options.url,
+          max: options.maxConnections ?? 10,
+          connectionTimeoutMillis: connectTimeoutMs,
+          query_timeout: queryTimeoutMs,
+          statement_timeout: queryTimeoutMs,
+          lock_timeout: queryTimeoutMs,
+          // A client that vanished mid-transaction must not keep its row locks for long.
+          idle_in_transaction_session_timeout: Math.max(queryTimeoutMs * 2, 10_000),
+          keepAlive: true,
+        };
+        const created = new pg.Pool(config);
+        // An idle connection that breaks is dropped by the pool; without a listener the
+        // 'error' event would crash the process.
+        created.on("error", () => undefined);
+        pool = created as unknown as PgPoolLike;
+      }
+      // Two processes creating the tables at once would race in the catalog (duplicate
+      // pg_type rows); a transaction-scoped advisory lock makes them take turns.
+      await transaction(async (client) => {
+        await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
+          `poison-store:${keysTable}`,
+        ]);
+        await client.query(`CREATE TABLE IF NOT EXISTS ${keysTable} (
+          key bytea PRIMARY KEY,
+          token text NOT NULL,
+          state text NOT NULL,
+          created_at text NOT NULL,
+          updated_at text NOT NULL,
+          heartbeat_at text,
+          operation text,
+          owner text,
+          error text,
+          data text
+        )`);
+        await client.query(`CREATE TABLE IF NOT EXISTS ${auditTable} (
+          id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          at text NOT NULL,
+          action text NOT NULL,
+          key bytea NOT NULL,
+          actor text NOT NULL,
+          reason text NOT NULL,
+          token text,
+          record text
+        )`);
+        await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+      });
+    },
+
+    async put(records, audit): Promise<PutOutcome> {
+      if (records.length === 1) {
+        const record = records[0] as PoisonRecord;
+        const [row] = await one<KeyRow>(sql.put, putValues(record, audit));
+        return putOutcome([record], [row]);
+      }
+      return transaction<PutOutcome>(async (client) => {
+        const byKey = new Map<string, KeyRow | undefined>();
+        for (const record of sortedByBytes(records, (r) => r.key)) {
+          const [row] = await rows<KeyRow>(client, sql.put, putValues(record, audit));
+          byKey.set(record.key, row);
+        }
+        const outcome = putOutcome(
+          records,
+          records.map((r) => byKey.get(r.key)),
+        );
+        return outcome.ok ? outcome : new Rollback(outcome);
+      });
+    },
+
+    async remove(keys, token, audit): Promise<RemoveOutcome> {
+      if (keys.length === 1 && !audit) {
+        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
+        if (!row) return { ok: true, removed: [] };
+        const held = fromRow(row);
+        if (token !== null && held.token !== token) return { ok: false, conflicts: [held] };
+        return { ok: true, removed: [held] };
+      }
+      return transaction<RemoveOutcome>(async (client) => {
+        const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
+        const conflicts = held.filter((r) => token !== null && r.token !== token);
+        if (conflicts.length > 0) return new Rollback({ ok: false as const, conflicts });
+        for (const record of held) {
+          await client.query(sql.deleteOne, [keyBytes(record.key)]);
+          if (audit) await client.query(sql.audit, auditValues(audit, record));
+        }
+        const order = new Map(keys.map((k, i) => [k, i]));
+        held.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
+        return { ok: true as const, removed: held };
+      });
+    },
+
+    async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
+      return transaction<UpdateOutcome>(async (client) => {
+        const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
+        const present = new Set(held.map((r) => r.key));
+        const missing = keys.filter((k) => !present.has(k));
+        const conflicts = held.filter((r) => r.token !== token);
+        if (missing.length > 0 || conflicts.length > 0) {
+          return new Rollback({ ok: false as const, conflicts, missing });
+        }
+        const updated: PoisonRecord[] = [];
+        for (const key of keys) {
+          const [row] = await rows<KeyRow>(client, sql.update, [
+            keyBytes(key),
+            patch.updatedAt,
+            patch.state ?? null,
+            patch.error ? JSON.stringify(patch.error) : null,
+            patch.heartbeatAt ?? null,
+          ]);
+          if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
+          updated.push(fromRow(row));
+        }
+        return { ok: true as const, records: updated };
+      });
+    },
+
+    async get(key) {
+      const [row] = await one<KeyRow>(sql.get, [keyBytes(key)]);
+      return row ? fromRow(row) : null;
+    },
+
+    async list({ prefix, after, limit }) {
+      const lower = keyBytes(after ?? prefix);
+      const stmt = after === null ? sql.listFirst : sql.listAfter;
+      return (await one<KeyRow>(stmt, [lower, upperBound(prefix), limit])).map(fromRow);
+    },
+
+    async audit({ prefix, key, before, limit }): Promise<AuditEntry[]> {
+      const beforeId = auditIdBound(before);
+      if (beforeId === null) return [];
+      const found =
+        key !== undefined
+          ? await one<AuditRow>(sql.auditByKey, [keyBytes(key), beforeId, limit])
+          : await one<AuditRow>(sql.auditByPrefix, [
+              keyBytes(prefix),
+              upperBound(prefix),
+              beforeId,
+              limit,
+            ]);
+      return found.map((row) => fromAuditColumns(row.id, row.key.toString("utf8"), row));
+    },
+
+    async close() {
+      const current = pool;
+      pool = ownsPool ? null : pool;
+      if (ownsPool && current) await current.end();
+    },
+  };
+}
+
+/** A transaction body's way to say "roll back, and answer this". */
+class Rollback<T> {
+  constructor(readonly value: T) {}
+}
+
+function fromRow(row: KeyRow): PoisonRecord {
+  return fromColumns(row.key.toString("utf8"), row);
+}
+
+/** Rows as returned by the put statement, one per record (same order) → the driver outcome. */
+function putOutcome(
+  records: readonly PoisonRecord[],
+  found: readonly (KeyRow | undefined)[],
+): PutOutcome {
+  const current = found.map((row) => {
+    if (!row) throw new BackendUnavailableError("postgres", "the put statement returned no row");
+    return fromRow(row);
+  });
+  const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
+  if (conflicts.length > 0) return { ok: false, conflicts };
+  return { ok: true, records: current };
+}

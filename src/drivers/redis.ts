@@ -1,0 +1,423 @@
+/**
+ * `redis://…` — Redis through ioredis 5, atomic steps as server-side Lua scripts.
+ *
+ * Every write is one script (src/drivers/redis/*.lua, loaded with SCRIPT LOAD at init and run
+ * with EVALSHA), so each call of the core contract is one round trip and Redis runs it without
+ * interleaving any other command: put-if-absent, delete-if-token and batches are race-free.
+ *
+ * Layout under the key prefix P (default `{poison-store}:`; the braces are a cluster hash tag so
+ * every key of a store lives on one slot):
+ * - `P` + `r:` + storage key: a hash, one field per record column (token, state, created_at…);
+ * - `P` + `index`: a sorted set of storage keys, all scored 0, listed with ZRANGEBYLEX on raw
+ *   bytes (never SCAN MATCH, so `*`, `?` and `[` in keys are plain characters);
+ * - `P` + `audit`: a stream of audit entries, appended by the same script as the write.
+ *
+ * What Redis does not promise: replication is asynchronous, so a poison key acknowledged by a
+ * primary can vanish when a replica without it is promoted (see docs/BACKENDS-KV.md).
+ */
+import { readFile } from "node:fs/promises";
+import type { Redis, RedisOptions } from "ioredis";
+import { type AuditColumns, fromColumns, type RecordColumns, toColumns } from "../core/codec.js";
+import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
+import { prefixUpperBound } from "../core/keys.js";
+import type { AuditAction, AuditEntry, PoisonRecord } from "../core/records.js";
+
+export interface RedisDriverOptions {
+  /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS. */
+  url?: string;
+  /** An ioredis client to use instead of a URL. The caller owns it: close() leaves it open, and
+   *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). */
+  client?: Redis;
+  /** Prefixed to every Redis key this driver writes. Default `{poison-store}:`. */
+  keyPrefix?: string;
+  /** A command without a reply after this long fails, and the connection is dropped and
+   *  re-made (its state is unknown). Keep it below the store's timeoutMs. Default 4000. */
+  commandTimeoutMs?: number;
+  /** Bound on establishing a connection. Default 4000. */
+  connectTimeoutMs?: number;
+}
+
+export const DEFAULT_REDIS_KEY_PREFIX = "{poison-store}:";
+
+const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit"] as const;
+type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+/** Script sources, read once per process from the .lua files beside this module (copied into
+ *  dist by `npm run build`). */
+let sources: Promise<Record<ScriptName, string>> | null = null;
+function loadSources(): Promise<Record<ScriptName, string>> {
+  sources ??= (async () => {
+    const entries = await Promise.all(
+      SCRIPT_NAMES.map(async (name) => {
+        const text = await readFile(new URL(`./redis/${name}.lua`, import.meta.url), "utf8");
+        return [name, text] as const;
+      }),
+    );
+    return Object.fromEntries(entries) as Record<ScriptName, string>;
+  })();
+  sources.catch(() => {
+    sources = null;
+  });
+  return sources;
+}
+
+/** A Lua reply: nested arrays of strings and integers. */
+type Reply = string | number | null | Reply[];
+
+const COLUMNS: readonly (keyof RecordColumns)[] = [
+  "token",
+  "state",
+  "created_at",
+  "updated_at",
+  "heartbeat_at",
+  "operation",
+  "owner",
+  "error",
+  "data",
+];
+
+export function redisDriver(options: RedisDriverOptions): PoisonDriver {
+  const settings = parseOptions(options);
+  const prefix = settings.keyPrefix;
+  const indexKey = `${prefix}index`;
+  const auditKey = `${prefix}audit`;
+  const recordPrefix = `${prefix}r:`;
+  const recordKey = (storageKey: string) => recordPrefix + storageKey;
+  let client: Redis | null = options.client ?? null;
+  const ownsClient = options.client === undefined;
+  let shas: Record<ScriptName, string> | null = null;
+  let scriptText: Record<ScriptName, string> | null = null;
+
+  const ready = (): Redis => {
+    if (!client) throw new BackendUnavailableError("redis", "not connected");
+    return client;
+  };
+
+  /** One EVALSHA; if the server lost its script cache (restart, SCRIPT FLUSH), one EVAL. */
+  const run = async (name: ScriptName, keys: string[], args: (string | Buffer)[]) => {
+    const redis = ready();
+    if (!shas || !scriptText) throw new BackendUnavailableError("redis", "scripts not loaded");
+    try {
+      return (await redis.evalsha(shas[name], keys.length, ...keys, ...args)) as Reply;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
+        return (await guard(redis.eval(scriptText[name], keys.length, ...keys, ...args))) as Reply;
+      }
+      throw afterFailure(error);
+    }
+  };
+
+  /** A command that timed out leaves its connection in an unknown state (a late reply would be
+   *  taken for the next command's): drop it so ioredis connects afresh. */
+  const afterFailure = (error: unknown): unknown => {
+    if (ownsClient && error instanceof Error && /timed out/i.test(error.message)) {
+      client?.disconnect(true);
+    }
+    return error;
+  };
+  const guard = async <T>(promise: Promise<T>): Promise<T> => {
+    try {
+      return await promise;
+    } catch (error) {
+      throw afterFailure(error);
+    }
+  };
+
+  return {
+    backend: "redis",
+    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+
+    async init() {
+      scriptText = await loadSources();
+      if (!client) {
+        const { Redis: RedisClient } = await import("ioredis");
+        const created = new RedisClient(settings.url, {
+          ...settings.redis,
+          lazyConnect: true,
+          // Fail at once while disconnected instead of queueing: a call must never hang or be
+          // replayed later behind the caller's back.
+          enableOfflineQueue: false,
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 0,
+          enableReadyCheck: false,
+          commandTimeout: settings.commandTimeoutMs,
+          connectTimeout: settings.connectTimeoutMs,
+          // Keep reconnecting in the background, at most once a second, so the same store works
+          // again when the server comes back.
+          retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+        });
+        created.on("error", () => {
+          // Connection errors surface through the calls; without a listener ioredis logs them.
+        });
+        try {
+          await created.connect();
+        } catch (error) {
+          created.disconnect(false);
+          throw error;
+        }
+        client = created;
+      }
+      const redis = client;
+      const loaded = await Promise.all(
+        SCRIPT_NAMES.map(async (name) => {
+          const sha = (await guard(redis.script("LOAD", scriptText?.[name] ?? ""))) as string;
+          return [name, sha] as const;
+        }),
+      );
+      shas = Object.fromEntries(loaded) as Record<ScriptName, string>;
+    },
+
+    async put(records, audit) {
+      const token = (records[0] as PoisonRecord).token;
+      const fields = recordFields(records[0] as PoisonRecord);
+      const args: string[] = [
+        token,
+        audit ? "1" : "",
+        ...records.map((r) => r.key),
+        String(fields.length / 2),
+        ...fields,
+        ...auditFields(audit),
+      ];
+      const reply = (await run(
+        "put",
+        [indexKey, auditKey, ...records.map((r) => recordKey(r.key))],
+        args,
+      )) as [number, Reply[]];
+      if (reply[0] === 0) return { ok: false, conflicts: indexedRecords(reply[1], records) };
+      return {
+        ok: true,
+        records: records.map((record, i) => {
+          const held = reply[1][i];
+          return Array.isArray(held) ? fromHash(record.key, held) : record;
+        }),
+      };
+    },
+
+    async remove(keys, token, audit) {
+      const reply = (await run(
+        "remove",
+        [indexKey, auditKey, ...keys.map(recordKey)],
+        [token ?? "", audit ? "1" : "", ...keys, ...auditFields(audit)],
+      )) as [number, Reply[]];
+      const found = indexedRecords(
+        reply[1],
+        keys.map((key) => ({ key })),
+      );
+      return reply[0] === 0 ? { ok: false, conflicts: found } : { ok: true, removed: found };
+    },
+
+    async update(keys, token, patch: RecordPatch) {
+      const reply = (await run("update", keys.map(recordKey), [token, ...patchFields(patch)])) as
+        | [1, Reply[]]
+        | [0, Reply[], number[]];
+      if (reply[0] === 1) {
+        return {
+          ok: true,
+          records: keys.map((key, i) => fromHash(key, reply[1][i] as Reply[])),
+        };
+      }
+      return {
+        ok: false,
+        conflicts: indexedRecords(
+          reply[1],
+          keys.map((key) => ({ key })),
+        ),
+        missing: reply[2].map((i) => keys[i - 1] as string),
+      };
+    },
+
+    async get(key) {
+      const hash = await guard(ready().hgetall(recordKey(key)));
+      if (Object.keys(hash).length === 0) return null;
+      return fromColumns(key, columnsOf(hash));
+    },
+
+    async list({ prefix: keyPrefix, after, limit }) {
+      const prefixBytes = Buffer.from(keyPrefix, "utf8");
+      const afterBytes = after === null ? null : Buffer.from(after, "utf8");
+      // A cursor below the prefix (from another listing) must not widen the range.
+      const min =
+        afterBytes && Buffer.compare(afterBytes, prefixBytes) >= 0
+          ? Buffer.concat([Buffer.from("("), afterBytes])
+          : Buffer.concat([Buffer.from("["), prefixBytes]);
+      const upper = prefixUpperBound(prefixBytes);
+      const max = upper ? Buffer.concat([Buffer.from("("), upper]) : Buffer.from("+");
+      const reply = (await run(
+        "list",
+        [indexKey],
+        [min, max, String(limit), recordPrefix],
+      )) as Reply[];
+      const out: PoisonRecord[] = [];
+      for (let i = 0; i < reply.length; i += 2) {
+        out.push(fromHash(reply[i] as string, reply[i + 1] as Reply[]));
+      }
+      return out;
+    },
+
+    async audit({ prefix: keyPrefix, key, before, limit }) {
+      if (before !== null && !/^\d+-\d+$/.test(before)) return [];
+      const reply = (await run(
+        "audit",
+        [auditKey],
+        [before === null ? "+" : `(${before}`, String(limit), keyPrefix, key ?? ""],
+      )) as Reply[];
+      const out: AuditEntry[] = [];
+      for (let i = 0; i < reply.length; i += 2) {
+        out.push(fromStreamEntry(reply[i] as string, reply[i + 1] as Reply[]));
+      }
+      return out;
+    },
+
+    async close() {
+      if (client && ownsClient) {
+        const closing = client;
+        client = null;
+        // Resolve once the socket is really closed, not when QUIT is answered: close() promises
+        // that the connection is released.
+        const ended = new Promise<void>((resolve) => closing.once("end", () => resolve()));
+        try {
+          await closing.quit();
+        } catch {
+          closing.disconnect(false);
+        }
+        if (closing.status !== "end") await ended;
+      }
+    },
+  };
+}
+
+function parseOptions(options: RedisDriverOptions) {
+  const positive = (name: string, value: number | undefined, fallback: number) => {
+    if (value === undefined) return fallback;
+    if (!Number.isFinite(value) || value <= 0)
+      throw new InvalidArgumentError(name, "must be a positive number of milliseconds");
+    return value;
+  };
+  let keyPrefix = options.keyPrefix;
+  let url = options.url ?? "redis://127.0.0.1:6379";
+  const redis: RedisOptions = {};
+  if (options.url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch {
+      throw new InvalidArgumentError("url", "not a valid redis:// URL");
+    }
+    const fromUrl = parsed.searchParams.get("keyPrefix");
+    if (fromUrl !== null && keyPrefix === undefined) keyPrefix = fromUrl;
+    parsed.searchParams.delete("keyPrefix");
+    url = parsed.toString();
+  }
+  keyPrefix ??= DEFAULT_REDIS_KEY_PREFIX;
+  if (typeof keyPrefix !== "string" || keyPrefix.includes("\u0000")) {
+    throw new InvalidArgumentError("keyPrefix", "must be a string without NUL characters");
+  }
+  return {
+    url,
+    keyPrefix,
+    redis,
+    commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs, 4000),
+    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 4000),
+  };
+}
+
+/** The record as hash field/value pairs; absent optional fields are not stored. */
+function recordFields(record: PoisonRecord): string[] {
+  const columns = toColumns(record);
+  const out: string[] = [];
+  for (const column of COLUMNS) {
+    const value = columns[column];
+    if (value !== null) out.push(column, value);
+  }
+  return out;
+}
+
+function patchFields(patch: RecordPatch): string[] {
+  const out = ["updated_at", patch.updatedAt];
+  if (patch.state !== undefined) out.push("state", patch.state);
+  if (patch.error !== undefined) out.push("error", JSON.stringify(patch.error));
+  if (patch.heartbeatAt !== undefined) out.push("heartbeat_at", patch.heartbeatAt);
+  return out;
+}
+
+function auditFields(audit: AuditIntent | undefined): string[] {
+  if (!audit) return [];
+  const out = [
+    "at",
+    audit.at,
+    "action",
+    audit.action,
+    "actor",
+    audit.actor,
+    "reason",
+    audit.reason,
+  ];
+  if (audit.token !== undefined) out.push("token", audit.token);
+  return out;
+}
+
+function pairs(flat: readonly Reply[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(String(flat[i]), String(flat[i + 1]));
+  return map;
+}
+
+/** Hash fields into columns; a field missing from a hand-written hash reads conservatively. */
+function columnsOf(hash: Record<string, string> | Map<string, string>): RecordColumns {
+  const get = (name: string): string | null =>
+    (hash instanceof Map ? hash.get(name) : hash[name]) ?? null;
+  return {
+    token: get("token") ?? "",
+    state: get("state") ?? "poisoned",
+    created_at: get("created_at") ?? "",
+    updated_at: get("updated_at") ?? get("created_at") ?? "",
+    heartbeat_at: get("heartbeat_at"),
+    operation: get("operation"),
+    owner: get("owner"),
+    error: get("error"),
+    data: get("data"),
+  };
+}
+
+function fromHash(key: string, flat: readonly Reply[]): PoisonRecord {
+  return fromColumns(key, columnsOf(pairs(flat)));
+}
+
+/** `{i, HGETALL, …}` (1-based i into `items`) into records. */
+function indexedRecords(flat: readonly Reply[], items: readonly { key: string }[]): PoisonRecord[] {
+  const out: PoisonRecord[] = [];
+  for (let j = 0; j + 1 < flat.length; j += 2) {
+    const item = items[Number(flat[j]) - 1];
+    if (item) out.push(fromHash(item.key, flat[j + 1] as Reply[]));
+  }
+  return out;
+}
+
+function fromStreamEntry(id: string, flat: readonly Reply[]): AuditEntry {
+  const fields = pairs(flat);
+  const recordFieldsOf = new Map<string, string>();
+  for (const [name, value] of fields) {
+    if (name.startsWith("r:")) recordFieldsOf.set(name.slice(2), value);
+  }
+  const key = fields.get("key") ?? "";
+  const columns: AuditColumns = {
+    at: fields.get("at") ?? "",
+    action: fields.get("action") ?? "",
+    actor: fields.get("actor") ?? "",
+    reason: fields.get("reason") ?? "",
+    token: fields.get("token") ?? null,
+    record: null,
+  };
+  const entry: AuditEntry = {
+    id,
+    at: columns.at,
+    action: columns.action as AuditAction,
+    key,
+    actor: columns.actor,
+    reason: columns.reason,
+  };
+  if (columns.token !== null) entry.token = columns.token;
+  if (recordFieldsOf.size > 0) entry.record = fromColumns(key, columnsOf(recordFieldsOf));
+  return entry;
+}

@@ -1,0 +1,112 @@
+/**
+ * What the PostgreSQL and MySQL drivers share: identifier checks, key bytes and ordering, and a
+ * timer that bounds one step against a server that stopped answering.
+ */
+import { InvalidArgumentError } from "../core/errors.js";
+import { prefixUpperBound } from "../core/keys.js";
+
+/** A table name: `name` or `schema.name`, each part a plain SQL identifier (quoted when used). */
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
+
+export function checkTableName(argument: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !IDENTIFIER.test(value)) {
+    throw new InvalidArgumentError(
+      argument,
+      "must be a table name of letters, digits and underscores (optionally schema.table), at most 63 characters per part",
+    );
+  }
+  return value;
+}
+
+export function checkMillis(argument: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidArgumentError(argument, "must be a positive number of milliseconds");
+  }
+  return Math.ceil(value);
+}
+
+/** Quote each part of a checked table name with `quote` (`"` for PostgreSQL, `` ` `` for MySQL). */
+export function quoteTable(name: string, quote: string): string {
+  return name
+    .split(".")
+    .map((part) => `${quote}${part}${quote}`)
+    .join(".");
+}
+
+export function keyBytes(key: string): Buffer {
+  return Buffer.from(key, "utf8");
+}
+
+/** Above every UTF-8 string: UTF-8 never contains the byte 0xFF. */
+const TOP = Buffer.from([0xff]);
+
+/** The exclusive upper bound of the byte range of keys starting with `prefix`. */
+export function upperBound(prefix: string): Buffer {
+  const bound = prefixUpperBound(keyBytes(prefix));
+  return bound ? Buffer.from(bound) : TOP;
+}
+
+/** Keys in byte order: every transaction locks rows in this one order, so two batches over
+ *  overlapping keys queue behind each other instead of deadlocking. */
+export function sortedByBytes<T>(items: readonly T[], keyOf: (item: T) => string): T[] {
+  return [...items].sort((a, b) => Buffer.compare(keyBytes(keyOf(a)), keyBytes(keyOf(b))));
+}
+
+/** An audit cursor is the decimal id of the last entry shown. */
+export function auditIdBound(before: string | null): string | null {
+  if (before === null) return "9223372036854775807";
+  return /^\d{1,19}$/.test(before) ? before : null;
+}
+
+/**
+ * Take a connection, run `body` on it and hand it back with `settle`: without an error it goes
+ * back to the pool; with one (a failure, or no answer within `ms` for the whole step, taking the
+ * connection included) it must be destroyed, so a broken or half-used connection never serves
+ * another call. The runtime's own per-call bound already answers the caller; this one makes sure
+ * the client itself keeps no hung connection around for the next call.
+ */
+export function onConnection<C, T>(
+  ms: number,
+  what: string,
+  acquire: () => Promise<C>,
+  body: (connection: C) => Promise<T>,
+  settle: (connection: C, error?: Error) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let connection: C | undefined;
+    let finished = false;
+    const finish = (error?: Error): boolean => {
+      if (finished) return false;
+      finished = true;
+      clearTimeout(timer);
+      if (connection !== undefined) settle(connection, error);
+      return true;
+    };
+    const timer = setTimeout(() => {
+      const error = new Error(`${what}: no answer within ${ms} ms; connection discarded`);
+      if (finish(error)) reject(error);
+    }, ms);
+    acquire().then(
+      (acquired) => {
+        if (finished) {
+          settle(acquired, new Error(`${what}: connection arrived after the call gave up`));
+          return;
+        }
+        connection = acquired;
+        body(acquired).then(
+          (value) => {
+            if (finish()) resolve(value);
+          },
+          (error: unknown) => {
+            if (finish(error instanceof Error ? error : new Error(String(error)))) reject(error);
+          },
+        );
+      },
+      (error: unknown) => {
+        if (finish()) reject(error);
+      },
+    );
+  });
+}

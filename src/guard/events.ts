@@ -1,0 +1,133 @@
+/** The guard's typed events, and how they reach listeners and an optional logger. */
+import type { PoisonRecord } from "../core/records.js";
+import type { RefusalReason } from "./errors.js";
+
+interface RunFields {
+  /** ISO-8601 UTC time the event was emitted. */
+  at: string;
+  keys: readonly string[];
+  /** The run's token (null for `assertHealthy`). */
+  token: string | null;
+  operation: string | undefined;
+}
+
+export type GuardEvent =
+  /** The keys are held (all of them), the body is about to run for the first time. `resumed`:
+   *  at least one key was already held by this token (a crashed or failed earlier run). */
+  | (RunFields & { type: "started"; resumed: boolean; records: readonly PoisonRecord[] })
+  /** A run or `assertHealthy` was refused; nothing was written. */
+  | (RunFields & { type: "refused"; key: string; holder: PoisonRecord; reason: RefusalReason })
+  /** An attempt failed with an error marked `retryable`; the next attempt starts after `delayMs`. */
+  | (RunFields & { type: "retried"; attempt: number; delayMs: number; error: unknown })
+  /** The keys were deleted. */
+  | (RunFields & {
+      type: "cleaned";
+      reason: "succeeded" | "error-marked-clean" | "marked-consistent";
+    })
+  /** The body resolved and the keys are gone; `run` resolves next. */
+  | (RunFields & { type: "succeeded"; attempts: number })
+  /** The run rejects with the body's error as is, without poisoning (marked `cleanPoisons`, or
+   *  after `markConsistent`). */
+  | (RunFields & { type: "failed"; attempts: number; error: unknown })
+  /** The keys stay and were marked `poisoned` (unless `recordFailure` says why not). */
+  | (RunFields & { type: "poisoned"; attempts: number; error: unknown; recordFailure?: unknown })
+  /** The cleanup delete failed; the keys may still be present. */
+  | (RunFields & { type: "cleanup-failed"; error: unknown })
+  /** A heartbeat was written. */
+  | (RunFields & { type: "heartbeat"; heartbeatAt: string })
+  /** A heartbeat could not be written; the run goes on. */
+  | (RunFields & { type: "heartbeat-failed"; error: unknown });
+
+export type GuardEventType = GuardEvent["type"];
+export type GuardEventOf<T extends GuardEventType> = Extract<GuardEvent, { type: T }>;
+export type GuardListener<T extends GuardEventType = GuardEventType> = (
+  event: GuardEventOf<T>,
+) => void;
+
+/** Anything with these methods, `console` included. Every method is optional. */
+export interface GuardLogger {
+  debug?(message: string, event: GuardEvent): void;
+  info?(message: string, event: GuardEvent): void;
+  warn?(message: string, event: GuardEvent): void;
+  error?(message: string, event: GuardEvent): void;
+}
+
+const LEVEL: Record<GuardEventType, keyof GuardLogger> = {
+  started: "info",
+  refused: "warn",
+  retried: "warn",
+  cleaned: "debug",
+  succeeded: "info",
+  failed: "warn",
+  poisoned: "error",
+  "cleanup-failed": "error",
+  heartbeat: "debug",
+  "heartbeat-failed": "warn",
+};
+
+/** A listener registry. A listener or logger that throws is ignored: observers never change the
+ *  outcome of a run. */
+export class GuardEvents {
+  readonly #listeners = new Map<GuardEventType | "*", Set<(event: GuardEvent) => void>>();
+  readonly #logger: GuardLogger | undefined;
+
+  constructor(logger: GuardLogger | undefined) {
+    this.#logger = logger;
+  }
+
+  on(type: GuardEventType | "*", listener: (event: GuardEvent) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(type, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  emit(event: GuardEvent): void {
+    for (const type of [event.type, "*"] as const) {
+      for (const listener of this.#listeners.get(type) ?? []) {
+        try {
+          listener(event);
+        } catch {
+          // Observers must not change what the run does.
+        }
+      }
+    }
+    const log = this.#logger?.[LEVEL[event.type]];
+    if (log) {
+      try {
+        log.call(this.#logger, summarize(event), event);
+      } catch {
+        // Same as listeners.
+      }
+    }
+  }
+}
+
+function summarize(event: GuardEvent): string {
+  const what = `${event.operation ?? "operation"} [${event.keys.join(", ")}] token ${event.token ?? "-"}`;
+  switch (event.type) {
+    case "started":
+      return `poison guard: ${what} started${event.resumed ? " (resumed)" : ""}`;
+    case "refused":
+      return `poison guard: ${what} refused: ${event.key} held by ${event.holder.token} (${event.holder.state})`;
+    case "retried":
+      return `poison guard: ${what} attempt ${event.attempt} failed, retrying in ${event.delayMs} ms`;
+    case "cleaned":
+      return `poison guard: ${what} keys deleted (${event.reason})`;
+    case "succeeded":
+      return `poison guard: ${what} succeeded after ${event.attempts} attempt(s)`;
+    case "failed":
+      return `poison guard: ${what} failed without poisoning`;
+    case "poisoned":
+      return `poison guard: ${what} failed and left its keys poisoned`;
+    case "cleanup-failed":
+      return `poison guard: ${what} could not delete its keys; they may still be present`;
+    case "heartbeat":
+      return `poison guard: ${what} heartbeat`;
+    case "heartbeat-failed":
+      return `poison guard: ${what} heartbeat failed`;
+  }
+}

@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, describe, it } from "node:test";
+import {
+  BackendUnavailableError,
+  etcdDriver,
+  InvalidArgumentError,
+  openPoisonStore,
+  PoisonConflictError,
+} from "../../src/index.js";
+import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
+import { checkOutage } from "../support/outage.js";
+import { etcdUnavailable } from "../support/servers.js";
+
+const HOST = "127.0.0.1";
+const PORT = 2379;
+const ENDPOINT = `http://${HOST}:${PORT}`;
+const url = `etcd://${HOST}:${PORT}`;
+// Each run keeps its records and audit log under its own meta prefix, so reruns never meet.
+const metaPrefix = `/poison-test-meta/${randomUUID()}/`;
+
+const unavailable = etcdUnavailable;
+
+/** A raw etcd request through the JSON gateway, as another tool (GreptimeDB) would write. */
+async function raw(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const response = await fetch(`${ENDPOINT}${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(2000),
+  });
+  assert.equal(response.status, 200);
+  return (await response.json()) as Record<string, unknown>;
+}
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+async function rawGet(key: string): Promise<string | null> {
+  const reply = await raw("/v3/kv/range", { key: b64(key) });
+  const kvs = reply.kvs as Array<{ value?: string }> | undefined;
+  return kvs?.[0] ? Buffer.from(kvs[0].value ?? "", "base64").toString("utf8") : null;
+}
+const rawPut = (key: string, value: string) =>
+  raw("/v3/kv/put", { key: b64(key), value: b64(value) });
+const rawDeletePrefix = (prefix: string) =>
+  raw("/v3/kv/deleterange", {
+    key: b64(prefix),
+    range_end: b64(
+      prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1),
+    ),
+  });
+
+/** Delete what this run wrote, and only that (other runs may share the server): every poison
+ *  key named by a record under this run's meta prefix, then the meta prefix itself. */
+async function deleteRunKeys(): Promise<void> {
+  const recordPrefix = `${metaPrefix}record/`;
+  const reply = await raw("/v3/kv/range", {
+    key: b64(recordPrefix),
+    range_end: b64(`${metaPrefix}record0`),
+    keys_only: true,
+  });
+  const keys = ((reply.kvs as Array<{ key: string }> | undefined) ?? []).map((kv) =>
+    Buffer.from(kv.key, "base64").toString("utf8").slice(recordPrefix.length),
+  );
+  for (let i = 0; i < keys.length; i += 100) {
+    await raw("/v3/kv/txn", {
+      success: keys.slice(i, i + 100).map((key) => ({ request_delete_range: { key: b64(key) } })),
+    });
+  }
+  await rawDeletePrefix(metaPrefix);
+}
+
+await testDriver({
+  name: "etcd",
+  durable: true,
+  unavailable,
+  open: (options) => openPoisonStore(etcdDriver({ url, metaPrefix }), options),
+  async teardown() {
+    await deleteRunKeys();
+  },
+});
+
+const skip = await backendSkipReason("etcd", unavailable);
+
+describe("etcd driver", { skip: skip ?? false }, () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const step of cleanup.reverse()) await step();
+    await deleteRunKeys();
+  });
+
+  it("each core call is one round trip (one transaction), on success and on conflict", async () => {
+    let requests = 0;
+    const counting: typeof fetch = (input, init) => {
+      requests++;
+      return fetch(input, init);
+    };
+    const namespace = `/poison-test/${randomUUID()}/`;
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix, fetch: counting }), { namespace });
+    cleanup.push(() => store.close());
+    const key = "rt/1";
+    await store.getPoison(key); // init: one health read, not counted
+    const count = async (label: string, call: () => Promise<unknown>) => {
+      const before = requests;
+      await call().catch((error: unknown) => {
+        if (!(error instanceof PoisonConflictError)) throw error;
+      });
+      const used = requests - before;
+      assert.equal(used, 1, `${label} took ${used} round trips`);
+      return used;
+    };
+    const counts = {
+      "getPoison (absent)": await count("getPoison", () => store.getPoison(key)),
+      "tryPutPoison (absent)": await count("put", () => store.tryPutPoison(key, "a")),
+      "tryPutPoison (same token)": await count("put again", () => store.tryPutPoison(key, "a")),
+      "tryPutPoison (conflict)": await count("put conflict", () => store.tryPutPoison(key, "b")),
+      "getPoison (present)": await count("get", () => store.getPoison(key)),
+      "deletePoison (conflict)": await count("delete conflict", () => store.deletePoison(key, "b")),
+      "deletePoison (owner)": await count("delete", () => store.deletePoison(key, "a")),
+      "deletePoison (absent)": await count("delete absent", () => store.deletePoison(key, "a")),
+    };
+    process.stderr.write(`etcd round trips: ${JSON.stringify(counts)}\n`);
+  });
+
+  it("GreptimeDB compatibility: a key GreptimeDB wrote reads, conflicts and deletes", async () => {
+    // The default namespace, as GreptimeDB uses it; the key is unique to this run.
+    const table = `table/${randomUUID()}`;
+    const key = `/__procedure_poison/${table}`;
+    await rawPut(key, '{"token":"expected_token"}');
+    cleanup.push(() => raw("/v3/kv/deleterange", { key: b64(key) }));
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix }));
+    cleanup.push(() => store.close());
+    assert.equal(await store.getPoison(table), "expected_token");
+    const record = await store.inspectPoison(table);
+    assert.equal(record?.token, "expected_token");
+    assert.equal(record?.state, "poisoned", "no record: quarantined, conservatively");
+    assert.deepEqual(
+      (await store.listPoisons({ prefix: table })).records.map((r) => [r.key, r.token]),
+      [[table, "expected_token"]],
+    );
+    await rejectsWith(store.tryPutPoison(table, "other"), PoisonConflictError, {
+      holder: "expected_token",
+    });
+    await rejectsWith(store.deletePoison(table, "other"), PoisonConflictError, {
+      holder: "expected_token",
+    });
+    await store.tryPutPoison(table, "expected_token"); // idempotent for the holder
+    assert.equal(await rawGet(key), '{"token":"expected_token"}', "left byte for byte");
+    await store.deletePoison(table, "expected_token");
+    assert.equal(await rawGet(key), null);
+    assert.equal(await store.getPoison(table), null);
+  });
+
+  it("GreptimeDB compatibility: the bytes the library writes are GreptimeDB's", async () => {
+    const table = `table/${randomUUID()}`;
+    const key = `/__procedure_poison/${table}`;
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix }));
+    cleanup.push(() => store.close());
+    await store.tryPutPoison(table, "expected_token", { operation: "alter-table" });
+    assert.equal(await rawGet(key), '{"token":"expected_token"}');
+    const recordText = await rawGet(`${metaPrefix}record/${key}`);
+    assert.equal(JSON.parse(recordText ?? "null")?.operation, "alter-table");
+    // A token with characters JSON escapes: the same bytes serde_json writes.
+    await store.tryPutPoison(`${table}/q`, 'a"b\\c/ü\n');
+    assert.equal(await rawGet(`${key}/q`), '{"token":"a\\"b\\\\c/ü\\n"}');
+    // GreptimeDB deletes only the poison key; a stale record must not leak into the next holder.
+    await raw("/v3/kv/deleterange", { key: b64(key) });
+    await rawPut(key, '{"token":"greptime"}');
+    const record = await store.inspectPoison(table);
+    assert.equal(record?.token, "greptime");
+    assert.equal(record?.operation, undefined);
+    await store.forceDeletePoison(table, { actor: "test", reason: "cleanup" });
+    await store.deletePoison(`${table}/q`, 'a"b\\c/ü\n');
+    assert.equal(await rawGet(key), null);
+    assert.equal(await rawGet(`${metaPrefix}record/${key}`), null);
+  });
+
+  it("listing a namespace that covers the meta prefix returns only poison keys", async () => {
+    const namespace = metaPrefix.slice(0, metaPrefix.indexOf("/", 1) + 1); // "/poison-test-meta/"
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix }), { namespace });
+    const inMeta = openPoisonStore(etcdDriver({ url, metaPrefix }), {
+      namespace: `/poison-test/${randomUUID()}/`,
+    });
+    cleanup.push(
+      () => store.close(),
+      () => inMeta.close(),
+    );
+    await inMeta.tryPutPoison("k", "t", { audit: { actor: "a", reason: "fill the meta range" } });
+    const mine = `${randomUUID()}`;
+    await store.tryPutPoison(mine, "t");
+    const listed = (await store.listPoisons({ limit: 1000 })).records.map((r) => r.key);
+    assert.ok(listed.includes(mine));
+    assert.ok(
+      listed.every((k) => !`${namespace}${k}`.startsWith(metaPrefix)),
+      listed.join(","),
+    );
+    await rejectsWith(
+      store.tryPutPoison(`${metaPrefix.slice(namespace.length)}record/x`, "t"),
+      InvalidArgumentError,
+      { argument: "key" },
+    );
+    await store.deletePoison(mine, "t");
+  });
+
+  it("several endpoints: a refused one is skipped", async () => {
+    const store = openPoisonStore(
+      etcdDriver({ url: `etcd://127.0.0.1:1,${HOST}:${PORT}`, metaPrefix }),
+      { namespace: `/poison-test/${randomUUID()}/` },
+    );
+    cleanup.push(() => store.close());
+    await store.tryPutPoison("k", "t");
+    assert.equal(await store.getPoison("k"), "t");
+    await store.deletePoison("k", "t");
+  });
+
+  const outages = [
+    { mode: "blackhole", keepConnections: true, title: "black hole on live connections" },
+    { mode: "blackhole", keepConnections: false, title: "connections cut, then black hole" },
+    { mode: "reset", keepConnections: false, title: "connections reset and refused" },
+  ] as const;
+  for (const { mode, keepConnections, title } of outages) {
+    it(`outage (${title}): typed, bounded, and the same store recovers`, async () => {
+      const proxy = await startFaultProxy({ host: HOST, port: PORT });
+      cleanup.push(() => proxy.close());
+      const store = openPoisonStore(
+        etcdDriver({ url: `etcd://127.0.0.1:${proxy.port}`, metaPrefix, requestTimeoutMs: 700 }),
+        { timeoutMs: 1000, namespace: `/poison-test/${randomUUID()}/` },
+      );
+      cleanup.push(() => store.close());
+      await checkOutage(store, proxy, mode, {
+        key: `outage/${randomUUID()}`,
+        token: "survivor",
+        boundMs: 1300,
+        requireCause: true,
+        keepConnections,
+      });
+    });
+  }
+
+  it("a server that does not answer at all fails the first call, typed", async () => {
+    const store = openPoisonStore(etcdDriver({ url: "etcd://127.0.0.1:1" }), { timeoutMs: 1000 });
+    cleanup.push(() => store.close());
+    await assert.rejects(store.getPoison("k"), BackendUnavailableError);
+  });
+});

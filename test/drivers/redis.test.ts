@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import {
+  BackendUnavailableError,
+  openPoisonStore,
+  PoisonConflictError,
+  redisDriver,
+} from "../../src/index.js";
+import { backendSkipReason, testDriver } from "../conformance/index.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
+import { checkOutage } from "../support/outage.js";
+import { redisUnavailable } from "../support/servers.js";
+
+const HOST = "127.0.0.1";
+const PORT = 6379;
+const url = `redis://${HOST}:${PORT}`;
+// Each run writes under its own key prefix, so reruns and other users of the server never meet.
+const keyPrefix = `{poison-test-${randomUUID()}}:`;
+
+const unavailable = redisUnavailable;
+
+await testDriver({
+  name: "redis",
+  durable: true,
+  unavailable,
+  open: (options) => openPoisonStore(redisDriver({ url, keyPrefix }), options),
+  async teardown() {
+    const redis = new Redis(url);
+    const keys = await redis.keys(`${keyPrefix.replace(/[*?[\]\\]/g, "\\$&")}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  },
+});
+
+const skip = await backendSkipReason("redis", unavailable);
+
+describe("redis driver", { skip: skip ?? false }, () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+
+  it("each core call is one round trip (one command), on success and on conflict", async () => {
+    const client = new Redis(url);
+    cleanup.push(() => client.quit());
+    let commands = 0;
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = ((...args: Parameters<typeof send>) => {
+      commands++;
+      return send(...args);
+    }) as typeof client.sendCommand;
+    const store = openPoisonStore(redisDriver({ client, keyPrefix }), { namespace: "/rt/" });
+    cleanup.push(() => store.close());
+    const key = `rt/${randomUUID()}`;
+    await store.getPoison(key); // init: connect and SCRIPT LOAD, not counted
+    const count = async (label: string, call: () => Promise<unknown>) => {
+      const before = commands;
+      await call().catch((error: unknown) => {
+        if (!(error instanceof PoisonConflictError)) throw error;
+      });
+      const used = commands - before;
+      assert.equal(used, 1, `${label} took ${used} round trips`);
+      return used;
+    };
+    const counts = {
+      "getPoison (absent)": await count("getPoison", () => store.getPoison(key)),
+      "tryPutPoison (absent)": await count("put", () => store.tryPutPoison(key, "a")),
+      "tryPutPoison (same token)": await count("put again", () => store.tryPutPoison(key, "a")),
+      "tryPutPoison (conflict)": await count("put conflict", () => store.tryPutPoison(key, "b")),
+      "getPoison (present)": await count("get", () => store.getPoison(key)),
+      "deletePoison (conflict)": await count("delete conflict", () => store.deletePoison(key, "b")),
+      "deletePoison (owner)": await count("delete", () => store.deletePoison(key, "a")),
+      "deletePoison (absent)": await count("delete absent", () => store.deletePoison(key, "a")),
+    };
+    process.stderr.write(`redis round trips: ${JSON.stringify(counts)}\n`);
+  });
+
+  it("keys with * ? [ ] are stored and listed literally (no SCAN MATCH)", async () => {
+    const store = openPoisonStore(redisDriver({ url, keyPrefix }), {
+      namespace: `/glob/${randomUUID()}/`,
+    });
+    cleanup.push(() => store.close());
+    for (const key of ["*", "?", "[a]", "a*", "ab", "a?"]) await store.tryPutPoison(key, "t");
+    assert.deepEqual(
+      (await store.listPoisons({ prefix: "a" })).records.map((r) => r.key),
+      ["a*", "a?", "ab"],
+    );
+    assert.deepEqual(
+      (await store.listPoisons({ prefix: "[" })).records.map((r) => r.key),
+      ["[a]"],
+    );
+  });
+
+  const outages = [
+    { mode: "blackhole", keepConnections: true, title: "black hole on the live connection" },
+    { mode: "blackhole", keepConnections: false, title: "connections cut, then black hole" },
+    { mode: "reset", keepConnections: false, title: "connections reset and refused" },
+  ] as const;
+  for (const { mode, keepConnections, title } of outages) {
+    it(`outage (${title}): typed, bounded, and the same store recovers`, async () => {
+      const proxy = await startFaultProxy({ host: HOST, port: PORT });
+      cleanup.push(() => proxy.close());
+      const store = openPoisonStore(
+        redisDriver({
+          url: proxy.url("redis"),
+          keyPrefix,
+          commandTimeoutMs: 700,
+          connectTimeoutMs: 700,
+        }),
+        { timeoutMs: 1000 },
+      );
+      cleanup.push(() => store.close());
+      await checkOutage(store, proxy, mode, {
+        key: `outage/${randomUUID()}`,
+        token: "survivor",
+        boundMs: 1300,
+        requireCause: true,
+        keepConnections,
+      });
+    });
+  }
+
+  it("a server that does not answer at all fails the first call, typed", async () => {
+    const store = openPoisonStore(redisDriver({ url: "redis://127.0.0.1:1" }), { timeoutMs: 1000 });
+    cleanup.push(() => store.close());
+    await assert.rejects(store.getPoison("k"), BackendUnavailableError);
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * Checks every networked SQL driver runs besides the conformance suite: the number of statements
+ * and of network round trips each core call takes, and behaviour through an outage (a fault
+ * proxy in front of the real server, never stopping the shared server itself).
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import {
+  BackendUnavailableError,
+  PoisonConflictError,
+  type PoisonStoreClient,
+} from "../../src/index.js";
+import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+
+export interface NetworkedHarness {
+  name: string;
+  /** Why the checks are skipped, or null to run them. */
+  skip: string | null;
+  /** The real server. */
+  target: { host: string; port: number };
+  /** A store whose driver counts the statements it sends (through `counter.statements`),
+   *  reaching the server at `port` (the proxy). */
+  openCounting(port: number, counter: { statements: number }): PoisonStoreClient;
+  /** A store on the real server using these table names. */
+  openWithTables(tables: { table: string; auditTable: string }): PoisonStoreClient;
+  /** Drop those tables (and whatever else the driver created for them). */
+  dropTables(tables: { table: string; auditTable: string }): Promise<void>;
+  /** A store through the proxy at `port` with the given bounds. */
+  openThrough(
+    port: number,
+    bounds: { timeoutMs: number; clientTimeoutMs: number },
+  ): PoisonStoreClient;
+}
+
+/** The proxy's added latency per direction while measuring round trips. */
+const DELAY_MS = 150;
+
+export function networkedChecks(harness: NetworkedHarness): void {
+  const options = harness.skip ? { skip: harness.skip } : {};
+
+  describe(`${harness.name}: tables`, options, () => {
+    it("eight stores creating fresh tables at once all succeed and share them", async () => {
+      const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
+      const tables = { table: `poison_race_${suffix}`, auditTable: `poison_race_audit_${suffix}` };
+      const stores = Array.from({ length: 8 }, () => harness.openWithTables(tables));
+      try {
+        const key = `init/${randomUUID()}`;
+        const results = await Promise.allSettled(
+          stores.map((store, i) => store.tryPutPoison(key, `t${i}`)),
+        );
+        const failures = results.filter((r) => r.status === "rejected");
+        assert.ok(
+          failures.every((r) => r.reason instanceof PoisonConflictError),
+          `init raced: ${failures.map((r) => String(r.reason)).join("; ")}`,
+        );
+        assert.equal(failures.length, 7, "exactly one put wins on the fresh table");
+        const holder = await stores[0]?.getPoison(key);
+        for (const store of stores) assert.equal(await store.getPoison(key), holder);
+      } finally {
+        await Promise.all(stores.map((store) => store.close()));
+        await harness.dropTables(tables);
+      }
+    });
+  });
+
+  describe(`${harness.name}: one round trip per core call`, options, () => {
+    let proxy: FaultProxy;
+    let store: PoisonStoreClient;
+    const counter = { statements: 0 };
+    before(async () => {
+      proxy = await startFaultProxy(harness.target);
+      store = harness.openCounting(proxy.port, counter);
+    });
+    after(async () => {
+      await store.close();
+      await proxy.close();
+    });
+
+    it("each tryPutPoison / deletePoison / getPoison path is one statement and one round trip", async () => {
+      const key = `round-trip/${randomUUID()}`;
+      // Warm up: create the tables and open the pooled connection; neither counts.
+      await store.getPoison(key);
+      proxy.delayMs = DELAY_MS;
+      const measured: Array<[string, number, number]> = [];
+      const measure = async (label: string, call: () => Promise<unknown>) => {
+        counter.statements = 0;
+        const started = performance.now();
+        await call().catch((error: unknown) => {
+          if (!(error instanceof PoisonConflictError)) throw error;
+        });
+        const elapsed = performance.now() - started;
+        measured.push([label, counter.statements, Math.round(elapsed)]);
+      };
+      await measure("getPoison (absent)", () => store.getPoison(key));
+      await measure("tryPutPoison (absent: written)", () => store.tryPutPoison(key, "a"));
+      await measure("tryPutPoison (same token)", () => store.tryPutPoison(key, "a"));
+      await measure("tryPutPoison (conflict)", () => store.tryPutPoison(key, "b"));
+      await measure("getPoison (present)", () => store.getPoison(key));
+      await measure("deletePoison (conflict)", () => store.deletePoison(key, "b"));
+      await measure("deletePoison (owner: deleted)", () => store.deletePoison(key, "a"));
+      await measure("deletePoison (absent)", () => store.deletePoison(key, "a"));
+      proxy.delayMs = 0;
+      process.stderr.write(
+        `${harness.name} round trips (proxy adds ${DELAY_MS} ms each way):\n${measured
+          .map(([label, n, ms]) => `  ${label}: ${n} statement(s), ${ms} ms\n`)
+          .join("")}`,
+      );
+      for (const [label, statements, ms] of measured) {
+        assert.equal(statements, 1, `${label}: ${statements} statements`);
+        // One round trip costs 2 × DELAY_MS through the proxy; two would cost at least 4 ×.
+        assert.ok(ms < 3 * DELAY_MS, `${label}: ${ms} ms, more than one round trip`);
+      }
+      assert.equal(await store.getPoison(key), null);
+    });
+  });
+
+  describe(`${harness.name}: outages`, options, () => {
+    let proxy: FaultProxy;
+    before(async () => {
+      proxy = await startFaultProxy(harness.target);
+    });
+    after(async () => {
+      await proxy.close();
+    });
+
+    const TIMEOUT_MS = 1000;
+    const everyCall = (store: PoisonStoreClient, key: string) => ({
+      tryPutPoison: () => store.tryPutPoison(key, "other"),
+      deletePoison: () => store.deletePoison(key, "other"),
+      getPoison: () => store.getPoison(key),
+      inspectPoison: () => store.inspectPoison(key),
+      listPoisons: () => store.listPoisons(),
+      markPoisoned: () => store.markPoisoned(key, "owner", new Error("x")),
+      forceDeletePoison: () => store.forceDeletePoison(key, { actor: "a", reason: "r" }),
+      auditLog: () => store.auditLog(),
+      tryPutPoisons: () => store.tryPutPoisons([key, `${key}/2`], "other"),
+      deletePoisons: () => store.deletePoisons([key], "other"),
+    });
+
+    const expectUnavailable = async (store: PoisonStoreClient, key: string, mode: string) => {
+      const calls = Object.entries(everyCall(store, key));
+      await Promise.all(
+        calls.map(async ([name, call]) => {
+          const started = performance.now();
+          let caught: unknown;
+          try {
+            await call();
+          } catch (error) {
+            caught = error;
+          }
+          const elapsed = performance.now() - started;
+          assert.ok(
+            caught instanceof BackendUnavailableError,
+            `${mode}: ${name} must reject with BackendUnavailableError, got ${String(caught)}`,
+          );
+          assert.equal(caught.backend, harness.name);
+          assert.ok(caught.cause !== undefined, `${mode}: ${name}: the cause is attached`);
+          assert.ok(elapsed < TIMEOUT_MS + 500, `${mode}: ${name} took ${Math.round(elapsed)} ms`);
+        }),
+      );
+    };
+
+    it("black-holed or reset: every call rejects in time; afterwards the same store works", async () => {
+      const store = harness.openThrough(proxy.port, {
+        timeoutMs: TIMEOUT_MS,
+        clientTimeoutMs: 800,
+      });
+      const key = `outage/${randomUUID()}`;
+      try {
+        await store.tryPutPoison(key, "owner");
+
+        proxy.mode = "blackhole";
+        await expectUnavailable(store, key, "blackhole");
+
+        proxy.mode = "reset";
+        proxy.resetAll();
+        await expectUnavailable(store, key, "reset");
+
+        // Connections cut while idle in the pool must not be reused either.
+        proxy.mode = "pass";
+        await store.getPoison(key);
+        proxy.resetAll();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(await store.getPoison(key), "owner", "a reset idle connection is discarded");
+
+        proxy.mode = "pass";
+        assert.equal(await store.getPoison(key), "owner", "the same store works again");
+        await assert.rejects(store.tryPutPoison(key, "other"), PoisonConflictError);
+        await store.deletePoison(key, "owner");
+        assert.equal(await store.getPoison(key), null);
+      } finally {
+        proxy.mode = "pass";
+        await store.close();
+      }
+    });
+
+    it("a server that never answers the handshake: the first call rejects in time", async () => {
+      proxy.mode = "blackhole";
+      const store = harness.openThrough(proxy.port, {
+        timeoutMs: TIMEOUT_MS,
+        clientTimeoutMs: 800,
+      });
+      try {
+        await expectUnavailable(store, `never/${randomUUID()}`, "blackhole from the start");
+        proxy.mode = "pass";
+        assert.equal(await store.getPoison(`never/${randomUUID()}`), null);
+      } finally {
+        proxy.mode = "pass";
+        await store.close();
+      }
+    });
+  });
+}

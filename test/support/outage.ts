@@ -1,0 +1,87 @@
+/**
+ * Shared outage checks for networked drivers: with a fault proxy cut, every call rejects with
+ * BackendUnavailableError (cause attached) within a bound, never a false success or a false
+ * null; when the proxy passes again, the same store object works without being re-created.
+ */
+import assert from "node:assert/strict";
+import { BackendUnavailableError, type PoisonStoreClient } from "../../src/index.js";
+import type { FaultProxy, ProxyMode } from "./fault-proxy.js";
+
+/** Every public call, against a key that holds `token` on the real server. */
+function everyCall(store: PoisonStoreClient, key: string, token: string) {
+  return {
+    tryPutPoison: () => store.tryPutPoison(key, token),
+    tryPutPoisonOther: () => store.tryPutPoison(key, "someone-else"),
+    deletePoison: () => store.deletePoison(key, token),
+    getPoison: () => store.getPoison(key),
+    inspectPoison: () => store.inspectPoison(key),
+    listPoisons: () => store.listPoisons(),
+    markPoisoned: () => store.markPoisoned(key, token, new Error("x")),
+    forceDeletePoison: () => store.forceDeletePoison(key, { actor: "a", reason: "r" }),
+    auditLog: () => store.auditLog(),
+    tryPutPoisons: () => store.tryPutPoisons([key], token),
+    deletePoisons: () => store.deletePoisons([key], token),
+  };
+}
+
+/** Cut the proxy (`mode`), check every call fails typed and bounded, restore, check recovery. */
+export async function checkOutage(
+  store: PoisonStoreClient,
+  proxy: FaultProxy,
+  mode: ProxyMode,
+  options: {
+    key: string;
+    token: string;
+    boundMs: number;
+    requireCause: boolean;
+    /** Leave open connections in place (a black hole on a live connection: requests vanish). */
+    keepConnections?: boolean;
+  },
+): Promise<void> {
+  const { key, token, boundMs } = options;
+  await store.tryPutPoison(key, token);
+  assert.equal(await store.getPoison(key), token);
+
+  proxy.mode = mode;
+  if (!options.keepConnections) proxy.resetAll();
+  for (const [name, call] of Object.entries(everyCall(store, key, token))) {
+    const started = performance.now();
+    let outcome: unknown;
+    try {
+      outcome = { resolved: await call() };
+    } catch (error) {
+      outcome = error;
+    }
+    const elapsed = performance.now() - started;
+    assert.ok(
+      outcome instanceof BackendUnavailableError,
+      `${mode}: ${name} must reject with BackendUnavailableError, got ${JSON.stringify(outcome) ?? String(outcome)}`,
+    );
+    assert.ok(
+      elapsed < boundMs,
+      `${mode}: ${name} took ${Math.round(elapsed)} ms (bound ${boundMs})`,
+    );
+    if (options.requireCause) {
+      assert.ok(outcome.cause !== undefined, `${mode}: ${name} must carry the cause`);
+    }
+  }
+
+  proxy.mode = "pass";
+  const deadline = Date.now() + 10_000;
+  let holder: string | null | undefined;
+  while (holder === undefined) {
+    try {
+      holder = await store.getPoison(key);
+    } catch (error) {
+      assert.ok(error instanceof BackendUnavailableError);
+      assert.ok(
+        Date.now() < deadline,
+        "the store did not recover within 10 s of the proxy passing",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  assert.equal(holder, token, "the key written before the outage is still there");
+  await store.deletePoison(key, token);
+  assert.equal(await store.getPoison(key), null);
+}
