@@ -108,6 +108,11 @@ export interface PoisonDriver {
   /** The record stored under `key`, or null. */
   get(key: string): Promise<PoisonRecord | null>;
 
+  /** Optional fast path for `getPoison`: only the token stored under `key`, or null. A driver
+   *  that can read one column more cheaply than the whole record implements it; else the
+   *  runtime uses `get`. */
+  getToken?(key: string): Promise<string | null>;
+
   /** Records whose key starts with `prefix` and is greater than `after`, in UTF-8 byte order. */
   list(query: ListQuery): Promise<PoisonRecord[]>;
 

@@ -37,7 +37,15 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     named.set(options.name, state);
   }
 
-  const copy = (record: PoisonRecord): PoisonRecord => structuredClone(record);
+  // Callers never share a stored object. Records are flat strings but for `error` (flat too)
+  // and `data` (JSON), so a spread is enough for all else; structuredClone on every call was
+  // most of this driver's cost.
+  const copy = (record: PoisonRecord): PoisonRecord => {
+    const out = { ...record };
+    if (record.error) out.error = { ...record.error };
+    if (record.data !== undefined) out.data = structuredClone(record.data);
+    return out;
+  };
 
   const appendAudit = (intent: AuditIntent | undefined, key: string, record: PoisonRecord) => {
     if (!intent) return;
@@ -116,6 +124,10 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     async get(key) {
       const held = state.records.get(key);
       return held ? copy(held) : null;
+    },
+
+    async getToken(key) {
+      return state.records.get(key)?.token ?? null;
     },
 
     async list({ prefix, after, limit }) {

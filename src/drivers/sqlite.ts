@@ -8,7 +8,7 @@
  * their UTF-8 bytes so SQLite's memcmp order is the contract's key order and prefix ranges are
  * index scans that treat `%` and `_` as plain bytes.
  */
-import type { Database, Statement } from "better-sqlite3";
+import type { Database, Statement, Transaction } from "better-sqlite3";
 import {
   type AuditColumns,
   fromAuditColumns,
@@ -75,9 +75,15 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   let db: Database | null = null;
   let sql: ReturnType<typeof prepare> | null = null;
+  // One transaction wrapper, built once: better-sqlite3's transaction() is costly to call per
+  // write, so each write passes its body to this one instead.
+  let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
 
   const prepare = (d: Database) => ({
-    get: d.prepare("SELECT * FROM poison_keys WHERE key = ?"),
+    // Point reads bind the key as text and cast it in SQL: the same UTF-8 bytes (keys are
+    // well-formed and NUL-free), without allocating a Buffer per call.
+    get: d.prepare("SELECT * FROM poison_keys WHERE key = CAST(? AS BLOB)"),
+    token: d.prepare("SELECT token FROM poison_keys WHERE key = CAST(? AS BLOB)").pluck(),
     insert: d.prepare(
       `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data)
        VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at, @operation, @owner, @error, @data)`,
@@ -106,12 +112,16 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   });
 
   const ready = () => {
-    if (!db || !sql) throw new BackendUnavailableError("sqlite", "the database is not open");
-    return { db, sql };
+    if (!db || !sql || !atomic)
+      throw new BackendUnavailableError("sqlite", "the database is not open");
+    const transaction = atomic;
+    /** Run `body` in one BEGIN IMMEDIATE transaction. */
+    const immediate = <T>(body: () => T): T => transaction.immediate(body) as T;
+    return { db, sql, immediate };
   };
 
   const read = (stmt: Statement, key: string): PoisonRecord | null => {
-    const row = stmt.get(Buffer.from(key, "utf8")) as KeyRow | undefined;
+    const row = stmt.get(key) as KeyRow | undefined;
     return row ? fromRow(row) : null;
   };
 
@@ -149,6 +159,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         opened.pragma("synchronous = FULL");
         migrate(opened, path);
         sql = prepare(opened);
+        atomic = opened.transaction((body: () => unknown) => body());
         db = opened;
       } catch (error) {
         opened.close();
@@ -157,75 +168,73 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     },
 
     async put(records, audit) {
-      const { db, sql } = ready();
-      return db
-        .transaction(() => {
-          const current = records.map((record) => read(sql.get, record.key));
-          const conflicts = current.filter(
-            (held, i): held is PoisonRecord => held !== null && held.token !== records[i]?.token,
-          );
-          if (conflicts.length > 0) return { ok: false as const, conflicts };
-          const result = records.map((record, i) => {
-            const held = current[i];
-            if (held) return held;
-            sql.insert.run(toRow(record));
-            writeAudit(sql.audit, audit, record);
-            return record;
-          });
-          return { ok: true as const, records: result };
-        })
-        .immediate();
+      const { sql, immediate } = ready();
+      return immediate(() => {
+        const current = records.map((record) => read(sql.get, record.key));
+        const conflicts = current.filter(
+          (held, i): held is PoisonRecord => held !== null && held.token !== records[i]?.token,
+        );
+        if (conflicts.length > 0) return { ok: false as const, conflicts };
+        const result = records.map((record, i) => {
+          const held = current[i];
+          if (held) return held;
+          sql.insert.run(toRow(record));
+          writeAudit(sql.audit, audit, record);
+          return record;
+        });
+        return { ok: true as const, records: result };
+      });
     },
 
     async remove(keys, token, audit) {
-      const { db, sql } = ready();
-      return db
-        .transaction(() => {
-          const current = keys.map((key) => read(sql.get, key));
-          const conflicts = current.filter(
-            (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
-          );
-          if (conflicts.length > 0) return { ok: false as const, conflicts };
-          const removed = current.filter((held): held is PoisonRecord => held !== null);
-          for (const held of removed) {
-            sql.delete.run(Buffer.from(held.key, "utf8"));
-            writeAudit(sql.audit, audit, held);
-          }
-          return { ok: true as const, removed };
-        })
-        .immediate();
+      const { sql, immediate } = ready();
+      return immediate(() => {
+        const current = keys.map((key) => read(sql.get, key));
+        const conflicts = current.filter(
+          (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
+        );
+        if (conflicts.length > 0) return { ok: false as const, conflicts };
+        const removed = current.filter((held): held is PoisonRecord => held !== null);
+        for (const held of removed) {
+          sql.delete.run(Buffer.from(held.key, "utf8"));
+          writeAudit(sql.audit, audit, held);
+        }
+        return { ok: true as const, removed };
+      });
     },
 
     async update(keys, token, patch: RecordPatch) {
-      const { db, sql } = ready();
-      return db
-        .transaction(() => {
-          const current = keys.map((key) => read(sql.get, key));
-          const missing = keys.filter((_, i) => current[i] === null);
-          const conflicts = current.filter(
-            (held): held is PoisonRecord => held !== null && held.token !== token,
-          );
-          if (missing.length > 0 || conflicts.length > 0)
-            return { ok: false as const, conflicts, missing };
-          for (const key of keys) {
-            sql.update.run({
-              key: Buffer.from(key, "utf8"),
-              updated_at: patch.updatedAt,
-              state: patch.state ?? null,
-              error: patch.error ? JSON.stringify(patch.error) : null,
-              heartbeat_at: patch.heartbeatAt ?? null,
-            });
-          }
-          return {
-            ok: true as const,
-            records: keys.map((key) => read(sql.get, key) as PoisonRecord),
-          };
-        })
-        .immediate();
+      const { sql, immediate } = ready();
+      return immediate(() => {
+        const current = keys.map((key) => read(sql.get, key));
+        const missing = keys.filter((_, i) => current[i] === null);
+        const conflicts = current.filter(
+          (held): held is PoisonRecord => held !== null && held.token !== token,
+        );
+        if (missing.length > 0 || conflicts.length > 0)
+          return { ok: false as const, conflicts, missing };
+        for (const key of keys) {
+          sql.update.run({
+            key: Buffer.from(key, "utf8"),
+            updated_at: patch.updatedAt,
+            state: patch.state ?? null,
+            error: patch.error ? JSON.stringify(patch.error) : null,
+            heartbeat_at: patch.heartbeatAt ?? null,
+          });
+        }
+        return {
+          ok: true as const,
+          records: keys.map((key) => read(sql.get, key) as PoisonRecord),
+        };
+      });
     },
 
     async get(key) {
       return read(ready().sql.get, key);
+    },
+
+    async getToken(key) {
+      return (ready().sql.token.get(key) as string | undefined) ?? null;
     },
 
     async list({ prefix, after, limit }) {
@@ -256,6 +265,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       db?.close();
       db = null;
       sql = null;
+      atomic = null;
     },
   };
 }
