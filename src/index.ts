@@ -38,6 +38,7 @@ export type {
   PoisonRecord,
   PoisonState,
   PutPoisonInfo,
+  PutPoisonsResult,
 } from "./core/records.js";
 export {
   createPoisonStore,

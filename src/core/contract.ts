@@ -7,6 +7,7 @@ import type {
   PoisonPage,
   PoisonRecord,
   PutPoisonInfo,
+  PutPoisonsResult,
 } from "./records.js";
 
 /**
@@ -46,13 +47,14 @@ export interface PoisonStoreClient extends PoisonStore {
    * Put several keys under one token, all or none, in one atomic step. Keys already held by the
    * same token count as put. If any key is held by another token, nothing is written and the
    * call rejects with PoisonConflictError for the first such key (in the order given).
-   * Resolves with the records as they now stand, in the order given.
+   * Resolves with the records as they now stand, in the order given, and the keys this call
+   * wrote (the others were already held by the token: a resumed operation).
    */
   tryPutPoisons(
     keys: readonly string[],
     token: string,
     info?: PutPoisonInfo,
-  ): Promise<PoisonRecord[]>;
+  ): Promise<PutPoisonsResult>;
   /** Delete several keys held by one token, all or none, in one atomic step. Absent keys are
    *  skipped. If any key is held by another token, nothing is deleted (PoisonConflictError). */
   deletePoisons(keys: readonly string[], token: string): Promise<void>;

@@ -37,8 +37,9 @@ export interface AuditIntent {
 }
 
 export type PutOutcome =
-  /** Every key is now held by the token: `records` in the order given (new or pre-existing). */
-  | { ok: true; records: PoisonRecord[] }
+  /** Every key is now held by the token: `records` in the order given (new or pre-existing);
+   *  `created[i]` is true when this call wrote `records[i]` (the key was absent). */
+  | { ok: true; records: PoisonRecord[]; created: boolean[] }
   /** At least one key is held by another token; nothing was written. */
   | { ok: false; conflicts: PoisonRecord[] };
 

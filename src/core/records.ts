@@ -42,6 +42,14 @@ export interface PutPoisonInfo {
   audit?: AuditActor;
 }
 
+/** What `tryPutPoisons` resolves with. */
+export interface PutPoisonsResult {
+  /** The records as they now stand, in the order the keys were given. */
+  records: PoisonRecord[];
+  /** The keys this call wrote; the others were already held by the same token. */
+  created: string[];
+}
+
 /** Who did a manual action, and why. */
 export interface AuditActor {
   actor: string;

@@ -28,6 +28,7 @@ import type {
   PoisonPage,
   PoisonRecord,
   PutPoisonInfo,
+  PutPoisonsResult,
 } from "./records.js";
 import {
   checkData,
@@ -134,7 +135,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     keys: readonly string[],
     token: string,
     info?: PutPoisonInfo,
-  ): Promise<PoisonRecord[]> {
+  ): Promise<PutPoisonsResult> {
     return this.#call(() => this.#put(checkKeys(keys, "keys", this.#maxBatchKeys), token, info));
   }
 
@@ -279,7 +280,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     keys: string[],
     token: string,
     info: PutPoisonInfo | undefined,
-  ): Promise<PoisonRecord[]> {
+  ): Promise<PutPoisonsResult> {
     const checkedToken = checkToken(token);
     const fields = checkPutInfo(info);
     const now = this.#now();
@@ -308,7 +309,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
         this.#userRecord(holder),
       );
     }
-    return outcome.records.map((record) => this.#userRecord(record));
+    return {
+      records: outcome.records.map((record) => this.#userRecord(record)),
+      created: keys.filter((_, i) => outcome.created[i] === true),
+    };
   }
 
   async #remove(

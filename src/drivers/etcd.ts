@@ -265,7 +265,13 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         );
         if (conflicts.length > 0) return { ok: false, conflicts };
         const toWrite = records.filter((_, i) => current[i] === null);
-        if (toWrite.length === 0) return { ok: true, records: current as PoisonRecord[] };
+        if (toWrite.length === 0) {
+          return {
+            ok: true,
+            records: current as PoisonRecord[],
+            created: current.map(() => false),
+          };
+        }
         // The record key is not guarded: a stale one (its poison key deleted by another tool)
         // is overwritten.
         const compare = guards(keys, storageKeys, snapshot, false);
@@ -280,7 +286,11 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         }
         const result = await txn(compare, success, readOps(keys, storageKeys, withSeq));
         if (result.succeeded) {
-          return { ok: true, records: records.map((record, i) => current[i] ?? record) };
+          return {
+            ok: true,
+            records: records.map((record, i) => current[i] ?? record),
+            created: current.map((held) => held === null),
+          };
         }
         snapshot = snapshotOf(result.responses, keys.length, withSeq);
       }

@@ -71,8 +71,10 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       }
       if (conflicts.length > 0) return { ok: false, conflicts };
       const result: PoisonRecord[] = [];
+      const created: boolean[] = [];
       for (const record of records) {
         let held = state.records.get(record.key);
+        created.push(!held);
         if (!held) {
           held = copy(record);
           state.records.set(record.key, held);
@@ -81,7 +83,7 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
         }
         result.push(copy(held));
       }
-      return { ok: true, records: result };
+      return { ok: true, records: result, created };
     },
 
     async remove(keys, token, audit) {

@@ -561,5 +561,5 @@ function putOutcome(
   });
   const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
   if (conflicts.length > 0) return { ok: false, conflicts };
-  return { ok: true, records: current };
+  return { ok: true, records: current, created: found.map((row) => Number(row?.inserted) === 1) };
 }

@@ -407,5 +407,5 @@ function putOutcome(
   });
   const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
   if (conflicts.length > 0) return { ok: false, conflicts };
-  return { ok: true, records: current };
+  return { ok: true, records: current, created: found.map((row) => row?.inserted === true) };
 }

@@ -191,6 +191,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
           const held = reply[1][i];
           return Array.isArray(held) ? fromHash(record.key, held) : record;
         }),
+        // The script answers the stored hash for a key that was held, and 0 for one it wrote.
+        created: records.map((_, i) => !Array.isArray(reply[1][i])),
       };
     },
 

@@ -182,7 +182,11 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
           writeAudit(sql.audit, audit, record);
           return record;
         });
-        return { ok: true as const, records: result };
+        return {
+          ok: true as const,
+          records: result,
+          created: current.map((held) => held === null),
+        };
       });
     },
 

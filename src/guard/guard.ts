@@ -11,7 +11,7 @@ import {
   PoisonConflictError,
   PoisonNotFoundError,
 } from "../core/errors.js";
-import type { PoisonRecord, PutPoisonInfo } from "../core/records.js";
+import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
 import { processOwner } from "../core/store.js";
 import {
   checkKeys,
@@ -282,40 +282,32 @@ export class PoisonGuard {
 
   // ---- steps -----------------------------------------------------------------------------
 
-  /** Hold every key, all or none, or refuse. Reads first so a refusal writes nothing; the put
-   *  itself is the atomic, authoritative step. */
+  /** Hold every key, all or none, or refuse: one atomic put, which also tells which keys were
+   *  already held by this token (a resumed run) and hands back the holder's record on a
+   *  conflict, so a plain run costs no extra read. */
   async #acquire(run: CheckedRun): Promise<{ records: PoisonRecord[]; resumed: boolean }> {
-    const before = await this.#storeStep(() =>
-      Promise.all(run.keys.map((key) => this.store.inspectPoison(key))),
-    );
-    for (const record of before) {
-      if (!record) continue;
-      if (record.token !== run.token) this.#refuse(run, record, "held-by-another-token", run.token);
-      if (record.state === "poisoned" && !run.resumePoisoned)
-        this.#refuse(run, record, "poisoned-by-this-token", run.token);
-    }
-    let records: PoisonRecord[];
+    let put: PutPoisonsResult;
     try {
-      records = await this.#storeStep(() =>
-        this.store.tryPutPoisons(run.keys, run.token, run.info),
-      );
+      put = await this.#storeStep(() => this.store.tryPutPoisons(run.keys, run.token, run.info));
     } catch (error) {
       if (error instanceof PoisonConflictError) {
+        // The put wrote nothing: it is all or none.
         const holder = error.holderRecord ?? (await this.store.inspectPoison(error.key));
         if (holder) this.#refuse(run, holder, "held-by-another-token", run.token);
       }
       throw error;
     }
-    const poisoned = records.find((record) => record.state === "poisoned");
+    const poisoned = put.records.find((record) => record.state === "poisoned");
     if (poisoned && !run.resumePoisoned) {
-      // Only a concurrent run with this same token can poison a key between our read and our
-      // put. Undo what this put wrote, then refuse: never go over a poisoned key silently.
-      const written = run.keys.filter((_, i) => before[i] === null);
-      if (written.length > 0)
-        await this.store.deletePoisons(written, run.token).catch(() => undefined);
+      // This token left a key poisoned: never run over it silently. Undo what this put wrote;
+      // if even that fails, the extra keys are held by the same token and its next run (or the
+      // operator clearing this token's keys) removes them: quarantine errs on the safe side.
+      if (put.created.length > 0) {
+        await this.store.deletePoisons(put.created, run.token).catch(() => undefined);
+      }
       this.#refuse(run, poisoned, "poisoned-by-this-token", run.token);
     }
-    return { records, resumed: before.some((record) => record !== null) };
+    return { records: put.records, resumed: put.created.length < run.keys.length };
   }
 
   #refuse(

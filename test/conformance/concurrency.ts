@@ -73,14 +73,29 @@ export function concurrency(ctx: SuiteContext): void {
     });
     assert.equal(await store.getPoison(a), null);
     assert.equal(await store.getPoison(c), null);
-    const records = await store.tryPutPoisons([a, c], "mine", { operation: "op" });
+    const first = await store.tryPutPoisons([a, c], "mine", { operation: "op" });
     assert.deepEqual(
-      records.map((r) => [r.key, r.token, r.operation]),
+      first.records.map((r) => [r.key, r.token, r.operation]),
       [
         [a, "mine", "op"],
         [c, "mine", "op"],
       ],
     );
+    assert.deepEqual(first.created, [a, c]);
+    // Again with one more key: only that one is written; the others are reported as they stand.
+    const d = ctx.key("d");
+    const again = await store.tryPutPoisons([c, d, a], "mine", { operation: "again" });
+    assert.deepEqual(again.created, [d]);
+    assert.deepEqual(
+      again.records.map((r) => [r.key, r.operation]),
+      [
+        [c, "op"],
+        [d, "again"],
+        [a, "op"],
+      ],
+    );
+    const none = await store.tryPutPoisons([a, d], "mine");
+    assert.deepEqual(none.created, []);
   });
 
   it("a batch delete is all or none", async () => {
