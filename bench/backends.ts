@@ -98,7 +98,7 @@ export function backendRegistry(context: RegistryContext): Record<BackendName, B
     redis: {
       name: "redis",
       url: redactUrl(redisUrl),
-      baselineLabel: "not written yet",
+      baselineLabel: "ioredis, one connection, Lua put-if-absent / delete-if-token via EVALSHA",
       reachable: () => serverDown(redisUrl, 6379),
       oursUnavailable: () => driverMissing(redisUrl),
       ours: async (options) => openPoisonStore(redisUrl, options),
@@ -107,7 +107,8 @@ export function backendRegistry(context: RegistryContext): Record<BackendName, B
     etcd: {
       name: "etcd",
       url: etcdUrl,
-      baselineLabel: "not written yet",
+      baselineLabel:
+        "fetch on the JSON gateway, one txn per write (create_revision / value compare)",
       reachable: () => serverDown(etcdUrl, 2379),
       oursUnavailable: () => driverMissing(etcdUrl),
       ours: async (options) => openPoisonStore(etcdUrl, options),

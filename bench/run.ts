@@ -248,14 +248,14 @@ async function benchBackend(
         }
       }
     }
-    if (typeof ours !== "string") {
-      await ours.deletePoison(PRESENT_KEY, HOLDER);
-      await ours.deletePoison(HELD_KEY, HOLDER);
-    }
-    await baseline.delete(prefix + PRESENT_KEY, HOLDER);
-    await baseline.delete(prefix + HELD_KEY, HOLDER);
     return { rows, failed: false };
   } finally {
+    // The servers are shared: remove the fixed keys even when a measurement failed.
+    const cleanups = [PRESENT_KEY, HELD_KEY].flatMap((key) => [
+      store?.deletePoison(key, HOLDER),
+      baseline.delete(prefix + key, HOLDER),
+    ]);
+    await Promise.allSettled(cleanups);
     await store?.close();
     await baseline.close();
   }

@@ -1,11 +1,75 @@
 /**
- * TODO(lead): the etcd baseline is not written yet, because the client library for the etcd
- * driver is not chosen yet. Write it with the same client and the same atomic step as the driver
- * (see baseline.ts for the interface and postgres.ts for an example), then return it here.
- * Until then the backend is reported as skipped: no figure is ever made up.
+ * etcd baseline: Node's fetch against etcd's JSON gateway, as the driver, with only the poison
+ * key (its value the holder's token; no record key). Each write is one transaction: put-if-absent
+ * compares create_revision = 0, delete-if-token compares the value, and the failure branch reads
+ * the key in the same transaction, so a conflict names the holder in the same round trip.
+ * Durability is etcd's (every write is committed through raft and fsynced), the same as the
+ * driver's.
  */
-import type { BaselineUnavailable } from "./baseline.js";
+import { randomUUID } from "node:crypto";
+import type { Baseline } from "./baseline.js";
 
-export function etcdBaseline(_url: string): BaselineUnavailable {
-  return { skipped: "baseline not written yet" };
+interface RangeReply {
+  kvs?: { value?: string }[];
+}
+interface TxnReply {
+  succeeded?: boolean;
+  responses?: { response_range?: RangeReply }[];
+}
+
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+const holderOf = (range: RangeReply | undefined): string | null => {
+  const value = range?.kvs?.[0]?.value;
+  return value === undefined ? null : Buffer.from(value, "base64").toString("utf8");
+};
+
+export async function etcdBaseline(url: string): Promise<Baseline> {
+  const hostPort = /^etcd:\/\/([^/,?]+)/i.exec(url)?.[1] ?? "127.0.0.1:2379";
+  const endpoint = `http://${hostPort}`;
+  const post = async <T>(path: string, body: unknown): Promise<T> => {
+    const response = await fetch(endpoint + path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`etcd ${path} answered HTTP ${response.status}: ${text}`);
+    return JSON.parse(text) as T;
+  };
+  // The server is shared: every key of this baseline lives under its own prefix, removed on
+  // close whatever a failed run left behind.
+  const prefix = `/__poison_bench_baseline__/${randomUUID()}/`;
+  await post("/v3/kv/range", { key: b64(prefix) });
+
+  return {
+    async tryPut(key, token) {
+      const k = b64(prefix + key);
+      const reply = await post<TxnReply>("/v3/kv/txn", {
+        compare: [{ key: k, target: "CREATE", result: "EQUAL", create_revision: "0" }],
+        success: [{ request_put: { key: k, value: b64(token) } }],
+        failure: [{ request_range: { key: k } }],
+      });
+      if (reply.succeeded) return null;
+      const holder = holderOf(reply.responses?.[0]?.response_range);
+      return holder === token ? null : holder;
+    },
+    async delete(key, token) {
+      const k = b64(prefix + key);
+      const reply = await post<TxnReply>("/v3/kv/txn", {
+        compare: [{ key: k, target: "VALUE", result: "EQUAL", value: b64(token) }],
+        success: [{ request_delete_range: { key: k } }],
+        failure: [{ request_range: { key: k } }],
+      });
+      // A failed compare on an absent key reads nothing: absent is fine.
+      return reply.succeeded ? null : holderOf(reply.responses?.[0]?.response_range);
+    },
+    async get(key) {
+      return holderOf(await post<RangeReply>("/v3/kv/range", { key: b64(prefix + key) }));
+    },
+    async close() {
+      const end = Buffer.from(prefix, "utf8");
+      end[end.length - 1] = (end[end.length - 1] as number) + 1;
+      await post("/v3/kv/deleterange", { key: b64(prefix), range_end: end.toString("base64") });
+    },
+  };
 }

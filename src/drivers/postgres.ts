@@ -2,10 +2,11 @@
  * `postgres://…` — PostgreSQL through npm `pg` (8.x), loaded on first use.
  *
  * Every single-key call of the core contract is ONE statement (one round trip), race-free under
- * PostgreSQL's default READ COMMITTED isolation because each one takes the row lock before it
- * decides anything (see the statements below and docs/BACKENDS-SQL.md). Batches, audited deletes
- * and updates are transactions that lock their rows in key byte order, so they are all-or-none
- * and two of them over overlapping keys queue instead of deadlocking.
+ * PostgreSQL's default READ COMMITTED isolation: the put decides through the unique index and
+ * answers a conflict read-only (asked again in one rare race), the others take the row lock
+ * before they decide (see the statements below and docs/BACKENDS-SQL.md). Batches, audited
+ * deletes and updates are transactions that lock their rows in key byte order, so they are
+ * all-or-none and two of them over overlapping keys queue instead of deadlocking.
  *
  * Keys are `bytea` of their UTF-8 bytes: the index order is byte order (the contract's key
  * order) and a prefix is a byte range, so `%`, `_` and `\` are plain bytes.
@@ -87,6 +88,10 @@ interface AuditRow extends AuditColumns {
   key: Buffer;
 }
 
+/** A second miss needs the key deleted and put again by others between two attempts: only
+ *  sustained churn on one key gets near this bound. */
+const MAX_PUT_ATTEMPTS = 100;
+
 const RECORD_COLUMNS =
   "key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data";
 
@@ -105,15 +110,41 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
 
   const sql = {
     /*
-     * Put-if-absent, one statement. INSERT … ON CONFLICT DO UPDATE either inserts the row or,
-     * when the key exists, waits for any concurrent writer of that row to finish, locks the
-     * latest committed version and "updates" it to itself, so RETURNING hands back the holder as
-     * it stands now. Unlike a CTE that SELECTs the row, it cannot miss a row committed after the
-     * statement's snapshot: ON CONFLICT checks the unique index, not the snapshot. `xmax = 0`
-     * holds only for a freshly inserted tuple (the no-op update leaves our lock in xmax), which
-     * tells a new row from an existing one so only a real insert is audited, in this statement.
+     * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
+     * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
+     * in-flight writer of that key to finish), not the snapshot, so two puts can never both
+     * insert. The first arm returns the row we inserted; the second, only when we inserted
+     * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
+     * - inserted: the row is ours, visible from our commit on;
+     * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
+     *   changes nothing can take effect at that moment (a later delete or re-put is after us);
+     * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
+     *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
+     * Only a real insert is audited, in this statement (`audited` reads `ins`).
      */
-    put: `WITH put AS (
+    put: `WITH ins AS (
+        INSERT INTO ${keysTable} (${RECORD_COLUMNS})
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING ${RECORD_COLUMNS}
+      ), audited AS (
+        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
+        SELECT $11, $12, ins.key, $13, $14, $15, $16 FROM ins
+        WHERE $12::text IS NOT NULL
+      )
+      SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
+      UNION ALL
+      SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
+      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+    /*
+     * Put-if-absent inside a batch's transaction. INSERT … ON CONFLICT DO UPDATE either inserts
+     * the row or, when the key exists, waits for any concurrent writer of that row, locks the
+     * latest committed version and "updates" it to itself, so RETURNING hands back the holder as
+     * it stands now. The lock is what a batch needs: every key it found held stays as found
+     * until the batch commits or rolls back, so the batch is all-or-none. `xmax = 0` holds only
+     * for a freshly inserted tuple, so only a real insert is audited.
+     */
+    putLocked: `WITH put AS (
         INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (key) DO UPDATE SET token = p.token
@@ -289,13 +320,21 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const [row] = await one<KeyRow>(sql.put, putValues(record, audit));
-        return putOutcome([record], [row]);
+        const values = putValues(record, audit);
+        for (let attempt = 0; attempt < MAX_PUT_ATTEMPTS; attempt++) {
+          const [row] = await one<KeyRow>(sql.put, values);
+          // No row: lost a race with a put committed after our snapshot (see sql.put).
+          if (row) return putOutcome([record], [row]);
+        }
+        throw new BackendUnavailableError(
+          "postgres",
+          `put-if-absent kept racing with concurrent writers of the key (${MAX_PUT_ATTEMPTS} attempts)`,
+        );
       }
       return transaction<PutOutcome>(async (client) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
-          const [row] = await rows<KeyRow>(client, sql.put, putValues(record, audit));
+          const [row] = await rows<KeyRow>(client, sql.putLocked, putValues(record, audit));
           byKey.set(record.key, row);
         }
         const outcome = putOutcome(

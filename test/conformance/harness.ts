@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import type { PoisonStoreClient, PoisonStoreOptions } from "../../src/index.js";
 import { PoisonStoreError } from "../../src/index.js";
 
@@ -85,6 +85,11 @@ export async function runSuite(
     },
   };
   describe(`conformance: ${harness.name}`, { concurrency: false }, () => {
+    // Close each test's stores when it ends: kept open until the suite ends, their idle pools
+    // add up past a shared server's connection limit (PostgreSQL's 100).
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
     for (const [title, behaviour] of Object.entries(behaviours)) {
       describe(title, () => behaviour(ctx));
     }

@@ -1,5 +1,13 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
 import pg from "pg";
-import { openPoisonStore, type PgPoolLike, postgresDriver } from "../../src/index.js";
+import {
+  openPoisonStore,
+  type PgPoolLike,
+  PoisonConflictError,
+  postgresDriver,
+} from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { networkedChecks } from "../support/networked-checks.js";
 import { postgresUnavailable, postgresUrl } from "../support/servers.js";
@@ -74,3 +82,57 @@ networkedChecks({
     );
   },
 });
+
+/*
+ * The single-key put answers a conflict from its snapshot. When the holder's row is committed
+ * after that snapshot, neither arm of the statement sees it: the driver must ask again, not
+ * report "absent" nor fail. Forced here: a transaction inserts the key and stays open, our
+ * (audited) put starts and waits on the unique index, then the transaction commits.
+ */
+const raceSkip = await backendSkipReason("postgres", unavailable);
+test(
+  "postgres: a put racing a row committed after its snapshot asks again and names the holder",
+  raceSkip ? { skip: raceSkip } : {},
+  async () => {
+    const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
+    const tables = { table: `poison_race_${suffix}`, auditTable: `poison_race_audit_${suffix}` };
+    const store = openPoisonStore(postgresDriver({ url, ...tables }), { namespace: "/race/" });
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await store.getPoison("probe"); // creates the tables
+      await holder.query("BEGIN");
+      await holder.query(
+        `INSERT INTO "${tables.table}" (key, token, state, created_at, updated_at)
+         VALUES ($1, 'holder', 'running', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`,
+        [Buffer.from("/race/k", "utf8")],
+      );
+      const put = store.tryPutPoison("k", "ours", { audit: { actor: "test", reason: "race" } });
+      const settled = put.then(
+        () => null,
+        (error: unknown) => error,
+      );
+      // Commit only once our statement has its snapshot and waits on the holder's insert.
+      for (let i = 0; ; i++) {
+        const { rows } = await holder.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
+        );
+        if ((rows[0]?.waiting ?? 0) > 0) break;
+        assert.ok(i < 200, "the put never waited on the holder's insert");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await holder.query("COMMIT");
+      const error = await settled;
+      assert.ok(error instanceof PoisonConflictError, `expected a conflict, got ${error}`);
+      assert.equal(error.holder, "holder");
+      assert.equal(await store.getPoison("k"), "holder");
+      assert.deepEqual((await store.auditLog()).entries, [], "a put that wrote nothing is audited");
+    } finally {
+      await holder.query("ROLLBACK").catch(() => undefined);
+      await holder.query(`DROP TABLE IF EXISTS "${tables.table}", "${tables.auditTable}"`);
+      await holder.end();
+      await store.close();
+    }
+  },
+);
