@@ -4,7 +4,7 @@
  * through {@link faultyDriver}, so outage cases run on every backend the same way.
  */
 import { randomUUID } from "node:crypto";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import {
   createPoisonStore,
   type PoisonDriver,
@@ -118,6 +118,11 @@ export async function runGuardSuite(
     },
   };
   describe(`guard: ${harness.name}`, { concurrency: false }, () => {
+    // Close each test's stores when it ends, as the conformance suite does: idle pools kept
+    // until the suite ends add up past a shared server's connection limit.
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
     for (const [title, behaviour] of Object.entries(behaviours)) {
       describe(title, () => behaviour(ctx));
     }
