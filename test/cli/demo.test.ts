@@ -25,7 +25,8 @@ describe("poison demo", () => {
       /1\. procedure-A starts "alter-table" on table\/1024/,
       /shard 4 fails/,
       /\$ poison list\nKEY\s+STATE.*\ntable\/1024\s+poisoned\s+procedure-A/,
-      /PoisonConflictError: poison key "table\/1024" is held by token "procedure-A", not "procedure-B"/,
+      /ResourcePoisonedError: resource "table\/1024" is quarantined by a poison key held by token "procedure-A"; the run with token "procedure-B" was refused/,
+      /inspect it: {2}poison show table\/1024/,
       /\$ poison show table\/1024\nkey\s+table\/1024/,
       /\$ poison clear table\/1024 --force --reason 're-ran ALTER on shard 4, schema verified'/,
       /force-cleared "table\/1024"/,
@@ -43,7 +44,7 @@ describe("poison demo", () => {
   it("--json: one document; the temporary store is removed, or kept with --keep", () => {
     const doc = runPoison(["demo", "--json"]).json<DemoDoc>();
     assert.equal(doc.steps.length, 6);
-    assert.equal(doc.refusal.code, "POISON_CONFLICT");
+    assert.equal(doc.refusal.code, "RESOURCE_POISONED");
     assert.equal(doc.refusal.holder, "procedure-A");
     assert.equal(doc.inspected.state, "poisoned");
     assert.match(doc.inspected.error.message, /shard 4/);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PoisonStoreClient } from "../../core/contract.js";
-import { PoisonConflictError } from "../../core/errors.js";
+import { OperationPoisonedError, ResourcePoisonedError } from "../../guard/errors.js";
+import { PoisonGuard } from "../../guard/guard.js";
 import { openPoisonStore } from "../../open.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
@@ -47,29 +48,18 @@ is deleted afterwards unless --keep is given. It never touches your own store.`,
   },
 };
 
-/**
- * Stands in for `PoisonGuard.run` (SPEC §5) with the store API: poison the key, run the body,
- * delete the key on success, mark it poisoned on failure. Swap it for
- * `new PoisonGuard(store).run({ keys: [key], token, operation }, body)` once the guard lands;
- * the refusal then arrives as ResourcePoisonedError instead of PoisonConflictError.
- */
+/** One guarded operation (SPEC §5), as a control plane would run it: the guard poisons the key
+ *  before the body, deletes it on success, and leaves it poisoned when the body fails. */
 async function runOperation(
   store: PoisonStoreClient,
   op: { key: string; token: string; operation: string; owner: string; data?: unknown },
   body: () => Promise<void>,
 ): Promise<void> {
-  await store.tryPutPoison(op.key, op.token, {
-    operation: op.operation,
-    owner: op.owner,
-    data: op.data,
-  });
-  try {
-    await body();
-  } catch (error) {
-    await store.markPoisoned(op.key, op.token, error);
-    throw error;
-  }
-  await store.deletePoison(op.key, op.token);
+  const guard = new PoisonGuard(store, { owner: op.owner, heartbeatIntervalMs: false });
+  await guard.run(
+    { keys: [op.key], token: op.token, operation: op.operation, data: op.data },
+    body,
+  );
 }
 
 async function story(ctx: CommandContext, url: string): Promise<number> {
@@ -126,7 +116,7 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
         },
       );
     } catch (error) {
-      if (error !== failure) throw error;
+      if (!(error instanceof OperationPoisonedError && error.cause === failure)) throw error;
       failed = true;
     }
     if (!failed) throw new Error("the demo's operation was meant to fail");
@@ -144,7 +134,7 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
       3,
       `procedure-B wants to run "add-column" on ${RESOURCE}. It is refused before it touches anything:`,
     );
-    let refusal: PoisonConflictError | null = null;
+    let refusal: ResourcePoisonedError | null = null;
     try {
       await runOperation(
         store,
@@ -152,11 +142,11 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
         async () => {},
       );
     } catch (error) {
-      if (!(error instanceof PoisonConflictError)) throw error;
+      if (!(error instanceof ResourcePoisonedError)) throw error;
       refusal = error;
     }
     if (!refusal) throw new Error("the demo's second operation was meant to be refused");
-    await say(`   ${c.red(`${refusal.name}:`)} ${refusal.message}`);
+    await say(`   ${c.red(`${refusal.name}:`)} ${refusal.message.replaceAll("\n", "\n   ")}`);
     await say();
 
     note("the operator inspects the key");
@@ -208,7 +198,7 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
         kept: ctx.flag("keep"),
         resource: RESOURCE,
         steps,
-        refusal: { code: refusal.code, message: refusal.message, holder: refusal.holder },
+        refusal: { code: refusal.code, message: refusal.message, holder: refusal.record.token },
         inspected,
         audit: audit ?? null,
         free,
