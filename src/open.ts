@@ -81,5 +81,6 @@ function sqlitePath(url: string): string {
 
 /** A URL with any password replaced, safe to print. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, "$1***@");
+  // Greedy up to the last "@" before the path: a password typed with a raw "@" is hidden whole.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^/?#]*@/i, "$1***@");
 }

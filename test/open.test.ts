@@ -37,6 +37,8 @@ describe("openPoisonStore", () => {
     );
     assert.equal(redactUrl("postgres://u:p%40ss@h:5432/db"), "postgres://u:***@h:5432/db");
     assert.equal(redactUrl("sqlite:./x.db"), "sqlite:./x.db");
+    assert.equal(redactUrl("mysql://u:p@secret@h:3306/db"), "mysql://u:***@h:3306/db");
+    assert.equal(redactUrl("redis://:only-password@h:6379"), "redis://:***@h:6379");
   });
 
   it("accepts sqlite:PATH, sqlite:///ABS and memory:[NAME]", async () => {
