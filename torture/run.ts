@@ -172,6 +172,7 @@ async function tortureOne(backend: TortureBackend): Promise<Row> {
         flag(`under proxy faults, ${u.key}: the checker ran out of time`);
       for (const a of faults.stats.anomalies) flag(`under proxy faults: ${a}`);
       if (!faults.recovered) flag("a store did not answer after the proxy faults stopped");
+      if (faults.faults < 3) flag(`the proxy workload injected only ${faults.faults} faults`);
     }
 
     // 3. SIGKILL of writer processes (SQLite: the embedded, durable backend).

@@ -39,13 +39,15 @@ export async function runProxyFaults(
     proxySpec.open(proxy.port, { namespace, timeoutMs: TIMEOUT_MS }),
   );
   let faults = 0;
-  // Every 250 ms, pick the next fault; most of the time traffic passes.
-  const schedule = setInterval(() => {
-    const roll = random();
+  // Every 50 ms, pick the next fault; most of the time traffic passes. The first pick is a
+  // delay, so even a backend that would finish the whole workload within one tick meets faults.
+  let tick = 0;
+  const inject = () => {
+    const roll = tick++ === 0 ? 0 : random();
     proxy.delayMs = 0;
     proxy.mode = "pass";
     if (roll < 0.15) {
-      proxy.delayMs = Math.floor(random() * 400);
+      proxy.delayMs = tick === 1 ? 200 : Math.floor(random() * 400);
       faults++;
     } else if (roll < 0.25) {
       proxy.mode = "blackhole";
@@ -57,7 +59,9 @@ export async function runProxyFaults(
       proxy.mode = "reset";
       faults++;
     }
-  }, 250);
+  };
+  inject();
+  const schedule = setInterval(inject, 50);
   try {
     const { history, stats } = await runWorkload({
       stores,
