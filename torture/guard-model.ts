@@ -13,6 +13,11 @@
  *      OperationPoisonedError, or ResourcePoisonedError with no body run);
  *  (d) a run started after an overlapping run was poisoned is refused (ResourcePoisonedError).
  *
+ * Half the schedules also lose up to 4 driver writes (before or after they took effect, as a
+ * cut connection would). Their runs may then end in any typed way (BackendUnavailableError,
+ * PoisonCleanupError, OperationPoisonedError with a recordFailure), and a key may stay only
+ * under a token whose run over it ended in one of those; (a) and (d) hold unchanged.
+ *
  * Timers are mocked (node:test's MockTimers): the guard's backoff sleeps fire only when the
  * scheduler has nothing left to run, so a seed replays the same interleaving.
  */
@@ -20,10 +25,12 @@ import { mock } from "node:test";
 import fc from "fast-check";
 import { memoryDriver } from "../src/drivers/memory.js";
 import {
+  BackendUnavailableError,
   createPoisonStore,
   markCleanPoisons,
   markRetryable,
   OperationPoisonedError,
+  PoisonCleanupError,
   type PoisonDriver,
   PoisonGuard,
   type PoisonRecord,
@@ -64,6 +71,23 @@ const planArb: fc.Arbitrary<RunPlan> = fc.record({
 });
 export const plansArb = fc.array(planArb, { minLength: 2, maxLength: 6 });
 
+/** A driver write (put, remove, update) that fails as a lost connection would: before it
+ *  reaches the backend, or after it took effect (the reply is lost). */
+interface Fault {
+  /** Which write of the schedule, counted from 0. */
+  write: number;
+  applied: boolean;
+}
+/** Half the schedules have no fault, so the exact expectations apply to them. */
+export const faultsArb: fc.Arbitrary<Fault[]> = fc.oneof(
+  fc.constant<Fault[]>([]),
+  fc.uniqueArray(fc.record({ write: fc.nat(12), applied: fc.boolean() }), {
+    minLength: 1,
+    maxLength: 4,
+    selector: (fault) => fault.write,
+  }),
+);
+
 export interface GuardModelStats {
   properties: number;
   runs: number;
@@ -73,6 +97,7 @@ export interface GuardModelStats {
   poisoned: number;
   refused: number;
   steps: number;
+  faults: number;
   elapsedMs: number;
 }
 
@@ -94,15 +119,16 @@ export async function checkGuardModel(options: GuardModelOptions): Promise<Guard
     poisoned: 0,
     refused: 0,
     steps: 0,
+    faults: 0,
     elapsedMs: 0,
   };
   const started = performance.now();
   mock.timers.enable({ apis: ["setTimeout"] });
   try {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), plansArb, async (s, plans) => {
+      fc.asyncProperty(fc.scheduler(), plansArb, faultsArb, async (s, plans, faults) => {
         stats.properties++;
-        await runModel(s, plans, stats);
+        await runModel(s, plans, faults, stats);
       }),
       {
         numRuns: options.numRuns,
@@ -119,13 +145,25 @@ export async function checkGuardModel(options: GuardModelOptions): Promise<Guard
 
 /** The memory driver with every call's request and reply scheduled by `s`; `direct` bypasses
  *  the scheduler (for the final inspection, once nothing else runs). */
-function scheduledDriver(s: fc.Scheduler, stats: GuardModelStats) {
+function scheduledDriver(s: fc.Scheduler, faults: Fault[], stats: GuardModelStats) {
   const inner = memoryDriver();
-  const control = { direct: false };
-  const step = async <R>(label: string, call: () => Promise<R>): Promise<R> => {
+  /** Tokens whose writes met a fault: their runs may end in any typed way. */
+  const control = { direct: false, faultedTokens: new Set<string>() };
+  let writes = 0;
+  const step = async <R>(label: string, call: () => Promise<R>, token?: string): Promise<R> => {
     if (control.direct) return call();
     stats.steps++;
+    const fault = token === undefined ? undefined : faults.find((f) => f.write === writes);
+    if (token !== undefined) writes++;
     await s.schedule(Promise.resolve(), `${label}: sent`);
+    if (fault && token !== undefined) {
+      stats.faults++;
+      control.faultedTokens.add(token);
+      if (fault.applied) await call();
+      throw new Error(
+        `injected: connection lost during ${label} (${fault.applied ? "applied" : "not applied"})`,
+      );
+    }
     const result = await call();
     await s.schedule(Promise.resolve(), `${label}: answered`);
     return result;
@@ -135,13 +173,19 @@ function scheduledDriver(s: fc.Scheduler, stats: GuardModelStats) {
     capabilities: inner.capabilities,
     init: () => inner.init(),
     put: (records, audit) =>
-      step(`put ${records.map((r) => r.key).join(",")} by ${records[0]?.token}`, () =>
-        inner.put(records, audit),
+      step(
+        `put ${records.map((r) => r.key).join(",")} by ${records[0]?.token}`,
+        () => inner.put(records, audit),
+        records[0]?.token,
       ),
     remove: (keys, token, audit) =>
-      step(`remove ${keys.join(",")} by ${token}`, () => inner.remove(keys, token, audit)),
+      step(
+        `remove ${keys.join(",")} by ${token}`,
+        () => inner.remove(keys, token, audit),
+        token ?? "(forced)",
+      ),
     update: (keys, token, patch) =>
-      step(`update ${keys.join(",")} by ${token}`, () => inner.update(keys, token, patch)),
+      step(`update ${keys.join(",")} by ${token}`, () => inner.update(keys, token, patch), token),
     get: (key) => step(`get ${key}`, () => inner.get(key)),
     list: (query) => step("list", () => inner.list(query)),
     audit: (query) => step("audit", () => inner.audit(query)),
@@ -152,13 +196,18 @@ function scheduledDriver(s: fc.Scheduler, stats: GuardModelStats) {
 
 type Settled = { kind: "value"; value: unknown } | { kind: "error"; error: unknown };
 
-async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStats) {
-  const { driver, control } = scheduledDriver(s, stats);
+async function runModel(
+  s: fc.Scheduler,
+  plans: RunPlan[],
+  faults: Fault[],
+  stats: GuardModelStats,
+) {
+  const { driver, control } = scheduledDriver(s, faults, stats);
   const store = createPoisonStore(driver, { namespace: "/model/", timeoutMs: 1e9 });
   const guard = new PoisonGuard(store, {
     heartbeatIntervalMs: false,
     retry: { maxAttempts: MAX_ATTEMPTS, minDelayMs: 0, maxDelayMs: 0 },
-    storeRetry: { maxAttempts: 1 },
+    storeRetry: { maxAttempts: 2, minDelayMs: 0, maxDelayMs: 0 },
     random: () => 0.5,
   });
   const violations: string[] = [];
@@ -166,10 +215,13 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
 
   /** Which run's body holds each key now. */
   const occupant = new Map<string, string>();
-  /** Keys a failed body left to be poisoned, with the token: no body may enter them again. */
-  const quarantined = new Map<string, string>();
-  /** Keys whose run already settled with OperationPoisonedError, with the token. */
+  /** Keys a failed body left to be poisoned: no body of another token may enter them again
+   *  (the same token may resume over keys left in-progress when marking them failed). */
+  const quarantined = new Map<string, { name: string; token: string }>();
+  /** Keys an OperationPoisonedError reported poisoned, with the token: poisoned for good. */
   const poisonedSettled = new Map<string, string>();
+  /** Every run's keys and ending, for the final inspection. */
+  const endings: { token: string; keys: string[]; settled: Settled }[] = [];
 
   const guarded = async (name: string, token: string, keys: string[], attempts: AttemptPlan[]) => {
     stats.runs++;
@@ -188,7 +240,10 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
           const other = occupant.get(key);
           if (other !== undefined) fail(`${name} entered ${key} while ${other}'s body held it`);
           const poisoner = quarantined.get(key);
-          if (poisoner !== undefined) fail(`${name} entered ${key}, poisoned by ${poisoner}`);
+          if (poisoner !== undefined && poisoner.token !== token)
+            fail(`${name} entered ${key}, left to be poisoned by ${poisoner.name}`);
+          if (poisonedSettled.has(key)) fail(`${name} entered ${key}, which is poisoned`);
+          quarantined.delete(key);
           occupant.set(key, name);
         }
         const leave = () => {
@@ -198,7 +253,13 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
         if (plan.consistent) {
           stats.markConsistent++;
           leave(); // The resource is consistent from here on: others may take it.
-          await ctx.markConsistent();
+          try {
+            await ctx.markConsistent();
+          } catch (error) {
+            // Only under an injected fault; whether the keys are gone is unknown.
+            bodyErrors.push(error);
+            throw error;
+          }
           await s.schedule(Promise.resolve(), `${name} body attempt ${ctx.attempt}: after mark`);
         }
         if (plan.ending === "ok") {
@@ -216,7 +277,7 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
         if (retried) stats.retries++;
         else if (!plan.consistent && !clean) {
           // This failure poisons: the keys stay held from here on, forever.
-          for (const key of keys) quarantined.set(key, name);
+          for (const key of keys) quarantined.set(key, { name, token });
         }
         leave();
         bodyErrors.push(error);
@@ -226,16 +287,21 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
     } catch (error) {
       settled = { kind: "error", error };
     }
-    checkSettled(name, token, keys, ranAttempts, bodyErrors, settled, fail);
+    const faulted = control.faultedTokens.has(token);
+    if (faulted) checkFaulted(name, ranAttempts, bodyErrors, settled, fail);
+    else checkSettled(name, token, keys, ranAttempts, bodyErrors, settled, fail);
+    endings.push({ token, keys, settled });
     if (settled.kind === "error" && settled.error instanceof OperationPoisonedError) {
       stats.poisoned++;
-      for (const key of keys) poisonedSettled.set(key, token);
+      for (const record of settled.error.records)
+        if (record.state === "poisoned") poisonedSettled.set(record.key, token);
     }
     if (settled.kind === "error" && settled.error instanceof ResourcePoisonedError) stats.refused++;
-    // (d): a key poisoned before this run started stays poisoned: the run must be refused.
+    // (d): a key poisoned before this run started stays poisoned: the run must be refused
+    // (or, under a fault, fail before its body).
     if (startedOverPoison.length > 0) {
       const refused = settled.kind === "error" && settled.error instanceof ResourcePoisonedError;
-      if (!refused || ranAttempts.length > 0)
+      if ((!refused && !faulted) || ranAttempts.length > 0)
         fail(`${name} started over poisoned ${startedOverPoison.join(",")} and was not refused`);
     }
     return settled;
@@ -248,11 +314,16 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
     if (plan.followUp === null) return;
     await s.schedule(Promise.resolve(), `launch run${i}'`);
     const poisonedBefore =
-      first.kind === "error" && first.error instanceof OperationPoisonedError ? plan.keys : [];
+      first.kind === "error" && first.error instanceof OperationPoisonedError
+        ? first.error.records.filter((r) => r.state === "poisoned").map((r) => r.key)
+        : [];
     const second = await guarded(`run${i}'`, token, plan.followUp.keys, plan.followUp.attempts);
     const overlap = plan.followUp.keys.filter((key) => poisonedBefore.includes(key));
     if (overlap.length > 0) {
-      if (!(second.kind === "error" && second.error instanceof ResourcePoisonedError))
+      const refused = second.kind === "error" && second.error instanceof ResourcePoisonedError;
+      const unavailable =
+        second.kind === "error" && second.error instanceof BackendUnavailableError;
+      if (!(refused || (unavailable && control.faultedTokens.has(token))))
         fail(`run${i}' ran over ${overlap.join(",")}, which its own token left poisoned`);
     }
   });
@@ -270,18 +341,45 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
       idleTicks = 0;
       await s.waitNext(1);
     } else {
-      if (++idleTicks > 100) {
-        fail("stuck: nothing scheduled, no timer fired, runs still pending");
-        break;
-      }
+      if (++idleTicks > 100)
+        throw new Error(`stuck: runs pending, nothing scheduled, no timer due\n${String(s)}`);
       mock.timers.tick(1);
     }
   }
   await all;
 
-  // (b), (c): exactly the poisoned runs' keys remain, poisoned, under their tokens.
   control.direct = true;
   const remaining: PoisonRecord[] = (await store.listPoisons({})).records;
+  for (const [key, token] of poisonedSettled) {
+    const record = remaining.find((r) => r.key === key);
+    if (record?.token !== token || record.state !== "poisoned")
+      fail(`${key}, poisoned by ${token}, is now ${record ? JSON.stringify(record) : "gone"}`);
+  }
+  if (faults.length > 0) {
+    // Under faults a write's outcome may be unknown: a key may stay only under a token one of
+    // whose runs over it ended in a way that says so.
+    for (const record of remaining) {
+      const why = endings.find(
+        (e) => e.token === record.token && e.keys.includes(record.key) && mayLeaveKeys(e.settled),
+      );
+      if (!why) fail(`${record.key} left behind by ${record.token} (${record.state})`);
+    }
+  } else checkExactRemains(remaining, poisonedSettled, quarantined, fail);
+  await store.close();
+
+  if (violations.length > 0) {
+    throw new Error(`${violations.join("\n")}\nschedule:\n${String(s)}`);
+  }
+}
+
+/** (b), (c) without faults: exactly the poisoned runs' keys remain, poisoned, under their
+ *  tokens, and every failure that was to poison did. */
+function checkExactRemains(
+  remaining: PoisonRecord[],
+  poisonedSettled: Map<string, string>,
+  quarantined: Map<string, { name: string; token: string }>,
+  fail: (what: string) => void,
+) {
   const expected = new Map(poisonedSettled);
   for (const record of remaining) {
     const token = expected.get(record.key);
@@ -292,14 +390,51 @@ async function runModel(s: fc.Scheduler, plans: RunPlan[], stats: GuardModelStat
       );
     expected.delete(record.key);
   }
-  for (const [key, token] of expected) fail(`${key}, poisoned by ${token}, is gone`);
-  for (const [key, name] of quarantined)
+  for (const [key, { name }] of quarantined)
     if (!poisonedSettled.has(key)) fail(`${name}'s failure should have poisoned ${key}`);
-  await store.close();
+}
 
-  if (violations.length > 0) {
-    throw new Error(`${violations.join("\n")}\nschedule:\n${String(s)}`);
+/** Endings after which a run's keys may still be present. */
+function mayLeaveKeys(settled: Settled): boolean {
+  if (settled.kind === "value") return false;
+  const error = settled.error;
+  return (
+    error instanceof OperationPoisonedError ||
+    error instanceof PoisonCleanupError ||
+    error instanceof BackendUnavailableError ||
+    // A refused resume whose undo of the keys it had just written failed.
+    (error instanceof ResourcePoisonedError && error.reason === "poisoned-by-this-token")
+  );
+}
+
+/** A run that met an injected fault: any typed ending, but never an untyped one, and no body
+ *  after a body that was not to be retried. */
+function checkFaulted(
+  name: string,
+  ran: AttemptPlan[],
+  bodyErrors: unknown[],
+  settled: Settled,
+  fail: (what: string) => void,
+) {
+  for (let n = 1; n < ran.length; n++) {
+    const ending = (ran[n - 1] as AttemptPlan).ending;
+    if (ending !== "retryable" && ending !== "retryable-clean")
+      fail(`${name}: attempt ${n + 1} ran after a ${ending} attempt`);
   }
+  if (settled.kind === "value") {
+    if (ran.length === 0 || (ran[ran.length - 1] as AttemptPlan).ending !== "ok")
+      fail(`${name}: resolved ${JSON.stringify(settled.value)} though no body returned`);
+    return;
+  }
+  const error = settled.error;
+  const typed =
+    error instanceof ResourcePoisonedError ||
+    error instanceof BackendUnavailableError ||
+    (ran.length > 0 &&
+      (error instanceof OperationPoisonedError ||
+        error instanceof PoisonCleanupError ||
+        bodyErrors.includes(error)));
+  if (!typed) fail(`${name}: under a fault, ended with ${describe(settled)}`);
 }
 
 /** (c): the run settled as its plan and the attempts that ran say it must. */
