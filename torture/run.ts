@@ -1,7 +1,8 @@
 /**
  * `npm run torture`: the contention workload with linearizability checking, proxy faults (for
  * backends that declare a proxy target), SIGKILL of SQLite writers, and fuzzed input, per
- * backend; prints a report table and exits non-zero on any violation.
+ * backend; then the guard's model-based test (memory); prints a report table and exits non-zero
+ * on any violation.
  *
  *   npm run torture                          # the short CI form, every backend
  *   npm run torture -- --backend memory,sqlite
@@ -16,6 +17,7 @@ import { BACKENDS, type TortureBackend } from "./backends.js";
 import { runProxyFaults } from "./faults/proxy.js";
 import { runSqliteKills } from "./faults/sqlite-kill.js";
 import { runFuzz } from "./fuzz.js";
+import { checkGuardModel } from "./guard-model.js";
 import { checkHistory } from "./lin/check.js";
 import { runProcesses } from "./processes.js";
 import { runWorkload } from "./workload.js";
@@ -80,6 +82,20 @@ for (const backend of BACKENDS.filter((b) => names.includes(b.name))) {
     continue;
   }
   rows.push(await tortureOne(backend));
+}
+
+// 5. The guard's model-based test: concurrent runs interleaved by fast-check's scheduler
+// (memory backend only: the scheduler needs in-process, deterministic store steps).
+if (names.includes("memory")) {
+  const numRuns = long ? 20_000 : 2_000;
+  try {
+    const model = await checkGuardModel({ numRuns, seed });
+    console.log(
+      `[guard model] ${model.properties} schedules, ${model.runs} runs, ${model.bodies} bodies, ${model.retries} retries, ${model.markConsistent} markConsistent, ${model.poisoned} poisoned, ${model.refused} refused, ${model.steps} store steps, ${model.faults} lost writes: no violation (${(model.elapsedMs / 1000).toFixed(1)} s)`,
+    );
+  } catch (error) {
+    problems.push(`guard model: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 printTable(rows);
