@@ -8,13 +8,19 @@
  *   npm run torture -- --backend memory,sqlite
  *   npm run torture -- --long                # 10x the operations, 4x the kills, 10x the fuzz
  *   npm run torture -- --seed 1234           # reproduce a run (the seed is printed)
+ *   npm run torture -- --restarts            # also stop and start the machine's Redis,
+ *                                            # PostgreSQL and MariaDB mid-workload
+ *   npm run torture -- --no-cluster          # skip the 3-member etcd cluster (runs with etcd)
+ *   npm run torture -- --faults-only --restarts   # only the cluster and the restarts
  *
  * POISON_REQUIRE_ALL=1 turns an unavailable backend into a failure, as in the conformance suite.
  */
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { BACKENDS, type TortureBackend } from "./backends.js";
+import { etcdClusterUnavailable, runEtcdCluster } from "./faults/etcd-cluster.js";
 import { runProxyFaults } from "./faults/proxy.js";
+import { RESTARTABLE, runRestart } from "./faults/restart.js";
 import { runSqliteKills } from "./faults/sqlite-kill.js";
 import { runFuzz } from "./fuzz.js";
 import { checkGuardModel } from "./guard-model.js";
@@ -27,8 +33,14 @@ const { values } = parseArgs({
     long: { type: "boolean", default: false },
     backend: { type: "string" },
     seed: { type: "string" },
+    restarts: { type: "boolean", default: false },
+    "faults-only": { type: "boolean", default: false },
+    "no-cluster": { type: "boolean", default: false },
   },
 });
+const restarts = values.restarts === true;
+const cluster = values["no-cluster"] !== true;
+const faultsOnly = values["faults-only"] === true;
 const long = values.long === true;
 const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const names = values.backend?.split(",").map((s) => s.trim()) ?? BACKENDS.map((b) => b.name);
@@ -49,6 +61,10 @@ const SIZE = {
   kills: long ? 200 : 50,
   fuzzCalls: long ? 1_000_000 : 100_000,
   proxyOperations: long ? 20_000 : 2_000,
+  clusterOperations: long ? 20_000 : 3_000,
+  leaderKills: long ? 6 : 2,
+  restartOperations: long ? 10_000 : 2_000,
+  restarts: long ? 3 : 1,
 };
 
 interface Row {
@@ -68,8 +84,26 @@ interface Row {
   seconds: number;
 }
 
+/** One row of the second table: a fault on a real server process. */
+interface FaultRow {
+  fault: string;
+  ops: number;
+  unknown: number;
+  violations: number;
+  lostAckedPuts: string;
+  /** Leader kills (etcd) or server restarts. */
+  killsOrRestarts: number;
+  outagesMs: string;
+  failedInOutage: string;
+  slowestCallMs: string;
+  okAfter: number;
+  seconds: number;
+}
+
 const problems: string[] = [];
 const rows: Row[] = [];
+const faultRows: FaultRow[] = [];
+const available = new Set<string>();
 console.log(`torture: ${long ? "long" : "short"} form, seed ${seed}, backends ${names.join(",")}`);
 
 for (const backend of BACKENDS.filter((b) => names.includes(b.name))) {
@@ -81,7 +115,27 @@ for (const backend of BACKENDS.filter((b) => names.includes(b.name))) {
     else console.error(`*** SKIPPED ${message} ***`);
     continue;
   }
-  rows.push(await tortureOne(backend));
+  available.add(backend.name);
+  if (!faultsOnly) rows.push(await tortureOne(backend));
+}
+
+// Faults on real server processes: the etcd cluster the suite starts, and (opt-in, since they
+// stop the machine's shared servers) restarts of Redis, PostgreSQL and MariaDB.
+if (cluster && names.includes("etcd")) {
+  const skip = await etcdClusterUnavailable();
+  if (skip !== null) {
+    const message = `etcd-cluster: unavailable (${skip})`;
+    if (process.env.POISON_REQUIRE_ALL === "1")
+      problems.push(`${message}, but POISON_REQUIRE_ALL=1`);
+    else console.error(`*** SKIPPED ${message} ***`);
+  } else {
+    faultRows.push(await clusterFaults());
+  }
+}
+if (restarts) {
+  for (const backend of BACKENDS.filter((b) => RESTARTABLE.includes(b.name))) {
+    if (available.has(backend.name)) faultRows.push(await restartFaults(backend));
+  }
 }
 
 // 5. The guard's model-based test: concurrent runs interleaved by fast-check's scheduler
@@ -99,6 +153,7 @@ if (names.includes("memory")) {
 }
 
 printTable(rows);
+printTable(faultRows);
 if (problems.length > 0) {
   console.error(`\n${problems.length} problem(s):`);
   for (const problem of problems) console.error(`- ${problem}`);
@@ -232,15 +287,84 @@ async function tortureOne(backend: TortureBackend): Promise<Row> {
   }
 }
 
-function printTable(table: Row[]) {
+async function clusterFaults(): Promise<FaultRow> {
+  const say = (what: string) => console.log(`[etcd-cluster] ${what}`);
+  const flag = (what: string) => problems.push(`etcd-cluster: ${what}`);
+  const report = await runEtcdCluster({
+    operations: SIZE.clusterOperations,
+    clients: SIZE.clients,
+    kills: SIZE.leaderKills,
+    seed,
+  });
+  const { stats, check } = report;
+  say(
+    `${stats.operations} ops (${stats.conflicts} conflicts, ${stats.unknown} unknown), ${report.leaderKills} leader kills (down ${report.outagesMs.map((ms) => ms.toFixed(0)).join(", ")} ms), ${report.succeededAfterLastRestart} succeeded after the last restart, ${report.acknowledgedPutsChecked} acknowledged puts checked, ${report.lostAcknowledgedPuts.length} lost, slowest call ${stats.slowestCallMs.toFixed(0)} ms: ${check.ok ? "linearizable" : "NOT LINEARIZABLE"} (${(report.elapsedMs / 1000).toFixed(1)} s)`,
+  );
+  if (stats.unknown > 0) say(`unknown outcomes: ${JSON.stringify(stats.unknownCauses)}`);
+  for (const v of check.violations)
+    flag(`history of ${v.key} is not linearizable:\n${v.explanation}`);
+  for (const u of check.undecided) flag(`history of ${u.key}: the checker ran out of time`);
+  for (const a of stats.anomalies) flag(a);
+  for (const lost of report.lostAcknowledgedPuts) flag(`lost acknowledged put: ${lost}`);
+  for (const problem of report.problems) flag(problem);
+  return {
+    fault: "etcd-cluster: leader SIGKILL",
+    ops: stats.operations,
+    unknown: stats.unknown,
+    violations: check.violations.length + check.undecided.length + stats.anomalies.length,
+    lostAckedPuts: `${report.lostAcknowledgedPuts.length}/${report.acknowledgedPutsChecked}`,
+    killsOrRestarts: report.leaderKills,
+    outagesMs: report.outagesMs.map((ms) => ms.toFixed(0)).join(","),
+    failedInOutage: "n/a",
+    slowestCallMs: stats.slowestCallMs.toFixed(0),
+    okAfter: report.succeededAfterLastRestart,
+    seconds: Math.round(report.elapsedMs / 1000),
+  };
+}
+
+async function restartFaults(backend: TortureBackend): Promise<FaultRow> {
+  const say = (what: string) => console.log(`[${backend.name}-restart] ${what}`);
+  const flag = (what: string) => problems.push(`${backend.name} restart: ${what}`);
+  const report = await runRestart(backend, {
+    operations: SIZE.restartOperations,
+    clients: SIZE.clients,
+    restarts: SIZE.restarts,
+    seed,
+  });
+  const { stats, check } = report;
+  say(
+    `${stats.operations} ops (${stats.conflicts} conflicts, ${stats.unknown} unknown), ${report.restarts} restarts (down ${report.outagesMs.map((ms) => ms.toFixed(0)).join(", ")} ms), ${report.failedDuringOutage} calls failed during the outage (slowest ${report.slowestFailureMs.toFixed(0)} ms), ${report.succeededAfter} succeeded after: ${check.ok ? "linearizable" : "NOT LINEARIZABLE"} (${(report.elapsedMs / 1000).toFixed(1)} s)`,
+  );
+  if (stats.unknown > 0) say(`unknown outcomes: ${JSON.stringify(stats.unknownCauses)}`);
+  for (const v of check.violations)
+    flag(`history of ${v.key} is not linearizable:\n${v.explanation}`);
+  for (const u of check.undecided) flag(`history of ${u.key}: the checker ran out of time`);
+  for (const a of stats.anomalies) flag(a);
+  for (const problem of report.problems) flag(problem);
+  return {
+    fault: `${backend.name}: server restart`,
+    ops: stats.operations,
+    unknown: stats.unknown,
+    violations: check.violations.length + check.undecided.length + stats.anomalies.length,
+    lostAckedPuts: "n/a",
+    killsOrRestarts: report.restarts,
+    outagesMs: report.outagesMs.map((ms) => ms.toFixed(0)).join(","),
+    failedInOutage: String(report.failedDuringOutage),
+    slowestCallMs: stats.slowestCallMs.toFixed(0),
+    okAfter: report.succeededAfter,
+    seconds: Math.round(report.elapsedMs / 1000),
+  };
+}
+
+function printTable<T extends object>(table: T[]) {
   if (table.length === 0) return;
-  const headers = Object.keys(table[0] as Row) as (keyof Row)[];
+  const headers = Object.keys(table[0] as T) as (keyof T)[];
   const cells = table.map((row) => headers.map((h) => String(row[h])));
   const widths = headers.map((h, i) =>
-    Math.max(h.length, ...cells.map((c) => (c[i] as string).length)),
+    Math.max(String(h).length, ...cells.map((c) => (c[i] as string).length)),
   );
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] as number)).join("  ");
-  console.log(`\n${line(headers)}`);
+  console.log(`\n${line(headers.map(String))}`);
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const row of cells) console.log(line(row));
 }

@@ -3,7 +3,7 @@
  * from a small pool per key (so deletes sometimes match and puts sometimes conflict), and every
  * call is recorded with its invocation and completion time for the linearizability checker.
  */
-import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from "node:timers/promises";
 import {
   BackendUnavailableError,
   PoisonConflictError,
@@ -29,6 +29,12 @@ export interface WorkloadOptions {
   firstClient?: number;
   /** Called before each call; a fault schedule can hook here. */
   beforeCall?: () => void;
+  /** Pause a client this long after a call failed with an unknown outcome, as a real client
+   *  backs off, so a server outage does not use up the operations in failures. Default 0. */
+  backoffAfterUnknownMs?: number;
+  /** The run goes on past `operations` while this returns true (a fault schedule that must
+   *  see calls after its last fault). */
+  continueWhile?: () => boolean;
 }
 
 export interface WorkloadStats {
@@ -73,7 +79,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
   let issued = 0;
 
   const client = async (id: number, store: PoisonStoreClient) => {
-    while (issued < options.operations) {
+    while (issued < options.operations || options.continueWhile?.()) {
       issued++;
       // Calls on in-process backends (memory, better-sqlite3) settle without ever leaving the
       // microtask queue; without this, a few clients would starve the others (and every timer).
@@ -122,6 +128,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRes
       else if (outcome.type === "read") stats.reads++;
       else {
         stats.unknown++;
+        if (options.backoffAfterUnknownMs) await sleep(options.backoffAfterUnknownMs);
         if (stats.unknownSamples.length < 5) {
           stats.unknownSamples.push(
             `client ${id} ${invocation.kind} ${key} at +${(invokedAt - started).toFixed(0)} ms, took ${took.toFixed(0)} ms`,
