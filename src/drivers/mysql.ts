@@ -33,6 +33,8 @@ import {
   checkTableName,
   keyBytes,
   onConnection,
+  type PutRow,
+  putOutcome,
   quoteTable,
   sortedByBytes,
   upperBound,
@@ -392,7 +394,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
         const found = await one<KeyRow>(sql.put, putValues(record, audit, true));
-        return putOutcome([record], [found[0]]);
+        return putOutcome("mysql", [record], [putRow(found[0])]);
       }
       return transaction<PutOutcome>(async (c) => {
         const byKey = new Map<string, KeyRow | undefined>();
@@ -401,8 +403,9 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           byKey.set(record.key, row);
         }
         const outcome = putOutcome(
+          "mysql",
           records,
-          records.map((r) => byKey.get(r.key)),
+          records.map((r) => putRow(byKey.get(r.key))),
         );
         return outcome.ok ? outcome : new Rollback(outcome);
       });
@@ -551,15 +554,7 @@ function fromAuditRow(row: AuditRow): AuditEntry {
   });
 }
 
-function putOutcome(
-  records: readonly PoisonRecord[],
-  found: readonly (KeyRow | undefined)[],
-): PutOutcome {
-  const current = found.map((row) => {
-    if (!row) throw new BackendUnavailableError("mysql", "the put procedure returned no row");
-    return fromRow(row);
-  });
-  const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
-  if (conflicts.length > 0) return { ok: false, conflicts };
-  return { ok: true, records: current, created: found.map((row) => Number(row?.inserted) === 1) };
+/** A row of the put statement, for the shared putOutcome. */
+function putRow(row: KeyRow | undefined): PutRow | undefined {
+  return row && { record: fromRow(row), inserted: Number(row.inserted) === 1 };
 }

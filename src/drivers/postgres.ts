@@ -38,6 +38,8 @@ import {
   checkTableName,
   keyBytes,
   onConnection,
+  type PutRow,
+  putOutcome,
   quoteTable,
   sortedByBytes,
   upperBound,
@@ -324,7 +326,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         for (let attempt = 0; attempt < MAX_PUT_ATTEMPTS; attempt++) {
           const [row] = await one<KeyRow>(sql.put, values);
           // No row: lost a race with a put committed after our snapshot (see sql.put).
-          if (row) return putOutcome([record], [row]);
+          if (row) return putOutcome("postgres", [record], [putRow(row)]);
         }
         throw new BackendUnavailableError(
           "postgres",
@@ -338,8 +340,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           byKey.set(record.key, row);
         }
         const outcome = putOutcome(
+          "postgres",
           records,
-          records.map((r) => byKey.get(r.key)),
+          records.map((r) => putRow(byKey.get(r.key))),
         );
         return outcome.ok ? outcome : new Rollback(outcome);
       });
@@ -435,16 +438,7 @@ function fromRow(row: KeyRow): PoisonRecord {
   return fromColumns(row.key.toString("utf8"), row);
 }
 
-/** Rows as returned by the put statement, one per record (same order) → the driver outcome. */
-function putOutcome(
-  records: readonly PoisonRecord[],
-  found: readonly (KeyRow | undefined)[],
-): PutOutcome {
-  const current = found.map((row) => {
-    if (!row) throw new BackendUnavailableError("postgres", "the put statement returned no row");
-    return fromRow(row);
-  });
-  const conflicts = current.filter((held, i) => held.token !== records[i]?.token);
-  if (conflicts.length > 0) return { ok: false, conflicts };
-  return { ok: true, records: current, created: found.map((row) => row?.inserted === true) };
+/** A row of the put statement, for the shared putOutcome. */
+function putRow(row: KeyRow | undefined): PutRow | undefined {
+  return row && { record: fromRow(row), inserted: row.inserted === true };
 }

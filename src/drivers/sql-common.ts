@@ -2,8 +2,10 @@
  * What the PostgreSQL and MySQL drivers share: identifier checks, key bytes and ordering, and a
  * timer that bounds one step against a server that stopped answering.
  */
-import { InvalidArgumentError } from "../core/errors.js";
+import type { PutOutcome } from "../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
+import type { PoisonRecord } from "../core/records.js";
 
 /** A table name: `name` or `schema.name`, each part a plain SQL identifier (quoted when used). */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
@@ -109,4 +111,31 @@ export function onConnection<C, T>(
       },
     );
   });
+}
+
+/** The put statement's answer for one record: the row as it stands, and whether it inserted it. */
+export interface PutRow {
+  record: PoisonRecord;
+  inserted: boolean;
+}
+
+/** Rows as returned by the put statement, one per record (same order) → the driver outcome. */
+export function putOutcome(
+  backend: string,
+  records: readonly PoisonRecord[],
+  found: readonly (PutRow | undefined)[],
+): PutOutcome {
+  const rows = found.map((row) => {
+    if (!row) throw new BackendUnavailableError(backend, "the put statement returned no row");
+    return row;
+  });
+  const conflicts = rows
+    .filter((row, i) => row.record.token !== records[i]?.token)
+    .map((row) => row.record);
+  if (conflicts.length > 0) return { ok: false, conflicts };
+  return {
+    ok: true,
+    records: rows.map((row) => row.record),
+    created: rows.map((row) => row.inserted),
+  };
 }
