@@ -255,22 +255,7 @@ export class PoisonGuard {
         }
         await state.releasing?.catch(() => undefined);
         await heartbeat.stop();
-        if (state.held) {
-          try {
-            await this.#release(run);
-          } catch (cause) {
-            this.#emit(run, { type: "cleanup-failed", error: cause });
-            throw new PoisonCleanupError({
-              keys: run.keys,
-              token: run.token,
-              outcome: "succeeded",
-              result: value,
-              cause,
-            });
-          }
-          state.held = false;
-          this.#emit(run, { type: "cleaned", reason: "succeeded" });
-        }
+        if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
         this.#emit(run, { type: "succeeded", attempts: attempt });
         return value;
       }
@@ -352,6 +337,25 @@ export class PoisonGuard {
   }
 
   /** The body failed for good: clean, poison, or rethrow as the marks say. */
+  /** Delete the keys after a success or a clean-marked error; when that fails, the typed error
+   *  says which of the two it followed, with the body's value or error. */
+  async #cleanUp(
+    state: RunState,
+    done:
+      | { outcome: "succeeded"; result: unknown }
+      | { outcome: "error-marked-clean"; bodyError: unknown },
+  ): Promise<void> {
+    const { run } = state;
+    try {
+      await this.#release(run);
+    } catch (cause) {
+      this.#emit(run, { type: "cleanup-failed", error: cause });
+      throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
+    }
+    state.held = false;
+    this.#emit(run, { type: "cleaned", reason: done.outcome });
+  }
+
   async #fail(state: RunState, error: unknown, attempts: number): Promise<never> {
     const { run } = state;
     if (!state.held) {
@@ -360,20 +364,7 @@ export class PoisonGuard {
       throw error;
     }
     if (isMarkedCleanPoisons(error)) {
-      try {
-        await this.#release(run);
-      } catch (cause) {
-        this.#emit(run, { type: "cleanup-failed", error: cause });
-        throw new PoisonCleanupError({
-          keys: run.keys,
-          token: run.token,
-          outcome: "error-marked-clean",
-          bodyError: error,
-          cause,
-        });
-      }
-      state.held = false;
-      this.#emit(run, { type: "cleaned", reason: "error-marked-clean" });
+      await this.#cleanUp(state, { outcome: "error-marked-clean", bodyError: error });
       this.#emit(run, { type: "failed", attempts, error });
       throw error;
     }
