@@ -16,7 +16,7 @@
  * (`innodb_flush_log_at_trx_commit = 1`, `sync_binlog = 1`, the defaults).
  */
 import type { Pool, PoolOptions } from "mysql2/promise";
-import { fromAuditColumns, fromColumns, toColumns } from "../core/codec.js";
+import { fromAuditColumns, fromColumns } from "../core/codec.js";
 import type {
   AuditIntent,
   PoisonDriver,
@@ -35,7 +35,9 @@ import {
   onConnection,
   type PutRow,
   putOutcome,
+  putParameters,
   quoteTable,
+  Rollback,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
@@ -319,32 +321,12 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       }),
     );
 
+  /** The procedure takes the shared put parameters, then whether it owns the transaction. */
   const putValues = (
     record: PoisonRecord,
     audit: AuditIntent | undefined,
     ownTransaction: boolean,
-  ): unknown[] => {
-    const c = toColumns(record);
-    return [
-      keyBytes(record.key),
-      c.token,
-      c.state,
-      c.created_at,
-      c.updated_at,
-      c.heartbeat_at,
-      c.operation,
-      c.owner,
-      c.error,
-      c.data,
-      audit?.at ?? null,
-      audit?.action ?? null,
-      audit?.actor ?? null,
-      audit?.reason ?? null,
-      audit?.token ?? null,
-      audit ? JSON.stringify(record) : null,
-      ownTransaction ? 1 : 0,
-    ];
-  };
+  ): unknown[] => [...putParameters(record, audit), ownTransaction ? 1 : 0];
 
   return {
     backend: "mysql",
@@ -512,11 +494,6 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       if (ownsPool && current) await current.end();
     },
   };
-}
-
-/** A transaction body's way to say "roll back, and answer this". */
-class Rollback<T> {
-  constructor(readonly value: T) {}
 }
 
 function checkedInteger(limit: number): number {

@@ -20,7 +20,6 @@ import {
   fromAuditColumns,
   fromColumns,
   type RecordColumns,
-  toColumns,
 } from "../core/codec.js";
 import type {
   AuditIntent,
@@ -40,7 +39,9 @@ import {
   onConnection,
   type PutRow,
   putOutcome,
+  putParameters,
   quoteTable,
+  Rollback,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
@@ -231,28 +232,6 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return result;
     });
 
-  const putValues = (record: PoisonRecord, audit: AuditIntent | undefined): unknown[] => {
-    const c = toColumns(record);
-    return [
-      keyBytes(record.key),
-      c.token,
-      c.state,
-      c.created_at,
-      c.updated_at,
-      c.heartbeat_at,
-      c.operation,
-      c.owner,
-      c.error,
-      c.data,
-      audit?.at ?? null,
-      audit?.action ?? null,
-      audit?.actor ?? null,
-      audit?.reason ?? null,
-      audit?.token ?? null,
-      audit ? JSON.stringify(record) : null,
-    ];
-  };
-
   const auditValues = (intent: AuditIntent, record: PoisonRecord): unknown[] => [
     intent.at,
     intent.action,
@@ -322,7 +301,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const values = putValues(record, audit);
+        const values = putParameters(record, audit);
         for (let attempt = 0; attempt < MAX_PUT_ATTEMPTS; attempt++) {
           const [row] = await one<KeyRow>(sql.put, values);
           // No row: lost a race with a put committed after our snapshot (see sql.put).
@@ -336,7 +315,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return transaction<PutOutcome>(async (client) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
-          const [row] = await rows<KeyRow>(client, sql.putLocked, putValues(record, audit));
+          const [row] = await rows<KeyRow>(client, sql.putLocked, putParameters(record, audit));
           byKey.set(record.key, row);
         }
         const outcome = putOutcome(
@@ -427,11 +406,6 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (ownsPool && current) await current.end();
     },
   };
-}
-
-/** A transaction body's way to say "roll back, and answer this". */
-class Rollback<T> {
-  constructor(readonly value: T) {}
 }
 
 function fromRow(row: KeyRow): PoisonRecord {

@@ -17,11 +17,17 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Redis, RedisOptions } from "ioredis";
-import { type AuditColumns, fromColumns, type RecordColumns, toColumns } from "../core/codec.js";
+import {
+  type AuditColumns,
+  fromAuditColumns,
+  fromColumns,
+  type RecordColumns,
+  toColumns,
+} from "../core/codec.js";
 import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
-import type { AuditAction, AuditEntry, PoisonRecord } from "../core/records.js";
+import type { AuditEntry, PoisonRecord } from "../core/records.js";
 
 export interface RedisDriverOptions {
   /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS. */
@@ -411,15 +417,8 @@ function fromStreamEntry(id: string, flat: readonly Reply[]): AuditEntry {
     token: fields.get("token") ?? null,
     record: null,
   };
-  const entry: AuditEntry = {
-    id,
-    at: columns.at,
-    action: columns.action as AuditAction,
-    key,
-    actor: columns.actor,
-    reason: columns.reason,
-  };
-  if (columns.token !== null) entry.token = columns.token;
+  // The removed record is stored as hash fields, not JSON: `record` is filled from them.
+  const entry = fromAuditColumns(id, key, columns);
   if (recordFieldsOf.size > 0) entry.record = fromColumns(key, columnsOf(recordFieldsOf));
   return entry;
 }

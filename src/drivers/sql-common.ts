@@ -2,7 +2,8 @@
  * What the PostgreSQL and MySQL drivers share: identifier checks, key bytes and ordering, and a
  * timer that bounds one step against a server that stopped answering.
  */
-import type { PutOutcome } from "../core/driver.js";
+import { toColumns } from "../core/codec.js";
+import type { AuditIntent, PutOutcome } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { PoisonRecord } from "../core/records.js";
@@ -138,4 +139,33 @@ export function putOutcome(
     records: rows.map((row) => row.record),
     created: rows.map((row) => row.inserted),
   };
+}
+
+/** The put statement's parameters, in the order both SQL drivers bind them: the key's bytes, the
+ *  record's columns, then the audit entry to write when the row is really inserted. */
+export function putParameters(record: PoisonRecord, audit: AuditIntent | undefined): unknown[] {
+  const c = toColumns(record);
+  return [
+    keyBytes(record.key),
+    c.token,
+    c.state,
+    c.created_at,
+    c.updated_at,
+    c.heartbeat_at,
+    c.operation,
+    c.owner,
+    c.error,
+    c.data,
+    audit?.at ?? null,
+    audit?.action ?? null,
+    audit?.actor ?? null,
+    audit?.reason ?? null,
+    audit?.token ?? null,
+    audit ? JSON.stringify(record) : null,
+  ];
+}
+
+/** A transaction body's way to say "roll back, and answer this". */
+export class Rollback<T> {
+  constructor(readonly value: T) {}
 }
