@@ -212,6 +212,16 @@ const validKey = (value: unknown): value is string => validText(value, 1024);
 const validToken = (value: unknown): value is string => validText(value, 256);
 
 /** Info whose acceptance we can predict: absent, or labels and JSON data only. */
+/** What a put should answer, from the model's verdict and how predictable its info argument is. */
+function expectPut(
+  infoKind: "valid" | "invalid" | "unpredictable",
+  modelled: "ok" | { conflict: string },
+): Expect {
+  if (infoKind === "invalid") return { kind: "invalid" };
+  if (infoKind === "unpredictable") return { kind: "typed", ifAccepted: modelled };
+  return modelled === "ok" ? { kind: "ok" } : { kind: "conflict", holder: modelled.conflict };
+}
+
 function predictableInfo(value: unknown): "valid" | "invalid" | "unpredictable" {
   if (value === undefined) return "valid";
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "invalid";
@@ -389,14 +399,7 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
         const holder = holderOf(key);
         const modelled = holder === null || holder === token ? "ok" : { conflict: holder };
         const infoKind = predictableInfo(command.info);
-        const expect: Expect =
-          infoKind === "invalid"
-            ? { kind: "invalid" }
-            : infoKind === "unpredictable"
-              ? { kind: "typed", ifAccepted: modelled }
-              : modelled === "ok"
-                ? { kind: "ok" }
-                : { kind: "conflict", holder: modelled.conflict };
+        const expect = expectPut(infoKind, modelled);
         verify("tryPutPoison", expect, settled);
         if (settled.ok) {
           model.set(key, token);
@@ -458,14 +461,7 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
         const blocked = checkedKeys.map(holderOf).find((h) => h !== null && h !== token);
         const modelled = blocked === undefined || blocked === null ? "ok" : { conflict: blocked };
         const infoKind = command.call === "putMany" ? predictableInfo(command.info) : "valid";
-        const expect: Expect =
-          infoKind === "invalid"
-            ? { kind: "invalid" }
-            : infoKind === "unpredictable"
-              ? { kind: "typed", ifAccepted: modelled }
-              : modelled === "ok"
-                ? { kind: "ok" }
-                : { kind: "conflict", holder: modelled.conflict };
+        const expect = expectPut(infoKind, modelled);
         verify(command.call, expect, settled);
         if (settled.ok) {
           for (const key of checkedKeys) {
