@@ -88,6 +88,11 @@ export interface PoisonStoreClient extends PoisonStore {
   forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null>;
   /** The recoveries and manual puts, newest first. */
   auditLog(options?: AuditLogOptions): Promise<AuditPage>;
-  /** Release connections. Pending calls settle first; later calls reject with StoreClosedError. */
+  /**
+   * Release connections. Pending calls settle first; later calls reject with StoreClosedError.
+   * Bounded like a call: if releasing does not finish within `timeoutMs` (a backend that went
+   * away mid-handshake), it rejects with BackendUnavailableError instead of hanging. Calling it
+   * again returns the same promise.
+   */
   close(): Promise<void>;
 }

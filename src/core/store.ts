@@ -263,11 +263,16 @@ class ManagedPoisonStore implements PoisonStoreClient {
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = (async () => {
+        // Pending calls are bounded by their own timeouts.
         await Promise.allSettled([...this.#pending]);
         // Only a driver that was ever asked to initialise holds resources worth releasing.
         if (this.#initStarted) {
-          await this.#initialised?.catch(() => undefined);
-          await this.#driver.close();
+          // Releasing a connection to a backend that went away must not hang the caller's
+          // shutdown either: it gets the same bound as a call.
+          await this.#bounded("close", async () => {
+            await this.#initialised?.catch(() => undefined);
+            await this.#driver.close();
+          });
         }
       })();
     }
@@ -406,6 +411,30 @@ class ManagedPoisonStore implements PoisonStoreClient {
     await pending;
     if (this.#initialised === pending) this.#initDone = true;
     return this.#driver;
+  }
+
+  /** `body`, rejected with BackendUnavailableError if it has not settled within timeoutMs. */
+  #bounded(what: string, body: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new BackendUnavailableError(
+            this.backend,
+            `${what} did not finish within ${this.#timeoutMs} ms (options.timeoutMs); its connections may stay open until the process exits`,
+          ),
+        );
+      }, this.#timeoutMs);
+      body().then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(this.#typed(error, true));
+        },
+      );
+    });
   }
 
   #withTimeout<T>(body: () => Promise<T>): Promise<T> {
