@@ -146,7 +146,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
           enableOfflineQueue: false,
           autoResendUnfulfilledCommands: false,
           maxRetriesPerRequest: 0,
-          enableReadyCheck: false,
+          // The ready check must stay on: with it off, ioredis 5 marks a connection "ready" once
+          // its CLIENT SETINFO calls settle, even if that connection has already dropped, and
+          // then refuses to reconnect ("already connected") forever. The check (one INFO per
+          // connect) is tied to its connection. SETINFO itself is not needed.
+          enableReadyCheck: true,
+          disableClientInfo: true,
           commandTimeout: settings.commandTimeoutMs,
           connectTimeout: settings.connectTimeoutMs,
           // Keep reconnecting in the background, at most once a second, so the same store works
@@ -284,12 +289,20 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         // Resolve once the socket is really closed, not when QUIT is answered: close() promises
         // that the connection is released.
         const ended = new Promise<void>((resolve) => closing.once("end", () => resolve()));
+        // Between reconnect attempts there is no socket: QUIT would fail, and disconnect() only
+        // cancels the next attempt without ever emitting "end" (ioredis 5), so do not wait.
+        if (closing.status === "reconnecting") {
+          closing.disconnect(false);
+          return;
+        }
         try {
           await closing.quit();
         } catch {
           closing.disconnect(false);
         }
-        if (closing.status !== "end") await ended;
+        // QUIT or disconnect() changed the status behind the compiler's narrowing.
+        const status: string = closing.status;
+        if (status !== "end" && status !== "reconnecting") await ended;
       }
     },
   };

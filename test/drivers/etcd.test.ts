@@ -10,7 +10,7 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
-import { checkOutage } from "../support/outage.js";
+import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
 import { etcdUnavailable } from "../support/servers.js";
 
 const HOST = "127.0.0.1";
@@ -234,6 +234,16 @@ describe("etcd driver", { skip: skip ?? false }, () => {
       });
     });
   }
+
+  it("close() while the server is away releases the store, in time", async () => {
+    const proxy = await startFaultProxy({ host: HOST, port: PORT });
+    cleanup.push(() => proxy.close());
+    const store = openPoisonStore(
+      etcdDriver({ url: `etcd://127.0.0.1:${proxy.port}`, metaPrefix, requestTimeoutMs: 700 }),
+      { timeoutMs: 1000, namespace: `/poison-test/${randomUUID()}/` },
+    );
+    await checkCloseDuringOutage(store, proxy, 1000);
+  });
 
   it("a server that does not answer at all fails the first call, typed", async () => {
     const store = openPoisonStore(etcdDriver({ url: "etcd://127.0.0.1:1" }), { timeoutMs: 1000 });

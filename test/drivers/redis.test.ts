@@ -10,7 +10,7 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
-import { checkOutage } from "../support/outage.js";
+import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
 import { redisUnavailable } from "../support/servers.js";
 
 const HOST = "127.0.0.1";
@@ -121,6 +121,50 @@ describe("redis driver", { skip: skip ?? false }, () => {
       });
     });
   }
+
+  it("connections that drop right after connecting: the same store answers once they stop", async () => {
+    const proxy = await startFaultProxy({ host: HOST, port: PORT });
+    cleanup.push(() => proxy.close());
+    const store = openPoisonStore(
+      redisDriver({ url: proxy.url("redis"), keyPrefix, commandTimeoutMs: 700 }),
+      { timeoutMs: 1000 },
+    );
+    cleanup.push(() => store.close());
+    const key = `hangup/${randomUUID()}`;
+    await store.tryPutPoison(key, "t");
+    // Every reconnect now dies on its first command, many times over.
+    proxy.mode = "hangup";
+    proxy.resetAll();
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      await assert.rejects(store.getPoison(key), BackendUnavailableError);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    proxy.mode = "pass";
+    // ioredis waits at most a second between attempts (retryStrategy); allow a few.
+    const deadline = Date.now() + 5000;
+    let holder: string | null | undefined;
+    let last: unknown;
+    while (holder === undefined && Date.now() < deadline) {
+      try {
+        holder = await store.getPoison(key);
+      } catch (error) {
+        last = error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.equal(holder, "t", `the store never answered again; last error: ${String(last)}`);
+  });
+
+  it("close() while the client is between reconnect attempts releases it, in time", async () => {
+    const proxy = await startFaultProxy({ host: HOST, port: PORT });
+    cleanup.push(() => proxy.close());
+    const store = openPoisonStore(
+      redisDriver({ url: proxy.url("redis"), keyPrefix, commandTimeoutMs: 700 }),
+      { timeoutMs: 1000 },
+    );
+    await checkCloseDuringOutage(store, proxy, 1000);
+  });
 
   it("a server that does not answer at all fails the first call, typed", async () => {
     const store = openPoisonStore(redisDriver({ url: "redis://127.0.0.1:1" }), { timeoutMs: 1000 });

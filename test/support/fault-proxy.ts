@@ -12,7 +12,10 @@ export type ProxyMode =
   /** Accept connections and read requests, but never forward or answer: calls hang. */
   | "blackhole"
   /** Destroy every new connection at once (like a server that went away). */
-  | "reset";
+  | "reset"
+  /** Accept a connection, then drop it when the client sends its first bytes (a server that
+   *  dies right after the handshake). */
+  | "hangup";
 
 export interface FaultProxy {
   readonly port: number;
@@ -55,6 +58,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     track(client);
     if (proxy.mode === "reset") {
       client.resetAndDestroy();
+      return;
+    }
+    if (proxy.mode === "hangup") {
+      client.once("data", () => client.destroy());
       return;
     }
     const upstream = net.connect(target.port, target.host);

@@ -12,6 +12,7 @@ import {
   type PoisonStoreClient,
 } from "../../src/index.js";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+import { checkCloseDuringOutage } from "./outage.js";
 
 export interface NetworkedHarness {
   name: string;
@@ -192,6 +193,18 @@ export function networkedChecks(harness: NetworkedHarness): void {
       } finally {
         proxy.mode = "pass";
         await store.close();
+      }
+    });
+
+    it("close() while the server is away releases the pool, in time", async () => {
+      const store = harness.openThrough(proxy.port, {
+        timeoutMs: TIMEOUT_MS,
+        clientTimeoutMs: 800,
+      });
+      try {
+        await checkCloseDuringOutage(store, proxy, TIMEOUT_MS);
+      } finally {
+        proxy.mode = "pass";
       }
     });
 

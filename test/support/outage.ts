@@ -85,3 +85,31 @@ export async function checkOutage(
   await store.deletePoison(key, token);
   assert.equal(await store.getPoison(key), null);
 }
+
+/**
+ * close() while the backend is away (its connections reset and new ones refused, so a client
+ * sits between reconnect attempts) settles within `boundMs`: a shutdown never hangs on it.
+ */
+export async function checkCloseDuringOutage(
+  store: PoisonStoreClient,
+  proxy: FaultProxy,
+  boundMs: number,
+): Promise<void> {
+  await store.getPoison(`close/${Date.now()}`);
+  proxy.mode = "reset";
+  proxy.resetAll();
+  // Let a call fail and the client start reconnecting, as it would in production.
+  await store.getPoison("close/after-reset").catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const started = performance.now();
+  const settled = await store.close().then(
+    () => "resolved",
+    (error: unknown) => error,
+  );
+  const elapsed = performance.now() - started;
+  // The runtime would cut a hanging close() at timeoutMs with an error; a driver must not
+  // need that backstop.
+  assert.equal(settled, "resolved", `close() must release cleanly, got ${String(settled)}`);
+  assert.ok(elapsed < boundMs, `close() took ${Math.round(elapsed)} ms (bound ${boundMs})`);
+  proxy.mode = "pass";
+}
