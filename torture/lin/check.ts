@@ -10,6 +10,15 @@
  * An operation with an unknown outcome (BackendUnavailableError) may have taken effect at any
  * moment after its invocation, or never: its completion is treated as infinitely late, any answer
  * is accepted, and the search may finish without linearizing it (as Knossos and Porcupine do).
+ *
+ * Unknown operations are what make the search explode: each stays open to the end, so n of
+ * them on a key give 2^n subsets that may have been applied. Two reductions keep it small,
+ * both exact (they never turn a linearizable history into a violation or back):
+ * - unknown operations with the same invocation (kind and token) are interchangeable once
+ *   both are invoked, so of each such class only the earliest one not yet linearized is tried;
+ *   the linearized ones of a class are always a prefix, and n of a class give n + 1 choices;
+ * - an unknown operation that would not change the state is never linearized: leaving it out
+ *   keeps every option open, and it can still be applied later when it would matter.
  */
 import { describeOperation, type KeyState, type Operation, step } from "./history.js";
 
@@ -140,6 +149,41 @@ export function checkKey(
     (call.next as EventNode).prev = call;
   };
 
+  // The classes of interchangeable unknown operations, each in invocation order (the order of
+  // their call events), and how many of each class are linearized (always a prefix).
+  const classOf = new Int32Array(ops.length).fill(-1);
+  const classMembers: number[][] = [];
+  {
+    const ids = new Map<string, number>();
+    const order = ops
+      .map((op, index) => ({ op, index }))
+      .filter(({ op }) => op.outcome.type === "unknown")
+      .sort((a, b) => a.op.invokedAt - b.op.invokedAt || a.index - b.index);
+    for (const { op, index } of order) {
+      const name =
+        op.invocation.kind === "get" ? "get" : `${op.invocation.kind}\u0000${op.invocation.token}`;
+      let id = ids.get(name);
+      if (id === undefined) {
+        id = classMembers.length;
+        ids.set(name, id);
+        classMembers.push([]);
+      }
+      classOf[index] = id;
+      (classMembers[id] as number[]).push(index);
+    }
+  }
+  const classLinearized = new Int32Array(classMembers.length);
+  const countLinearized = (op: number, by: 1 | -1) => {
+    const id = classOf[op] as number;
+    classLinearized[id] = (classLinearized[id] as number) + by;
+  };
+  /** Whether `op` may be tried now: a known operation always; an unknown one only as the
+   *  earliest of its class not yet linearized. */
+  const mayTry = (op: number) => {
+    const id = classOf[op] as number;
+    return id < 0 || classMembers[id]?.[classLinearized[id] as number] === op;
+  };
+
   let knownRemaining = ops.filter((op) => op.outcome.type !== "unknown").length;
   const linearized = new Uint32Array(Math.ceil(ops.length / 32) + 1);
   const seen = new Set<string>();
@@ -166,16 +210,18 @@ export function checkKey(
     if (entry.match) {
       const call: EventNode = entry;
       const op = ops[call.op] as Operation;
-      const next = step(state, op.invocation, op.outcome);
+      const unknown = op.outcome.type === "unknown";
+      const next = !unknown || mayTry(call.op) ? step(state, op.invocation, op.outcome) : undefined;
       let advanced = false;
-      if (next !== undefined) {
+      if (next !== undefined && !(unknown && next === state)) {
         toggle(entry.op);
         const memo = memoKey(next);
         if (!seen.has(memo)) {
           seen.add(memo);
           stack.push({ call: entry, state });
           state = next;
-          if (op.outcome.type !== "unknown") knownRemaining--;
+          if (unknown) countLinearized(call.op, 1);
+          else knownRemaining--;
           lift(entry);
           entry = head.next;
           advanced = true;
@@ -200,7 +246,8 @@ export function checkKey(
         };
       }
       const op = ops[top.call.op] as Operation;
-      if (op.outcome.type !== "unknown") knownRemaining++;
+      if (op.outcome.type === "unknown") countLinearized(top.call.op, -1);
+      else knownRemaining++;
       state = top.state;
       toggle(top.call.op);
       unlift(top.call);
