@@ -19,7 +19,7 @@ import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { BACKENDS, type TortureBackend } from "./backends.js";
 import { etcdClusterUnavailable, runEtcdCluster } from "./faults/etcd-cluster.js";
-import { runProxyFaults } from "./faults/proxy.js";
+import { MIN_PROXY_FAULTS, runProxyFaults } from "./faults/proxy.js";
 import { RESTARTABLE, runRestart } from "./faults/restart.js";
 import { runSqliteKills } from "./faults/sqlite-kill.js";
 import { runFuzz } from "./fuzz.js";
@@ -243,7 +243,8 @@ async function tortureOne(backend: TortureBackend): Promise<Row> {
         flag(`under proxy faults, ${u.key}: the checker ran out of time`);
       for (const a of faults.stats.anomalies) flag(`under proxy faults: ${a}`);
       if (!faults.recovered) flag("a store did not answer after the proxy faults stopped");
-      if (faults.faults < 3) flag(`the proxy workload injected only ${faults.faults} faults`);
+      if (faults.faults < MIN_PROXY_FAULTS)
+        flag(`the proxy workload injected only ${faults.faults} faults`);
     }
 
     // 3. SIGKILL of writer processes (SQLite: the embedded, durable backend).
