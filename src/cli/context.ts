@@ -118,11 +118,22 @@ export class CommandContext {
     if (this.global.namespace !== undefined) options.namespace = this.global.namespace;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
     const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
+    let result: T;
     try {
-      return await body(store);
-    } finally {
-      await store.close();
+      result = await body(store);
+    } catch (error) {
+      // The command's own failure is what the operator needs; a failed close must not hide it.
+      await store.close().catch(() => undefined);
+      throw error;
     }
+    try {
+      await store.close();
+    } catch (error) {
+      // The work is done and reported; only the release failed (the process exit frees it).
+      const message = error instanceof Error ? error.message : String(error);
+      await this.err.line(`poison: warning: closing the store failed: ${message}`);
+    }
+    return result;
   }
 
   /** The fields every `--json` document starts with. */

@@ -13,4 +13,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     stdin: process.stdin,
     env: process.env,
   });
+  // A connection a driver could not release in time must not keep the command alive; the
+  // unref'd timer only fires if something else still holds the event loop open.
+  setTimeout(() => process.exit(), 2000).unref();
 }

@@ -71,3 +71,35 @@ describe("runCli in-process", () => {
     });
   }
 });
+
+describe("runCli: a store whose close() fails", () => {
+  const hangingClose = (): PoisonDriver => ({
+    ...memoryDriver(),
+    close: () => new Promise<void>(() => undefined),
+  });
+  const run = async (argv: string[]) => {
+    const stdout = capture();
+    const stderr = capture();
+    const io: CliIo = {
+      stdout,
+      stderr,
+      stdin: process.stdin,
+      env: {},
+      openStore: () => createPoisonStore(hangingClose(), { timeoutMs: 200 }),
+    };
+    const code = await runCli([...argv, "--store", "memory:"], io);
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
+  };
+
+  it("a command that succeeded still exits 0, with a warning about the close", async () => {
+    const { code, stderr } = await run(["put", "k", "--token", "t", "--reason", "maintenance"]);
+    assert.equal(code, 0);
+    assert.match(stderr, /^poison: warning: closing the store failed: .*close did not finish/m);
+  });
+
+  it("a command that failed reports its own error, not the close's", async () => {
+    const { code, stderr } = await run(["show", "absent-key"]);
+    assert.equal(code, 4);
+    assert.doesNotMatch(stderr, /closing the store failed/);
+  });
+});
