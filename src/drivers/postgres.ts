@@ -182,10 +182,12 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
     listFirst: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
     listAfter: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
-    auditByPrefix: `SELECT id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable}
-      WHERE key >= $1 AND key < $2 AND id < $3::bigint ORDER BY id DESC LIMIT $4`,
-    auditByKey: `SELECT id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable}
-      WHERE key = $1 AND id < $2::bigint ORDER BY id DESC LIMIT $3`,
+    // `a.id`, qualified: a bare ORDER BY id would sort by the output column `id`, which is text
+    // (so "9" came before "10" and pages skipped entries).
+    auditByPrefix: `SELECT a.id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable} a
+      WHERE key >= $1 AND key < $2 AND a.id < $3::bigint ORDER BY a.id DESC LIMIT $4`,
+    auditByKey: `SELECT a.id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable} a
+      WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
   };
 
   /** Run `body` on one pooled connection; any failure or overrun discards the connection (so a

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import {
+  type AuditPage,
   BackendUnavailableError,
   PoisonConflictError,
   type PoisonStoreClient,
@@ -41,6 +42,39 @@ export function networkedChecks(harness: NetworkedHarness): void {
   const options = harness.skip ? { skip: harness.skip } : {};
 
   describe(`${harness.name}: tables`, options, () => {
+    it("a fresh audit table: 12 entries come back newest first, page by page, none skipped", async () => {
+      // Ids start at 1 in a fresh table, so they cross from 9 to 10: an audit ordered by the
+      // id as text would put 10, 11, 12 after 9.
+      const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
+      const tables = {
+        table: `poison_audit_order_${suffix}`,
+        auditTable: `poison_ao_audit_${suffix}`,
+      };
+      const store = harness.openWithTables(tables);
+      try {
+        const keys = Array.from({ length: 12 }, (_, i) => `order/${String(i).padStart(2, "0")}`);
+        for (const key of keys) {
+          await store.tryPutPoison(key, "t", { audit: { actor: "test", reason: "order" } });
+        }
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page: AuditPage = await store.auditLog({ limit: 5, ...(cursor ? { cursor } : {}) });
+          seen.push(...page.entries.map((entry) => entry.key));
+          cursor = page.cursor;
+        } while (cursor);
+        assert.deepEqual(seen, [...keys].reverse());
+        const byKey = await store.auditLog({ key: "order/11" });
+        assert.deepEqual(
+          byKey.entries.map((entry) => entry.key),
+          ["order/11"],
+        );
+      } finally {
+        await store.close();
+        await harness.dropTables(tables);
+      }
+    });
+
     it("eight stores creating fresh tables at once all succeed and share them", async () => {
       const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
       const tables = { table: `poison_race_${suffix}`, auditTable: `poison_race_audit_${suffix}` };
