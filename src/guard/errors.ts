@@ -1,6 +1,7 @@
 /** The errors PoisonGuard throws on purpose. Each extends PoisonStoreError with a stable code. */
 import { PoisonStoreError } from "../core/errors.js";
 import type { PoisonRecord } from "../core/records.js";
+import { DEFAULT_NAMESPACE } from "../core/store.js";
 
 /** Stable codes of the guard's errors. Never renamed once published. */
 export const GuardErrorCode = {
@@ -32,8 +33,15 @@ export class ResourcePoisonedError extends PoisonStoreError {
   readonly token: string | null;
   readonly reason: RefusalReason;
 
-  constructor(record: PoisonRecord, token: string | null, reason: RefusalReason) {
-    super(GuardErrorCode.ResourcePoisoned, refusalMessage(record, token, reason));
+  /** `namespace`: the store's, so the CLI commands in the message name it when it is not the
+   *  default (an operator copies them as they are). */
+  constructor(
+    record: PoisonRecord,
+    token: string | null,
+    reason: RefusalReason,
+    namespace: string = DEFAULT_NAMESPACE,
+  ) {
+    super(GuardErrorCode.ResourcePoisoned, refusalMessage(record, token, reason, namespace));
     this.key = record.key;
     this.record = record;
     this.token = token;
@@ -66,6 +74,8 @@ export class OperationPoisonedError extends PoisonStoreError {
     cause: unknown;
     records: readonly PoisonRecord[];
     recordFailure?: unknown;
+    /** The store's namespace, named in the CLI commands when it is not the default. */
+    namespace?: string;
   }) {
     const what = init.operation ? `operation ${JSON.stringify(init.operation)}` : "operation";
     const failure = describeThrown(init.cause);
@@ -74,12 +84,13 @@ export class OperationPoisonedError extends PoisonStoreError {
         ? "left its keys poisoned"
         : `left its keys in place, but the failure could not be recorded (${describeThrown(init.recordFailure)})`;
     const first = init.keys[0] ?? "KEY";
+    const ns = namespaceFlag(init.namespace ?? DEFAULT_NAMESPACE);
     super(
       GuardErrorCode.OperationPoisoned,
       `${what} with token ${JSON.stringify(init.token)} failed after ${init.attempts} attempt(s) and ${recorded}: ${failure}. ` +
         `Keys: ${init.keys.map((k) => JSON.stringify(k)).join(", ")}. Every new operation on them is refused until an operator ` +
-        `inspects and repairs the resource (poison show ${shellQuote(first)}), then clears each key ` +
-        `(poison clear ${shellQuote(first)} --token ${shellQuote(init.token)}).`,
+        `inspects and repairs the resource (poison show ${shellQuote(first)}${ns}), then clears each key ` +
+        `(poison clear ${shellQuote(first)} --token ${shellQuote(init.token)}${ns}).`,
       { cause: init.cause },
     );
     this.keys = init.keys;
@@ -160,8 +171,18 @@ function describeThrown(value: unknown): string {
   }
 }
 
-function refusalMessage(record: PoisonRecord, token: string | null, reason: RefusalReason): string {
-  const key = shellQuote(record.key);
+/** ` --namespace N` for a store outside the default namespace, else nothing. */
+function namespaceFlag(namespace: string): string {
+  return namespace === DEFAULT_NAMESPACE ? "" : ` --namespace ${shellQuote(namespace)}`;
+}
+
+function refusalMessage(
+  record: PoisonRecord,
+  token: string | null,
+  reason: RefusalReason,
+  namespace: string,
+): string {
+  const key = shellQuote(record.key) + namespaceFlag(namespace);
   const lines: string[] = [];
   const head =
     reason === "poisoned-by-this-token"

@@ -302,7 +302,7 @@ export class PoisonGuard {
     token: string | null,
   ): never {
     this.#emit(run, { type: "refused", key: holder.key, holder, reason }, token);
-    throw new ResourcePoisonedError(holder, token, reason);
+    throw new ResourcePoisonedError(holder, token, reason, this.store.namespace);
   }
 
   /** Delete the run's keys. A key another token took meanwhile (after an operator cleared ours)
@@ -390,6 +390,7 @@ export class PoisonGuard {
       cause: error,
       records,
       recordFailure,
+      namespace: this.store.namespace,
     });
   }
 

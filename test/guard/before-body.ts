@@ -103,6 +103,8 @@ export function beforeBody(ctx: GuardSuiteContext): void {
       ResourcePoisonedError,
     );
     const quoted = `'${key.replace("'", `'\\''`)}'`;
+    // The store is not in the default namespace, so every command names it.
+    const ns = ` --namespace ${guard.store.namespace}`;
     for (const part of [
       JSON.stringify(key),
       'token "proc-42"',
@@ -111,9 +113,9 @@ export function beforeBody(ctx: GuardSuiteContext): void {
       'operation "alter-table"',
       "host-a:4242",
       "recorded error: RangeError: shard 7 did not answer",
-      `poison show ${quoted}`,
-      `poison clear ${quoted} --token proc-42`,
-      `poison clear ${quoted} --force --reason "…"`,
+      `poison show ${quoted}${ns}`,
+      `poison clear ${quoted}${ns} --token proc-42`,
+      `poison clear ${quoted}${ns} --force --reason "…"`,
       "--store URL",
     ]) {
       assert.ok(error.message.includes(part), `message lacks ${part}:\n${error.message}`);

@@ -1,0 +1,62 @@
+/** The commands a guard error prints are meant to be copied as they are. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  DEFAULT_NAMESPACE,
+  OperationPoisonedError,
+  type PoisonRecord,
+  ResourcePoisonedError,
+} from "../../src/index.js";
+
+const record: PoisonRecord = {
+  key: "table/1024",
+  token: "proc-42",
+  state: "poisoned",
+  createdAt: "2030-01-01T00:00:00.000Z",
+  updatedAt: "2030-01-01T00:01:00.000Z",
+  operation: "alter-table",
+  owner: "host-a:1",
+};
+
+describe("guard errors: the CLI commands they print", () => {
+  it("name no namespace for a store in the default one", () => {
+    const refused = new ResourcePoisonedError(record, "proc-99", "held-by-another-token");
+    assert.match(refused.message, /poison show table\/1024\n/);
+    assert.doesNotMatch(refused.message, /--namespace/);
+    const explicit = new ResourcePoisonedError(
+      record,
+      null,
+      "held-by-another-token",
+      DEFAULT_NAMESPACE,
+    );
+    assert.doesNotMatch(explicit.message, /--namespace/);
+  });
+
+  it("name the store's namespace, shell-quoted, when it is not the default", () => {
+    const refused = new ResourcePoisonedError(
+      record,
+      "proc-99",
+      "held-by-another-token",
+      "/team a/",
+    );
+    assert.match(refused.message, /poison show table\/1024 --namespace '\/team a\/'\n/);
+    assert.match(
+      refused.message,
+      /poison clear table\/1024 --namespace '\/team a\/' --token proc-42/,
+    );
+    const failed = new OperationPoisonedError({
+      keys: ["table/1024"],
+      token: "proc-42",
+      operation: "alter-table",
+      attempts: 1,
+      cause: new Error("shard 4 did not answer"),
+      records: [record],
+      namespace: "/billing/",
+    });
+    assert.match(failed.message, /poison show table\/1024 --namespace \/billing\//);
+    assert.match(
+      failed.message,
+      /poison clear table\/1024 --token proc-42 --namespace \/billing\//,
+    );
+  });
+});
