@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runCli } from "../../src/cli/cli.js";
 import type { CliIo } from "../../src/cli/io.js";
-import { createPoisonStore, memoryDriver, type PoisonDriver } from "../../src/index.js";
+import {
+  createPoisonStore,
+  memoryDriver,
+  type PoisonDriver,
+  type PoisonStoreClient,
+} from "../../src/index.js";
 
 function capture(): { text: () => string; write(chunk: string): boolean } {
   let text = "";
@@ -17,6 +22,18 @@ function capture(): { text: () => string; write(chunk: string): boolean } {
       return true;
     },
   };
+}
+
+/** `runCli` on a store the test builds; what it printed, and its exit code. */
+async function runOn(
+  openStore: () => PoisonStoreClient,
+  argv: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = capture();
+  const stderr = capture();
+  const io: CliIo = { stdout, stderr, stdin: process.stdin, env: {}, openStore };
+  const code = await runCli([...argv, "--store", "memory:"], io);
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
 }
 
 /** A memory driver whose list and audit reads fail from the second call on. */
@@ -44,18 +61,12 @@ describe("runCli in-process", () => {
       const seed = createPoisonStore(driver);
       const keys = Array.from({ length: 600 }, (_, i) => `k/${String(i).padStart(4, "0")}`);
       await seed.tryPutPoisons(keys, "t", { audit: { actor: "test", reason: "seed" } });
-      const stdout = capture();
-      const stderr = capture();
-      const io: CliIo = {
-        stdout,
-        stderr,
-        stdin: process.stdin,
-        env: {},
-        openStore: () => createPoisonStore(driver),
-      };
-      const code = await runCli([command, "--json", "--limit", "1000", "--store", "memory:"], io);
+      const { code, stdout, stderr } = await runOn(
+        () => createPoisonStore(driver),
+        [command, "--json", "--limit", "1000"],
+      );
       assert.equal(code, 5);
-      const doc = JSON.parse(stdout.text()) as {
+      const doc = JSON.parse(stdout) as {
         count: number;
         truncated: boolean;
         error: { code: string; exitCode: number };
@@ -64,10 +75,7 @@ describe("runCli in-process", () => {
       assert.equal(doc.truncated, true);
       assert.equal(doc.error.code, "BACKEND_UNAVAILABLE");
       assert.equal(doc.error.exitCode, 5);
-      assert.match(
-        stderr.text(),
-        /^poison: error: memory backend unavailable: connection reset by peer/,
-      );
+      assert.match(stderr, /^poison: error: memory backend unavailable: connection reset by peer/);
     });
   }
 });
@@ -77,19 +85,8 @@ describe("runCli: a store whose close() fails", () => {
     ...memoryDriver(),
     close: () => new Promise<void>(() => undefined),
   });
-  const run = async (argv: string[]) => {
-    const stdout = capture();
-    const stderr = capture();
-    const io: CliIo = {
-      stdout,
-      stderr,
-      stdin: process.stdin,
-      env: {},
-      openStore: () => createPoisonStore(hangingClose(), { timeoutMs: 200 }),
-    };
-    const code = await runCli([...argv, "--store", "memory:"], io);
-    return { code, stdout: stdout.text(), stderr: stderr.text() };
-  };
+  const run = (argv: string[]) =>
+    runOn(() => createPoisonStore(hangingClose(), { timeoutMs: 200 }), argv);
 
   it("a command that succeeded still exits 0, with a warning about the close", async () => {
     const { code, stderr } = await run(["put", "k", "--token", "t", "--reason", "maintenance"]);
