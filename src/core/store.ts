@@ -229,13 +229,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
         audit,
       );
       if (!outcome.ok) {
-        const holder = firstOf(outcome.conflicts, this.backend);
-        throw new PoisonConflictError(
-          checkedKey,
-          expectedToken ?? "",
-          holder.token,
-          this.#userRecord(holder),
-        );
+        throw this.#conflict(firstOf(outcome.conflicts, this.backend), expectedToken ?? "");
       }
       const removed = outcome.removed[0];
       return removed ? this.#userRecord(removed) : null;
@@ -302,16 +296,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
       : undefined;
     const outcome = await (await this.#ready()).put(records, audit);
     if (!outcome.ok) {
-      const holder = firstConflict(
-        keys.map((k) => this.#storageKey(k)),
-        outcome.conflicts,
-        this.backend,
-      );
-      throw new PoisonConflictError(
-        this.#userKey(holder.key),
+      const storageKeys = records.map((record) => record.key);
+      throw this.#conflict(
+        firstConflict(storageKeys, outcome.conflicts, this.backend),
         checkedToken,
-        holder.token,
-        this.#userRecord(holder),
       );
     }
     return {
@@ -331,23 +319,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
     const audit: AuditIntent | undefined = auditActor
       ? { action: "delete", at: this.#now(), token, ...auditActor }
       : undefined;
-    const outcome = await (await this.#ready()).remove(
-      keys.map((k) => this.#storageKey(k)),
-      token,
-      audit,
-    );
+    const storageKeys = keys.map((k) => this.#storageKey(k));
+    const outcome = await (await this.#ready()).remove(storageKeys, token, audit);
     if (!outcome.ok) {
-      const holder = firstConflict(
-        keys.map((k) => this.#storageKey(k)),
-        outcome.conflicts,
-        this.backend,
-      );
-      throw new PoisonConflictError(
-        this.#userKey(holder.key),
-        token,
-        holder.token,
-        this.#userRecord(holder),
-      );
+      throw this.#conflict(firstConflict(storageKeys, outcome.conflicts, this.backend), token);
     }
   }
 
@@ -359,14 +334,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     if (!outcome.ok) {
       for (const storageKey of storageKeys) {
         const holder = outcome.conflicts.find((c) => c.key === storageKey);
-        if (holder) {
-          throw new PoisonConflictError(
-            this.#userKey(storageKey),
-            token,
-            holder.token,
-            this.#userRecord(holder),
-          );
-        }
+        if (holder) throw this.#conflict(holder, token);
         if (outcome.missing.includes(storageKey))
           throw new PoisonNotFoundError(this.#userKey(storageKey));
       }
@@ -479,6 +447,16 @@ class ManagedPoisonStore implements PoisonStoreClient {
       return new InvalidArgumentError("arguments", `could not be read (${message})`);
     }
     return new BackendUnavailableError(this.backend, message, error);
+  }
+
+  /** The caller's view of a refusal: `holder` (a driver record) held the key `token` asked for. */
+  #conflict(holder: PoisonRecord, token: string): PoisonConflictError {
+    return new PoisonConflictError(
+      this.#userKey(holder.key),
+      token,
+      holder.token,
+      this.#userRecord(holder),
+    );
   }
 
   #now(): string {
