@@ -171,3 +171,30 @@ function describe(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
+
+/**
+ * How many of `stores` did not answer a read within `withinMs` of now, each retried every
+ * 100 ms. After a fault the same store objects must work again without being re-created; a
+ * pooled connection cut by the fault may fail one more call, and a client may be waiting out
+ * its reconnection back-off (Redis: up to a second), hence the retries.
+ */
+export async function storesNotAnswering(
+  stores: readonly PoisonStoreClient[],
+  withinMs: number,
+): Promise<number> {
+  const deadline = performance.now() + withinMs;
+  const answered = await Promise.all(
+    stores.map(async (store) => {
+      while (performance.now() < deadline) {
+        try {
+          await store.getPoison("key-0");
+          return true;
+        } catch {
+          await sleep(100);
+        }
+      }
+      return false;
+    }),
+  );
+  return answered.filter((ok) => !ok).length;
+}

@@ -12,7 +12,7 @@ import { startFaultProxy } from "../../test/support/fault-proxy.js";
 import type { TortureBackend } from "../backends.js";
 import { type CheckResult, checkHistory } from "../lin/check.js";
 import { prng } from "../lin/generate.js";
-import { runWorkload, type WorkloadStats } from "../workload.js";
+import { runWorkload, storesNotAnswering, type WorkloadStats } from "../workload.js";
 
 export interface ProxyFaultReport {
   stats: WorkloadStats;
@@ -87,23 +87,7 @@ export async function runProxyFaults(
     clearInterval(schedule);
     proxy.mode = "pass";
     proxy.delayMs = 0;
-    // A pooled connection cut by the proxy may fail one more call, and a client that kept
-    // failing to reconnect waits up to a second between attempts (Redis): the same stores must
-    // answer within RECOVERY_MS.
-    const recoveryDeadline = performance.now() + RECOVERY_MS;
-    let recovered = true;
-    for (const store of stores) {
-      let answered = false;
-      while (!answered && performance.now() < recoveryDeadline) {
-        try {
-          await store.getPoison("key-0");
-          answered = true;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
-      recovered &&= answered;
-    }
+    const recovered = (await storesNotAnswering(stores, RECOVERY_MS)) === 0;
     // Proxy timing is not reproducible from the seed; TORTURE_DUMP=FILE keeps the history.
     if (process.env.TORTURE_DUMP) writeFileSync(process.env.TORTURE_DUMP, JSON.stringify(history));
     const check = checkHistory(history, { budgetMs: 60_000 });

@@ -21,7 +21,7 @@ import type { PoisonStoreClient } from "../../src/index.js";
 import type { TortureBackend } from "../backends.js";
 import { type CheckResult, checkHistory } from "../lin/check.js";
 import type { Operation } from "../lin/history.js";
-import { runWorkload, type WorkloadStats } from "../workload.js";
+import { runWorkload, storesNotAnswering, type WorkloadStats } from "../workload.js";
 
 const run = promisify(execFile);
 const TIMEOUT_MS = 1000;
@@ -153,23 +153,8 @@ export async function runRestart(
     }
     const { history, stats } = result;
 
-    // Every store answers again, within a few seconds (a pooled connection cut by the restart
-    // may fail one more call; a client may be waiting out its reconnection back-off).
-    const recoveryStarted = performance.now();
-    const recovered = await Promise.all(
-      stores.map(async (store) => {
-        while (performance.now() - recoveryStarted < RECOVER_WITHIN_MS) {
-          try {
-            await store.getPoison("key-0");
-            return true;
-          } catch {
-            await sleep(100);
-          }
-        }
-        return false;
-      }),
-    );
-    const unanswered = recovered.filter((ok) => !ok).length;
+    // Every store answers again, within a few seconds, without being re-created.
+    const unanswered = await storesNotAnswering(stores, RECOVER_WITHIN_MS);
     if (unanswered > 0) {
       problems.push(
         `${unanswered} store(s) did not answer within ${RECOVER_WITHIN_MS} ms after the workload`,
