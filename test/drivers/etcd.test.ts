@@ -11,6 +11,7 @@ import {
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
+import { measureCorePaths } from "../support/round-trips.js";
 import { etcdUnavailable } from "../support/servers.js";
 
 const HOST = "127.0.0.1";
@@ -98,25 +99,11 @@ describe("etcd driver", { skip: skip ?? false }, () => {
     cleanup.push(() => store.close());
     const key = "rt/1";
     await store.getPoison(key); // init: one health read, not counted
-    const count = async (label: string, call: () => Promise<unknown>) => {
-      const before = requests;
-      await call().catch((error: unknown) => {
-        if (!(error instanceof PoisonConflictError)) throw error;
-      });
-      const used = requests - before;
-      assert.equal(used, 1, `${label} took ${used} round trips`);
-      return used;
-    };
-    const counts = {
-      "getPoison (absent)": await count("getPoison", () => store.getPoison(key)),
-      "tryPutPoison (absent)": await count("put", () => store.tryPutPoison(key, "a")),
-      "tryPutPoison (same token)": await count("put again", () => store.tryPutPoison(key, "a")),
-      "tryPutPoison (conflict)": await count("put conflict", () => store.tryPutPoison(key, "b")),
-      "getPoison (present)": await count("get", () => store.getPoison(key)),
-      "deletePoison (conflict)": await count("delete conflict", () => store.deletePoison(key, "b")),
-      "deletePoison (owner)": await count("delete", () => store.deletePoison(key, "a")),
-      "deletePoison (absent)": await count("delete absent", () => store.deletePoison(key, "a")),
-    };
+    const measured = await measureCorePaths(store, key, () => requests);
+    for (const { label, count } of measured) {
+      assert.equal(count, 1, `${label} took ${count} round trips`);
+    }
+    const counts = Object.fromEntries(measured.map(({ label, count }) => [label, count]));
     process.stderr.write(`etcd round trips: ${JSON.stringify(counts)}\n`);
   });
 

@@ -2,15 +2,11 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import {
-  BackendUnavailableError,
-  openPoisonStore,
-  PoisonConflictError,
-  redisDriver,
-} from "../../src/index.js";
+import { BackendUnavailableError, openPoisonStore, redisDriver } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
+import { measureCorePaths } from "../support/round-trips.js";
 import { redisUnavailable } from "../support/servers.js";
 
 const HOST = "127.0.0.1";
@@ -55,25 +51,11 @@ describe("redis driver", { skip: skip ?? false }, () => {
     cleanup.push(() => store.close());
     const key = `rt/${randomUUID()}`;
     await store.getPoison(key); // init: connect and SCRIPT LOAD, not counted
-    const count = async (label: string, call: () => Promise<unknown>) => {
-      const before = commands;
-      await call().catch((error: unknown) => {
-        if (!(error instanceof PoisonConflictError)) throw error;
-      });
-      const used = commands - before;
-      assert.equal(used, 1, `${label} took ${used} round trips`);
-      return used;
-    };
-    const counts = {
-      "getPoison (absent)": await count("getPoison", () => store.getPoison(key)),
-      "tryPutPoison (absent)": await count("put", () => store.tryPutPoison(key, "a")),
-      "tryPutPoison (same token)": await count("put again", () => store.tryPutPoison(key, "a")),
-      "tryPutPoison (conflict)": await count("put conflict", () => store.tryPutPoison(key, "b")),
-      "getPoison (present)": await count("get", () => store.getPoison(key)),
-      "deletePoison (conflict)": await count("delete conflict", () => store.deletePoison(key, "b")),
-      "deletePoison (owner)": await count("delete", () => store.deletePoison(key, "a")),
-      "deletePoison (absent)": await count("delete absent", () => store.deletePoison(key, "a")),
-    };
+    const measured = await measureCorePaths(store, key, () => commands);
+    for (const { label, count } of measured) {
+      assert.equal(count, 1, `${label} took ${count} round trips`);
+    }
+    const counts = Object.fromEntries(measured.map(({ label, count }) => [label, count]));
     process.stderr.write(`redis round trips: ${JSON.stringify(counts)}\n`);
   });
 

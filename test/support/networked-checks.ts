@@ -14,6 +14,7 @@ import {
 } from "../../src/index.js";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
 import { checkCloseDuringOutage } from "./outage.js";
+import { measureCorePaths } from "./round-trips.js";
 
 export interface NetworkedHarness {
   name: string;
@@ -117,32 +118,15 @@ export function networkedChecks(harness: NetworkedHarness): void {
       // Warm up: create the tables and open the pooled connection; neither counts.
       await store.getPoison(key);
       proxy.delayMs = DELAY_MS;
-      const measured: Array<[string, number, number]> = [];
-      const measure = async (label: string, call: () => Promise<unknown>) => {
-        counter.statements = 0;
-        const started = performance.now();
-        await call().catch((error: unknown) => {
-          if (!(error instanceof PoisonConflictError)) throw error;
-        });
-        const elapsed = performance.now() - started;
-        measured.push([label, counter.statements, Math.round(elapsed)]);
-      };
-      await measure("getPoison (absent)", () => store.getPoison(key));
-      await measure("tryPutPoison (absent: written)", () => store.tryPutPoison(key, "a"));
-      await measure("tryPutPoison (same token)", () => store.tryPutPoison(key, "a"));
-      await measure("tryPutPoison (conflict)", () => store.tryPutPoison(key, "b"));
-      await measure("getPoison (present)", () => store.getPoison(key));
-      await measure("deletePoison (conflict)", () => store.deletePoison(key, "b"));
-      await measure("deletePoison (owner: deleted)", () => store.deletePoison(key, "a"));
-      await measure("deletePoison (absent)", () => store.deletePoison(key, "a"));
+      const measured = await measureCorePaths(store, key, () => counter.statements);
       proxy.delayMs = 0;
       process.stderr.write(
         `${harness.name} round trips (proxy adds ${DELAY_MS} ms each way):\n${measured
-          .map(([label, n, ms]) => `  ${label}: ${n} statement(s), ${ms} ms\n`)
+          .map(({ label, count, ms }) => `  ${label}: ${count} statement(s), ${ms} ms\n`)
           .join("")}`,
       );
-      for (const [label, statements, ms] of measured) {
-        assert.equal(statements, 1, `${label}: ${statements} statements`);
+      for (const { label, count, ms } of measured) {
+        assert.equal(count, 1, `${label}: ${count} statements`);
         // One round trip costs 2 × DELAY_MS through the proxy; two would cost at least 4 ×.
         assert.ok(ms < 3 * DELAY_MS, `${label}: ${ms} ms, more than one round trip`);
       }
