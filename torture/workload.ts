@@ -198,3 +198,41 @@ export async function storesNotAnswering(
   );
   return answered.filter((ok) => !ok).length;
 }
+
+/**
+ * Paces a fault schedule by the workload's calls (a fault at the Nth call, wherever a fast or a
+ * slow backend is in time), and keeps the workload going for `callsAfterFaults` calls once the
+ * schedule is done, so recovery is seen on the same stores. Spread `hooks` into runWorkload's
+ * options; set `finished` once it returned.
+ */
+export class FaultPacer {
+  #issued = 0;
+  #issuedAfterFaults = 0;
+  #faultsDone = false;
+  /** The workload returned: a schedule waiting for calls stops waiting. */
+  finished = false;
+  readonly #callsAfterFaults: number;
+
+  constructor(callsAfterFaults: number) {
+    this.#callsAfterFaults = callsAfterFaults;
+  }
+
+  /** Resolves once `calls` calls were issued: true, or false if the workload finished first. */
+  async reached(calls: number): Promise<boolean> {
+    while (this.#issued < calls && !this.finished) await sleep(20);
+    return !this.finished;
+  }
+
+  /** The schedule made its last fault (or gave up). */
+  faultsDone(): void {
+    this.#faultsDone = true;
+  }
+
+  readonly hooks: Pick<WorkloadOptions, "beforeCall" | "continueWhile"> = {
+    beforeCall: () => {
+      this.#issued++;
+      if (this.#faultsDone) this.#issuedAfterFaults++;
+    },
+    continueWhile: () => !this.#faultsDone || this.#issuedAfterFaults < this.#callsAfterFaults,
+  };
+}

@@ -15,7 +15,7 @@ import { openPoisonStore, type PoisonStoreClient } from "../../src/index.js";
 import { reachable } from "../backends.js";
 import { type CheckResult, checkHistory } from "../lin/check.js";
 import type { Operation } from "../lin/history.js";
-import { runWorkload, type WorkloadStats } from "../workload.js";
+import { FaultPacer, runWorkload, type WorkloadStats } from "../workload.js";
 import { lostAcknowledgedPuts } from "./lost-puts.js";
 
 const CLIENT_PORTS = [23791, 23792, 23793];
@@ -114,10 +114,7 @@ export async function runEtcdCluster(options: {
     for (let i = 0; i < options.clients; i++)
       stores.push(openPoisonStore(url, { namespace, timeoutMs: TIMEOUT_MS }));
 
-    let issued = 0;
-    let finished = false;
-    let faultsDone = false;
-    let issuedAfterFaults = 0;
+    const pacer = new FaultPacer(MIN_CALLS_AFTER_FAULTS);
     const outagesMs: number[] = [];
     let lastRestartAt = Number.POSITIVE_INFINITY;
     // The fault schedule: at evenly spaced points of the workload, SIGKILL the leader, let the
@@ -126,8 +123,7 @@ export async function runEtcdCluster(options: {
       try {
         for (let kill = 0; kill < options.kills; kill++) {
           const at = ((kill + 1) / (options.kills + 1)) * options.operations * 0.8;
-          while (issued < at && !finished) await sleep(20);
-          if (finished) break;
+          if (!(await pacer.reached(at))) break;
           const leader = await findLeader(members);
           if (!leader?.process) {
             problems.push(`kill ${kill + 1}: no leader found`);
@@ -147,7 +143,7 @@ export async function runEtcdCluster(options: {
           `fault schedule failed: ${error instanceof Error ? error.message : String(error)}`,
         );
       } finally {
-        faultsDone = true;
+        pacer.faultsDone();
       }
     })();
     // A durable writer beside the contention clients: unique keys, never deleted, so every
@@ -156,7 +152,7 @@ export async function runEtcdCluster(options: {
     stores.push(durableStore);
     const durableAcked: string[] = [];
     const durable = (async () => {
-      for (let n = 0; !finished; n++) {
+      for (let n = 0; !pacer.finished; n++) {
         const key = `durable-${n}`;
         try {
           await durableStore.tryPutPoison(key, `d${n}`);
@@ -177,15 +173,11 @@ export async function runEtcdCluster(options: {
         tokensPerKey: 3,
         seed: options.seed,
         maxCallMs: TIMEOUT_MS + SLACK_MS,
-        beforeCall: () => {
-          issued++;
-          if (faultsDone) issuedAfterFaults++;
-        },
         // At least a few hundred calls after the last fault, on the same stores.
-        continueWhile: () => !faultsDone || issuedAfterFaults < MIN_CALLS_AFTER_FAULTS,
+        ...pacer.hooks,
       });
     } finally {
-      finished = true;
+      pacer.finished = true;
       await faults;
       await durable;
     }

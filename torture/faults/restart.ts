@@ -21,7 +21,7 @@ import type { PoisonStoreClient } from "../../src/index.js";
 import type { TortureBackend } from "../backends.js";
 import { type CheckResult, checkHistory } from "../lin/check.js";
 import type { Operation } from "../lin/history.js";
-import { runWorkload, storesNotAnswering, type WorkloadStats } from "../workload.js";
+import { FaultPacer, runWorkload, storesNotAnswering, type WorkloadStats } from "../workload.js";
 
 const run = promisify(execFile);
 const TIMEOUT_MS = 1000;
@@ -99,18 +99,14 @@ export async function runRestart(
     backend.open({ namespace, timeoutMs: TIMEOUT_MS }),
   );
   const windows: { stopAt: number; stoppedAt: number; startAt: number; upAt: number }[] = [];
-  let issued = 0;
-  let finished = false;
-  let faultsDone = false;
-  let issuedAfterFaults = 0;
+  const pacer = new FaultPacer(MIN_CALLS_AFTER_FAULTS);
   let down = false;
   try {
     const faults = (async () => {
       try {
         for (let n = 0; n < options.restarts; n++) {
           const at = ((n + 1) / (options.restarts + 1)) * options.operations * 0.5;
-          while (issued < at && !finished) await sleep(20);
-          if (finished) break;
+          if (!(await pacer.reached(at))) break;
           const stopAt = performance.now();
           down = true;
           await server.stop();
@@ -127,7 +123,7 @@ export async function runRestart(
           `fault schedule failed: ${error instanceof Error ? error.message : String(error)}`,
         );
       } finally {
-        faultsDone = true;
+        pacer.faultsDone();
       }
     })();
     let result: Awaited<ReturnType<typeof runWorkload>>;
@@ -140,15 +136,11 @@ export async function runRestart(
         seed: options.seed,
         maxCallMs: TIMEOUT_MS + SLACK_MS,
         backoffAfterUnknownMs: 500,
-        beforeCall: () => {
-          issued++;
-          if (faultsDone) issuedAfterFaults++;
-        },
         // At least a few hundred calls after the last fault, on the same stores.
-        continueWhile: () => !faultsDone || issuedAfterFaults < MIN_CALLS_AFTER_FAULTS,
+        ...pacer.hooks,
       });
     } finally {
-      finished = true;
+      pacer.finished = true;
       await faults;
     }
     const { history, stats } = result;
