@@ -29,8 +29,10 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import {
   auditIdBound,
+  auditValues,
   checkMillis,
   checkTableName,
+  inCallerOrder,
   keyBytes,
   onConnection,
   type PutRow,
@@ -38,6 +40,7 @@ import {
   putParameters,
   quoteTable,
   Rollback,
+  removeOutcome,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
@@ -396,10 +399,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     async remove(keys, token, audit): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1]);
-        if (!row) return { ok: true, removed: [] };
-        const held = fromRow(row);
-        if (token !== null && held.token !== token) return { ok: false, conflicts: [held] };
-        return { ok: true, removed: [held] };
+        return removeOutcome(row && fromRow(row), token);
       }
       return transaction<RemoveOutcome>(async (c) => {
         const held: PoisonRecord[] = [];
@@ -410,21 +410,9 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         const conflicts = held.filter((r) => token !== null && r.token !== token);
         if (conflicts.length > 0) return new Rollback({ ok: false as const, conflicts });
         if (audit) {
-          for (const record of held) {
-            await rows(c, sql.audit, [
-              audit.at,
-              audit.action,
-              keyBytes(record.key),
-              audit.actor,
-              audit.reason,
-              audit.token ?? null,
-              JSON.stringify(record),
-            ]);
-          }
+          for (const record of held) await rows(c, sql.audit, auditValues(audit, record));
         }
-        const order = new Map(keys.map((k, i) => [k, i]));
-        held.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
-        return { ok: true as const, removed: held };
+        return { ok: true as const, removed: inCallerOrder(held, keys) };
       });
     },
 

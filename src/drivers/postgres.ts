@@ -22,7 +22,6 @@ import {
   type RecordColumns,
 } from "../core/codec.js";
 import type {
-  AuditIntent,
   PoisonDriver,
   PutOutcome,
   RecordPatch,
@@ -33,8 +32,10 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import {
   auditIdBound,
+  auditValues,
   checkMillis,
   checkTableName,
+  inCallerOrder,
   keyBytes,
   onConnection,
   type PutRow,
@@ -42,6 +43,7 @@ import {
   putParameters,
   quoteTable,
   Rollback,
+  removeOutcome,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
@@ -234,16 +236,6 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return result;
     });
 
-  const auditValues = (intent: AuditIntent, record: PoisonRecord): unknown[] => [
-    intent.at,
-    intent.action,
-    keyBytes(record.key),
-    intent.actor,
-    intent.reason,
-    intent.token ?? null,
-    JSON.stringify(record),
-  ];
-
   return {
     backend: "postgres",
     capabilities: { durable: true, shared: true, oneRoundTrip: true },
@@ -332,10 +324,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async remove(keys, token, audit): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
-        if (!row) return { ok: true, removed: [] };
-        const held = fromRow(row);
-        if (token !== null && held.token !== token) return { ok: false, conflicts: [held] };
-        return { ok: true, removed: [held] };
+        return removeOutcome(row && fromRow(row), token);
       }
       return transaction<RemoveOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
@@ -345,9 +334,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           await client.query(sql.deleteOne, [keyBytes(record.key)]);
           if (audit) await client.query(sql.audit, auditValues(audit, record));
         }
-        const order = new Map(keys.map((k, i) => [k, i]));
-        held.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
-        return { ok: true as const, removed: held };
+        return { ok: true as const, removed: inCallerOrder(held, keys) };
       });
     },
 

@@ -3,7 +3,7 @@
  * timer that bounds one step against a server that stopped answering.
  */
 import { toColumns } from "../core/codec.js";
-import type { AuditIntent, PutOutcome } from "../core/driver.js";
+import type { AuditIntent, PutOutcome, RemoveOutcome } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { PoisonRecord } from "../core/records.js";
@@ -163,6 +163,34 @@ export function putParameters(record: PoisonRecord, audit: AuditIntent | undefin
     audit?.token ?? null,
     audit ? JSON.stringify(record) : null,
   ];
+}
+
+/** An audit row's values, in the order the SQL drivers' INSERT names the columns: when, what,
+ *  the key's bytes, who, why, the token asked for, and the record as it stood. */
+export function auditValues(intent: AuditIntent, record: PoisonRecord): unknown[] {
+  return [
+    intent.at,
+    intent.action,
+    keyBytes(record.key),
+    intent.actor,
+    intent.reason,
+    intent.token ?? null,
+    JSON.stringify(record),
+  ];
+}
+
+/** The outcome of a single-key delete-if-token-matches from the row it found and locked (none:
+ *  the key was absent). `token` null is the operator's force-delete: any holder goes. */
+export function removeOutcome(held: PoisonRecord | undefined, token: string | null): RemoveOutcome {
+  if (!held) return { ok: true, removed: [] };
+  if (token !== null && held.token !== token) return { ok: false, conflicts: [held] };
+  return { ok: true, removed: [held] };
+}
+
+/** `records` in the order of the caller's `keys` (they were read in key byte order, to lock). */
+export function inCallerOrder(records: PoisonRecord[], keys: readonly string[]): PoisonRecord[] {
+  const order = new Map(keys.map((k, i) => [k, i]));
+  return records.sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
 }
 
 /** A transaction body's way to say "roll back, and answer this". */
