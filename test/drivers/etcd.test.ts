@@ -9,8 +9,7 @@ import {
   PoisonConflictError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { startFaultProxy } from "../support/fault-proxy.js";
-import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
+import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
 import { etcdUnavailable } from "../support/servers.js";
 
@@ -198,39 +197,12 @@ describe("etcd driver", { skip: skip ?? false }, () => {
     await store.deletePoison("k", "t");
   });
 
-  const outages = [
-    { mode: "blackhole", keepConnections: true, title: "black hole on live connections" },
-    { mode: "blackhole", keepConnections: false, title: "connections cut, then black hole" },
-    { mode: "reset", keepConnections: false, title: "connections reset and refused" },
-  ] as const;
-  for (const { mode, keepConnections, title } of outages) {
-    it(`outage (${title}): typed, bounded, and the same store recovers`, async () => {
-      const proxy = await startFaultProxy({ host: HOST, port: PORT });
-      cleanup.push(() => proxy.close());
-      const store = openPoisonStore(
-        etcdDriver({ url: `etcd://127.0.0.1:${proxy.port}`, metaPrefix, requestTimeoutMs: 700 }),
-        { timeoutMs: 1000, namespace: `/poison-test/${randomUUID()}/` },
-      );
-      cleanup.push(() => store.close());
-      await checkOutage(store, proxy, mode, {
-        key: `outage/${randomUUID()}`,
-        token: "survivor",
-        boundMs: 1300,
-        requireCause: true,
-        keepConnections,
-      });
-    });
-  }
-
-  it("close() while the server is away releases the store, in time", async () => {
-    const proxy = await startFaultProxy({ host: HOST, port: PORT });
-    cleanup.push(() => proxy.close());
-    const store = openPoisonStore(
-      etcdDriver({ url: `etcd://127.0.0.1:${proxy.port}`, metaPrefix, requestTimeoutMs: 700 }),
+  outageTests({ host: HOST, port: PORT }, (port) =>
+    openPoisonStore(
+      etcdDriver({ url: `etcd://127.0.0.1:${port}`, metaPrefix, requestTimeoutMs: 700 }),
       { timeoutMs: 1000, namespace: `/poison-test/${randomUUID()}/` },
-    );
-    await checkCloseDuringOutage(store, proxy, 1000);
-  });
+    ),
+  );
 
   it("a server that does not answer at all fails the first call, typed", async () => {
     const store = openPoisonStore(etcdDriver({ url: "etcd://127.0.0.1:1" }), { timeoutMs: 1000 });

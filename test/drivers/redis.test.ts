@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { BackendUnavailableError, openPoisonStore, redisDriver } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
-import { checkCloseDuringOutage, checkOutage } from "../support/outage.js";
+import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
 import { redisUnavailable } from "../support/servers.js";
 
@@ -75,34 +75,17 @@ describe("redis driver", { skip: skip ?? false }, () => {
     );
   });
 
-  const outages = [
-    { mode: "blackhole", keepConnections: true, title: "black hole on the live connection" },
-    { mode: "blackhole", keepConnections: false, title: "connections cut, then black hole" },
-    { mode: "reset", keepConnections: false, title: "connections reset and refused" },
-  ] as const;
-  for (const { mode, keepConnections, title } of outages) {
-    it(`outage (${title}): typed, bounded, and the same store recovers`, async () => {
-      const proxy = await startFaultProxy({ host: HOST, port: PORT });
-      cleanup.push(() => proxy.close());
-      const store = openPoisonStore(
-        redisDriver({
-          url: proxy.url("redis"),
-          keyPrefix,
-          commandTimeoutMs: 700,
-          connectTimeoutMs: 700,
-        }),
-        { timeoutMs: 1000 },
-      );
-      cleanup.push(() => store.close());
-      await checkOutage(store, proxy, mode, {
-        key: `outage/${randomUUID()}`,
-        token: "survivor",
-        boundMs: 1300,
-        requireCause: true,
-        keepConnections,
-      });
-    });
-  }
+  outageTests({ host: HOST, port: PORT }, (port) =>
+    openPoisonStore(
+      redisDriver({
+        url: `redis://${HOST}:${port}`,
+        keyPrefix,
+        commandTimeoutMs: 700,
+        connectTimeoutMs: 700,
+      }),
+      { timeoutMs: 1000 },
+    ),
+  );
 
   it("connections that drop right after connecting: the same store answers once they stop", async () => {
     const proxy = await startFaultProxy({ host: HOST, port: PORT });
@@ -136,16 +119,6 @@ describe("redis driver", { skip: skip ?? false }, () => {
       }
     }
     assert.equal(holder, "t", `the store never answered again; last error: ${String(last)}`);
-  });
-
-  it("close() while the client is between reconnect attempts releases it, in time", async () => {
-    const proxy = await startFaultProxy({ host: HOST, port: PORT });
-    cleanup.push(() => proxy.close());
-    const store = openPoisonStore(
-      redisDriver({ url: proxy.url("redis"), keyPrefix, commandTimeoutMs: 700 }),
-      { timeoutMs: 1000 },
-    );
-    await checkCloseDuringOutage(store, proxy, 1000);
   });
 
   it("a server that does not answer at all fails the first call, typed", async () => {

@@ -4,8 +4,10 @@
  * null; when the proxy passes again, the same store object works without being re-created.
  */
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { it } from "node:test";
 import { BackendUnavailableError, type PoisonStoreClient } from "../../src/index.js";
-import type { FaultProxy, ProxyMode } from "./fault-proxy.js";
+import { type FaultProxy, type ProxyMode, startFaultProxy } from "./fault-proxy.js";
 
 /** Every public call, against a key that holds `token` on the real server. */
 function everyCall(store: PoisonStoreClient, key: string, token: string) {
@@ -112,4 +114,42 @@ export async function checkCloseDuringOutage(
   assert.equal(settled, "resolved", `close() must release cleanly, got ${String(settled)}`);
   assert.ok(elapsed < boundMs, `close() took ${Math.round(elapsed)} ms (bound ${boundMs})`);
   proxy.mode = "pass";
+}
+
+/**
+ * The outage tests of a driver that talks to one server (Redis, etcd), registered in the
+ * caller's describe: three ways to cut the proxy, each typed, bounded and recovered from by
+ * the same store, and close() during an outage. `openThrough(port)` opens a store reaching the
+ * server through a proxy at `port`, with timeoutMs 1000 and the client's own bounds under it.
+ */
+export function outageTests(
+  target: { host: string; port: number },
+  openThrough: (port: number) => PoisonStoreClient,
+): void {
+  const outages = [
+    { mode: "blackhole", keepConnections: true, title: "black hole on live connections" },
+    { mode: "blackhole", keepConnections: false, title: "connections cut, then black hole" },
+    { mode: "reset", keepConnections: false, title: "connections reset and refused" },
+  ] as const;
+  for (const { mode, keepConnections, title } of outages) {
+    it(`outage (${title}): typed, bounded, and the same store recovers`, async (t) => {
+      const proxy = await startFaultProxy(target);
+      t.after(() => proxy.close());
+      const store = openThrough(proxy.port);
+      t.after(() => store.close());
+      await checkOutage(store, proxy, mode, {
+        key: `outage/${randomUUID()}`,
+        token: "survivor",
+        boundMs: 1300,
+        requireCause: true,
+        keepConnections,
+      });
+    });
+  }
+
+  it("close() while the server is away releases the store, in time", async (t) => {
+    const proxy = await startFaultProxy(target);
+    t.after(() => proxy.close());
+    await checkCloseDuringOutage(openThrough(proxy.port), proxy, 1000);
+  });
 }
