@@ -289,20 +289,15 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         // Resolve once the socket is really closed, not when QUIT is answered: close() promises
         // that the connection is released.
         const ended = new Promise<void>((resolve) => closing.once("end", () => resolve()));
-        // Between reconnect attempts there is no socket: QUIT would fail, and disconnect() only
-        // cancels the next attempt without ever emitting "end" (ioredis 5), so do not wait.
-        if (closing.status === "reconnecting") {
-          closing.disconnect(false);
-          return;
-        }
         try {
           await closing.quit();
         } catch {
+          // Between reconnect attempts there is no socket: QUIT fails at once (no offline queue).
           closing.disconnect(false);
         }
-        // QUIT or disconnect() changed the status behind the compiler's narrowing.
-        const status: string = closing.status;
-        if (status !== "end" && status !== "reconnecting") await ended;
+        // There disconnect() only cancels the next attempt and never emits "end" (ioredis 5):
+        // nothing is left to wait for.
+        if (closing.status !== "end" && closing.status !== "reconnecting") await ended;
       }
     },
   };
