@@ -12,6 +12,9 @@ export const ErrorCode = {
   BackendUnavailable: "BACKEND_UNAVAILABLE",
   PoisonNotFound: "POISON_NOT_FOUND",
   StoreClosed: "STORE_CLOSED",
+  HolderAlive: "HOLDER_ALIVE",
+  PoisonLost: "POISON_LOST",
+  BackendConfiguration: "BACKEND_CONFIGURATION",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -38,8 +41,17 @@ export class PoisonConflictError extends PoisonStoreError {
   readonly holder: string;
   /** The holder's whole record as it stood when the write was refused, when the runtime had it. */
   readonly holderRecord: PoisonRecord | undefined;
+  /** Every key of the call held by another token, in the caller's order (a batch can meet
+   *  several); the first is `key`/`holderRecord`. Empty when the runtime had no records. */
+  readonly conflicts: readonly PoisonRecord[];
 
-  constructor(key: string, token: string, holder: string, holderRecord?: PoisonRecord) {
+  constructor(
+    key: string,
+    token: string,
+    holder: string,
+    holderRecord?: PoisonRecord,
+    conflicts?: readonly PoisonRecord[],
+  ) {
     super(
       ErrorCode.PoisonConflict,
       `poison key ${JSON.stringify(key)} is held by token ${JSON.stringify(holder)}, not ${JSON.stringify(token)}; ` +
@@ -49,6 +61,7 @@ export class PoisonConflictError extends PoisonStoreError {
     this.token = token;
     this.holder = holder;
     this.holderRecord = holderRecord;
+    this.conflicts = conflicts ?? (holderRecord ? [holderRecord] : []);
   }
 }
 
@@ -105,6 +118,76 @@ export class StoreClosedError extends PoisonStoreError {
       ErrorCode.StoreClosed,
       "the poison store is closed; open a new one with openPoisonStore()",
     );
+  }
+}
+
+/**
+ * A forced delete met a holder that is alive: its heartbeat is recent (SPEC §7), so the operation
+ * is most likely still running on the resource. Nothing was changed. Stop the operation first, or
+ * override with `evenIfAlive: true` (the audit entry records the override).
+ */
+export class HolderAliveError extends PoisonStoreError {
+  readonly key: string;
+  /** The live holder's record, as it stood when the delete was refused. */
+  readonly record: PoisonRecord;
+
+  constructor(key: string, record: PoisonRecord, detail: string) {
+    super(
+      ErrorCode.HolderAlive,
+      `poison key ${JSON.stringify(key)} is held by a live operation (token ${JSON.stringify(record.token)}` +
+        `${record.owner ? `, owner ${record.owner}` : ""}; ${detail}); nothing was changed. ` +
+        "Stop the operation first, or force it with evenIfAlive (CLI: --even-if-alive): its run then loses the key and aborts.",
+    );
+    this.key = key;
+    this.record = record;
+  }
+}
+
+/**
+ * A guarded run found one of its keys absent or held by another token (an operator cleared it, or
+ * it was taken over): the run no longer protects that resource. `ctx.signal` aborts with this
+ * error and the run rejects with it; the key is never written again by the run.
+ */
+export class PoisonLostError extends PoisonStoreError {
+  readonly key: string;
+  /** The run's token. */
+  readonly token: string;
+  /** The record now stored under the key, or null when the key is absent. */
+  readonly holder: PoisonRecord | null;
+
+  constructor(key: string, token: string, holder: PoisonRecord | null) {
+    super(
+      ErrorCode.PoisonLost,
+      `the run with token ${JSON.stringify(token)} lost poison key ${JSON.stringify(key)}: ` +
+        (holder
+          ? `it is now held by token ${JSON.stringify(holder.token)}`
+          : "it was removed (an operator cleared it)") +
+        "; the run was aborted and no longer touches that key. Check the resource before running again.",
+    );
+    this.key = key;
+    this.token = token;
+    this.holder = holder;
+  }
+}
+
+/**
+ * The backend answered, but is set up so that the store cannot be used as configured: a wrong
+ * password, a database that does not exist, an untrusted certificate, a Redis eviction policy that
+ * may drop keys. Retrying does not help; `setting` names what to fix.
+ */
+export class BackendConfigurationError extends PoisonStoreError {
+  readonly backend: string;
+  /** What to fix, for example `password`, `database`, `tls.ca`, `maxmemory-policy`. */
+  readonly setting: string;
+
+  constructor(backend: string, setting: string, message: string, cause?: unknown) {
+    super(
+      ErrorCode.BackendConfiguration,
+      `${backend} backend misconfigured (${setting}): ${message}`,
+      { cause },
+    );
+    this.backend = backend;
+    this.setting = setting;
   }
 }
 

@@ -3,6 +3,10 @@
 /** `in-progress`: an operation holds the key now (or died holding it). `poisoned`: the owner failed and left it. */
 export type PoisonState = "in-progress" | "poisoned";
 
+/** What `listPoisons` can filter on: a stored state, or `stale` (in-progress and not live: the
+ *  holder stopped sending heartbeats, see `livenessOf`). */
+export type ListState = PoisonState | "stale";
+
 /** Why the owner failed, as recorded by `markPoisoned`. */
 export interface PoisonErrorInfo {
   name: string;
@@ -23,6 +27,9 @@ export interface PoisonRecord {
   updatedAt: string;
   /** ISO-8601, UTC: the last sign of life from the owner, when it sends heartbeats. */
   heartbeatAt?: string;
+  /** How often the owner promised a heartbeat (the guard writes it): the record is *live* while
+   *  its last heartbeat is younger than 3 intervals. */
+  heartbeatIntervalMs?: number;
   /** What ran, for example `alter-table`. */
   operation?: string;
   /** Where it ran, for example `host-a:4242`. */
@@ -38,6 +45,9 @@ export interface PutPoisonInfo {
   owner?: string;
   /** Any JSON value (at most 64 KiB once serialized). Stored as its JSON round trip. */
   data?: unknown;
+  /** The owner promises a heartbeat this often (`touchPoisons`); the record then starts with
+   *  `heartbeatAt` = now, so it is live from the moment it is written. */
+  heartbeatIntervalMs?: number;
   /** Set for a manual put by a person: the put is then written to the audit log. */
   audit?: AuditActor;
 }
@@ -73,6 +83,8 @@ export interface AuditEntry {
   token?: string;
   /** The record as it stood: the one removed (delete, force-delete) or written (put). */
   record?: PoisonRecord;
+  /** A force-delete that overrode a live holder (`evenIfAlive: true`). */
+  evenIfAlive?: true;
 }
 
 /** Options of `listPoisons`. */
@@ -81,11 +93,18 @@ export interface ListPoisonsOptions {
   prefix?: string;
   /** Page size, 1..1000; default 100. */
   limit?: number;
-  /** The `cursor` of the previous page. */
+  /** The `cursor` of the previous page (of the same prefix and filters). */
   cursor?: string | null;
+  /** Only records in this state; `stale` is in-progress and not live. */
+  state?: ListState;
+  /** Only records held by this token. */
+  token?: string;
+  /** Only records of this operation. */
+  operation?: string;
 }
 
-/** One page of `listPoisons`. `cursor` is null on the last page. */
+/** One page of `listPoisons`. `cursor` is null on the last page. With filters, a page may hold
+ *  fewer records than `limit` (even none) while `cursor` is not null: keep following it. */
 export interface PoisonPage {
   records: PoisonRecord[];
   cursor: string | null;
@@ -106,10 +125,18 @@ export interface AuditPage {
   cursor: string | null;
 }
 
-/** Options of `forceDeletePoison`. */
+/** Options of `forceDeletePoison` and `forceDeletePoisons`. */
 export interface ForceDeleteOptions extends AuditActor {
   /** Refuse (PoisonConflictError) unless the key is held by this token. */
   expectedToken?: string;
+  /** Delete even a live holder's key (HolderAliveError otherwise); the audit entry says so. */
+  evenIfAlive?: boolean;
+}
+
+/** What `deletePoisons` resolves with. */
+export interface DeletePoisonsResult {
+  /** The keys this call removed; the others were already absent. */
+  removed: string[];
 }
 
 /** Options of `deletePoison`. */
