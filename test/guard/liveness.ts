@@ -67,7 +67,6 @@ export function liveness(ctx: GuardSuiteContext): void {
     for (const key of keys) assert.equal(await store.getPoison(key), null);
   });
 
-
   it("heartbeats can be turned off", async () => {
     const store = ctx.open();
     const guard = ctx.guard(store, { heartbeatIntervalMs: false });
