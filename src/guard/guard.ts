@@ -582,8 +582,9 @@ export class PoisonGuard {
           inFlight = null;
         });
     };
+    // Not unref'd: the heartbeat is how a run learns it lost a key, so while the body runs it
+    // keeps the process alive like any other work in progress (it stops when the run ends).
     const timer = setInterval(tick, this.#heartbeatMs);
-    timer.unref();
     return {
       async stop() {
         stopped = true;
