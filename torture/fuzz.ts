@@ -29,6 +29,7 @@ import {
   RunSettledError,
   StoreClosedError,
 } from "../src/index.js";
+import { revokedProxy, trappingProxy } from "../test/support/hostile.js";
 import type { TortureBackend } from "./backends.js";
 
 export interface FuzzReport {
@@ -203,25 +204,9 @@ function makeThrown(kind: unknown): unknown {
     case "error":
       return new Error("boom");
     case "trap-proxy":
-      return new Proxy(new Error("trap"), {
-        get() {
-          throw new Error("get trap");
-        },
-        getPrototypeOf() {
-          throw new Error("prototype trap");
-        },
-        getOwnPropertyDescriptor() {
-          throw new Error("descriptor trap");
-        },
-        has() {
-          throw new Error("has trap");
-        },
-      });
-    case "revoked-proxy": {
-      const { proxy, revoke } = Proxy.revocable(new Error("revoked"), {});
-      revoke();
-      return proxy;
-    }
+      return trappingProxy();
+    case "revoked-proxy":
+      return revokedProxy();
     case "symbol":
       return Symbol("thrown");
     default:
