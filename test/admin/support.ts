@@ -107,6 +107,15 @@ export async function seed(store: PoisonStoreClient): Promise<void> {
   });
   const failure = new Error("shard 3 did not answer within 30s; ALTER may be half-applied");
   failure.name = "ShardTimeoutError";
+  // A stack as a control plane would record it (the test's own would show test internals in
+  // the screenshots kept in docs/).
+  failure.stack = [
+    `${failure.name}: ${failure.message}`,
+    "    at ShardClient.alter (/srv/control-plane/shards/client.js:214:11)",
+    "    at async AlterTable.applyShard (/srv/control-plane/ops/alter-table.js:88:5)",
+    "    at async AlterTable.run (/srv/control-plane/ops/alter-table.js:41:7)",
+    "    at async PoisonGuard.run (/srv/control-plane/node_modules/poison-store/dist/src/guard/guard.js:167:22)",
+  ].join("\n");
   await store.markPoisoned(POISONED_KEY, "procedure-7f3a", failure);
   await store.tryPutPoison(LIVE_KEY, "procedure-live", {
     operation: "rotate-key",
