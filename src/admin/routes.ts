@@ -251,7 +251,6 @@ export async function auditLog(ctx: RouteContext): Promise<JsonReply> {
 export function whoami(ctx: RouteContext): JsonReply {
   queryOf(ctx.query, []);
   const principal = ctx.principal as AdminPrincipal;
-  const location = (ctx.store as { location?: unknown }).location;
   return {
     status: 200,
     body: {
@@ -260,7 +259,7 @@ export function whoami(ctx: RouteContext): JsonReply {
       store: {
         backend: ctx.store.backend,
         namespace: ctx.store.namespace,
-        location: typeof location === "string" ? location : ctx.store.backend,
+        location: ctx.store.location,
       },
       now: ctx.now.toISOString(),
     },
