@@ -57,7 +57,10 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
 
   before(async () => {
     mkdirSync(shots, { recursive: true });
-    store = openPoisonStore(`sqlite:${join(scratch, "console.db")}`);
+    // `location` is what the console's header shows (and the screenshots in docs/).
+    store = openPoisonStore(`sqlite:${join(scratch, "console.db")}`, {
+      location: "sqlite:/var/lib/control-plane/poison.db",
+    });
     await seed(store);
     // Enough other keys for two pages, so "finding" the key means filtering.
     await store.tryPutPoisons(
@@ -109,6 +112,7 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
     const page = await tab();
     await signIn(page, OPERATOR_SECRET);
     await page.getByText("signed in as").waitFor();
+    await page.getByText("sqlite:/var/lib/control-plane/poison.db · /__procedure_poison/").waitFor();
     // The first page holds 50 of the 63 keys; the poisoned one is found by filtering.
     await page.getByRole("link", { name: "cache/2000" }).waitFor();
     assert.equal(await page.getByRole("link", { name: POISONED_KEY }).count(), 0);
