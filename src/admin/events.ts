@@ -255,13 +255,14 @@ function lastKey(map: Map<string, Seen>): string {
 /**
  * The Server-Sent Events body: a comment at once (so proxies pass the headers on), then one
  * `data:` line of JSON per change, and a comment every `keepAliveMs` so idle connections are not
- * cut. Ends when `signal` aborts.
+ * cut. Ends when `signal` aborts or the reader cancels; `onEnd` is called once either way.
  */
 export function eventStream(
   feed: ChangeFeed,
   prefix: string,
   signal: AbortSignal,
   keepAliveMs: number,
+  onEnd: () => void = () => {},
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const stop = new AbortController();
@@ -295,6 +296,7 @@ export function eventStream(
         } finally {
           if (keepAlive) clearInterval(keepAlive);
           signal.removeEventListener("abort", onAbort);
+          onEnd();
           try {
             controller.close();
           } catch {

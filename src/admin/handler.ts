@@ -4,6 +4,7 @@
  * `node(req, res)` (node:http, Express, Fastify). Both go through the same `#handle`, which owns
  * routing, authentication, limits and the security headers; routes.ts owns what each route does.
  */
+import { setMaxListeners } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PoisonStoreClient } from "../core/contract.js";
 import { InvalidArgumentError } from "../core/errors.js";
@@ -175,6 +176,7 @@ class AdminService {
   readonly #feed: ChangeFeed;
   readonly #keepAliveMs: number;
   readonly #maxStreams: number;
+  /** Aborted by close(): every open event stream listens to it. */
   readonly #closing = new AbortController();
   #streams = 0;
 
@@ -208,6 +210,8 @@ class AdminService {
           ...(options.events?.maxKeys === undefined ? {} : { maxKeys: options.events.maxKeys }),
         });
     this.#keepAliveMs = options.events?.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    // One listener per open stream (up to maxStreams): not a leak.
+    setMaxListeners(0, this.#closing.signal);
     this.#maxStreams = options.events?.maxStreams ?? DEFAULT_MAX_STREAMS;
   }
 
@@ -538,16 +542,18 @@ class AdminService {
       );
     }
     this.#streams++;
-    const signal = AbortSignal.any([request.signal, this.#closing.signal]);
+    const { signal, dispose } = eitherSignal(request.signal, this.#closing.signal);
     let released = false;
+    // Released when the stream ends however it ends: the request aborted, the service closed,
+    // or the body cancelled by a runtime that does not abort request.signal.
     const release = () => {
       if (!released) {
         released = true;
         this.#streams--;
+        dispose();
       }
     };
-    signal.addEventListener("abort", release, { once: true });
-    const body = eventStream(this.#feed, q.get("prefix") ?? "", signal, this.#keepAliveMs);
+    const body = eventStream(this.#feed, q.get("prefix") ?? "", signal, this.#keepAliveMs, release);
     return new Response(body, { status: 200, headers });
   }
 
@@ -594,6 +600,26 @@ class AdminService {
     }
     return response;
   }
+}
+
+/** A signal that aborts when either does (AbortSignal.any is not in every Node 20), and a
+ *  `dispose` that detaches it from both. */
+function eitherSignal(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const dispose = () => {
+    a.removeEventListener("abort", abort);
+    b.removeEventListener("abort", abort);
+  };
+  function abort() {
+    dispose();
+    controller.abort();
+  }
+  if (a.aborted || b.aborted) controller.abort();
+  else {
+    a.addEventListener("abort", abort);
+    b.addEventListener("abort", abort);
+  }
+  return { signal: controller.signal, dispose };
 }
 
 function json(status: number, body: unknown, head = false): Response {
@@ -692,28 +718,42 @@ async function readWebBody(request: Request, limit: number): Promise<Uint8Array>
   return Buffer.concat(chunks);
 }
 
-async function readNodeBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+function readNodeBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
   // A body parser mounted before us (express.json()) has read the stream already.
   const parsed = (req as { body?: unknown }).body;
   if (req.readableEnded && parsed !== undefined) {
     const text = typeof parsed === "string" ? parsed : JSON.stringify(parsed);
     const bytes = Buffer.from(text, "utf8");
-    if (bytes.byteLength > limit) throw tooLarge(limit);
-    return bytes;
+    return bytes.byteLength > limit ? Promise.reject(tooLarge(limit)) : Promise.resolve(bytes);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
-    size += buffer.byteLength;
-    if (size > limit) {
-      // Stop reading; the connection is closed after the 413 so the rest is not parsed.
-      req.unpipe();
-      throw tooLarge(limit);
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error: unknown, body?: Uint8Array) => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      if (error) reject(error);
+      else resolve(body as Uint8Array);
+    };
+    const onData = (chunk: Buffer | string) => {
+      const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      size += buffer.byteLength;
+      if (size > limit) {
+        // Stop reading (without destroying the socket the 413 goes out on); the answer closes
+        // the connection, so the rest is never parsed as another request.
+        req.pause();
+        done(tooLarge(limit));
+        return;
+      }
+      chunks.push(buffer);
+    };
+    const onEnd = () => done(null, Buffer.concat(chunks));
+    const onError = (error: Error) => done(error);
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+  });
 }
 
 async function writeNodeResponse(

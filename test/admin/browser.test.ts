@@ -112,7 +112,9 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
     const page = await tab();
     await signIn(page, OPERATOR_SECRET);
     await page.getByText("signed in as").waitFor();
-    await page.getByText("sqlite:/var/lib/control-plane/poison.db · /__procedure_poison/").waitFor();
+    await page
+      .getByText("sqlite:/var/lib/control-plane/poison.db · /__procedure_poison/")
+      .waitFor();
     // The first page holds 50 of the 63 keys; the poisoned one is found by filtering.
     await page.getByRole("link", { name: "cache/2000" }).waitFor();
     assert.equal(await page.getByRole("link", { name: POISONED_KEY }).count(), 0);

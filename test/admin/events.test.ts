@@ -4,13 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ChangeEvent, PoisonStoreClient } from "../../src/index.js";
+import { type ChangeEvent, createPoisonAdmin, type PoisonStoreClient } from "../../src/index.js";
 import {
   call,
   memoryStore,
   OPERATOR_SECRET,
   type RunningAdmin,
   startAdmin,
+  TOKENS,
   VIEWER_SECRET,
 } from "./support.js";
 
@@ -179,6 +180,37 @@ describe("admin events by polling", () => {
     } finally {
       first.close();
       await running.close();
+      await store.close();
+    }
+  });
+});
+
+describe("admin events through the fetch face", () => {
+  it("frees a stream's slot when the body is cancelled, even if request.signal never aborts", async () => {
+    const store = memoryStore();
+    const admin = createPoisonAdmin(store, {
+      tokens: TOKENS,
+      events: { intervalMs: 40, maxStreams: 1 },
+    });
+    const open = () =>
+      admin.fetch(
+        new Request("http://svc.internal/api/v1/events", {
+          headers: { authorization: `Bearer ${VIEWER_SECRET}` },
+        }),
+      );
+    try {
+      const first = await open();
+      assert.equal(first.status, 200);
+      const reader = first.body?.getReader();
+      await reader?.read();
+      assert.equal((await open()).status, 429, "the only slot is taken");
+      await reader?.cancel();
+      await settle(50);
+      const second = await open();
+      assert.equal(second.status, 200, "the cancelled stream gave its slot back");
+      await second.body?.cancel();
+    } finally {
+      await admin.close();
       await store.close();
     }
   });
