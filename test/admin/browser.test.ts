@@ -120,13 +120,14 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
     assert.equal(await page.getByRole("link", { name: POISONED_KEY }).count(), 0);
     await page.getByRole("button", { name: "Next page →" }).click();
     await page.getByRole("link", { name: POISONED_KEY }).waitFor();
+    await page.getByRole("row").filter({ hasText: LIVE_KEY }).getByText("live").first().waitFor();
+    await page.screenshot({ path: join(shots, "admin-list.png"), fullPage: true });
     await page.getByLabel("Key prefix").fill("table/10");
     await page.getByLabel("Key prefix").press("Enter");
     const row = page.getByRole("row").filter({ hasText: POISONED_KEY });
     await row.getByText("poisoned", { exact: true }).waitFor();
     assert.match(await textOf(row), /ShardTimeoutError: shard 3 did not answer/);
     assert.match(await textOf(row), /alter-table/);
-    await page.screenshot({ path: join(shots, "admin-list.png"), fullPage: true });
 
     // Open it from the keyboard.
     await page.getByRole("link", { name: POISONED_KEY }).focus();
