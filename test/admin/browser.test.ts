@@ -81,8 +81,11 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
     await browser?.close();
     await running?.close();
     await store?.close();
-    if (!process.env.POISON_SCREENSHOTS) process.stderr.write(`console screenshots: ${shots}\n`);
-    else rmSync(scratch, { recursive: true, force: true });
+    // Keep only the screenshots (in the scratch folder unless POISON_SCREENSHOTS says where).
+    for (const name of ["profile", "console.db", "console.db-wal", "console.db-shm"])
+      rmSync(join(scratch, name), { recursive: true, force: true });
+    if (process.env.POISON_SCREENSHOTS) rmSync(scratch, { recursive: true, force: true });
+    else process.stderr.write(`console screenshots: ${shots}\n`);
   });
 
   /** A new tab (its own sessionStorage), failing the test on any script error. */
@@ -187,6 +190,36 @@ describe("admin console in chromium", { skip: skip ?? false, timeout: 120_000 },
     await page.getByText("No poison keys match").waitFor();
     await store.tryPutPoison("live/appeared", "procedure-new", { operation: "resize" });
     await page.getByRole("link", { name: "live/appeared" }).waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  it("works from the keyboard alone", async () => {
+    const page = await tab();
+    await page.goto(`${running.url}/`);
+    await page.getByLabel("Access token").waitFor();
+    await page.keyboard.type(OPERATOR_SECRET); // the token field has focus
+    await page.keyboard.press("Enter");
+    await page.getByText("signed in as").waitFor();
+    await page.getByRole("link", { name: "cache/2000" }).waitFor();
+    await page.keyboard.press("/"); // focuses the prefix filter
+    await page.keyboard.type("shard/");
+    await page.keyboard.press("Enter");
+    await page.getByRole("link", { name: STALE_KEY }).waitFor();
+    const focusedText = () => page.evaluate<string>("document.activeElement?.textContent ?? ''");
+    for (let i = 0; i < 40 && (await focusedText()) !== STALE_KEY; i++)
+      await page.keyboard.press("Tab");
+    assert.equal(await focusedText(), STALE_KEY, "Tab reaches the key's link");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: `Poison key ${STALE_KEY}` }).waitFor();
+    for (let i = 0; i < 20 && (await focusedText()) !== "Clear this key…"; i++)
+      await page.keyboard.press("Tab");
+    assert.equal(await focusedText(), "Clear this key…", "Tab reaches the clear button");
+    await page.keyboard.press("Enter");
+    await page.getByRole("dialog", { name: "Clear poison key" }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    assert.equal(await focusedText(), "Clear this key…", "focus returns to the button");
+    assert.equal(await store.getPoison(STALE_KEY), "procedure-dead");
     await page.close();
   });
 
