@@ -70,7 +70,7 @@ describe("openPoisonStore", () => {
       const { openPoisonStore } = await import("./src/index.ts");
       const before = loaded();
       const store = openPoisonStore("sqlite::memory:");
-      await store.getPoison("k");
+      await store.tryPutPoison("k", "t");
       await store.close();
       console.log(JSON.stringify({ before, after: loaded().some((p) => p.includes("better-sqlite3")) }));
     `;

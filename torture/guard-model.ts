@@ -171,17 +171,17 @@ function scheduledDriver(s: fc.Scheduler, faults: Fault[], stats: GuardModelStat
   const driver: PoisonDriver = {
     backend: inner.backend,
     capabilities: inner.capabilities,
-    init: () => inner.init(),
+    init: (options) => inner.init(options),
     put: (records, audit) =>
       step(
         `put ${records.map((r) => r.key).join(",")} by ${records[0]?.token}`,
         () => inner.put(records, audit),
         records[0]?.token,
       ),
-    remove: (keys, token, audit) =>
+    remove: (keys, token, audit, expected) =>
       step(
         `remove ${keys.join(",")} by ${token}`,
-        () => inner.remove(keys, token, audit),
+        () => inner.remove(keys, token, audit, expected),
         token ?? "(forced)",
       ),
     update: (keys, token, patch) =>
