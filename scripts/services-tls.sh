@@ -345,8 +345,9 @@ mariadb_tls() {
   mariadb_tls_sql -e "CREATE DATABASE IF NOT EXISTS test;
     CREATE USER IF NOT EXISTS 'poison'@'%' IDENTIFIED BY '$PASSWORD' REQUIRE X509;
     ALTER USER 'poison'@'%' IDENTIFIED BY '$PASSWORD' REQUIRE X509;
-    GRANT ALL ON test.* TO 'poison'@'%';" || { FAILED+=(mariadb-tls-user); return; }
-  say "mariadb-tls: user poison (REQUIRE X509), database test"
+    GRANT ALL ON test.* TO 'poison'@'%';
+    SET GLOBAL require_secure_transport = ON;" || { FAILED+=(mariadb-tls-user); return; }
+  say "mariadb-tls: user poison (REQUIRE X509), database test, TLS required over TCP"
 }
 
 # One run at a time: two agents running `npm run services` at once must not both regenerate.

@@ -215,6 +215,11 @@ const UNTRUSTED = new Set([
 const CLIENT_CERT_REFUSED =
   /ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|CERTIFICATE_EXPIRED|HANDSHAKE_FAILURE)/;
 
+/** OpenSSL's verification messages, for clients that replace the error's code (mysql2 sets
+ *  HANDSHAKE_SSL_ERROR) and keep only the message. */
+const UNTRUSTED_MESSAGE =
+  /self[- ]signed certificate|unable to verify the first certificate|unable to get (local )?issuer certificate|certificate has expired|certificate is not yet valid|certificate signature failure|unsuitable certificate purpose|invalid CA certificate/i;
+
 /** Classify a TLS failure from a socket (anywhere on `error`'s cause chain). */
 export function tlsFailure(error: unknown): TlsFailure | null {
   for (let current = error, depth = 0; current && depth < 5; depth++) {
@@ -245,6 +250,18 @@ export function tlsFailure(error: unknown): TlsFailure | null {
           message: `the server does not speak TLS on this port (${code}); use the plain-text URL form, or the server's TLS port`,
         };
       }
+    }
+    if (UNTRUSTED_MESSAGE.test(message)) {
+      return {
+        setting: "tls.ca",
+        message: `the server's certificate is not trusted (${message}); give the CA that signed it`,
+      };
+    }
+    if (/does not match certificate's altnames/i.test(message)) {
+      return {
+        setting: "tls.servername",
+        message: `the server's certificate does not name the host connected to (${message}); connect by a name the certificate carries, or set tls.servername`,
+      };
     }
     current = (current as { cause?: unknown }).cause;
   }

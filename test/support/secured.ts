@@ -3,6 +3,7 @@
  * is a typed BackendConfigurationError naming what to fix, and no error ever carries a secret.
  */
 import assert from "node:assert/strict";
+import { it } from "node:test";
 import { inspect } from "node:util";
 import { BackendConfigurationError, type PoisonStoreClient } from "../../src/index.js";
 import { securedPassword } from "./servers.js";
@@ -71,4 +72,28 @@ export async function expectMisconfigured(
   assert.doesNotMatch(caught.message, /retry/i, "a configuration error never says retry");
   assertNoSecret(caught, [securedPassword, ...secrets], `${backend} ${caught.setting}`);
   return caught;
+}
+
+/** One way to get a secured server's setup wrong, and what the error must name. */
+export interface Misconfiguration {
+  title: string;
+  url: string;
+  /** Acceptable `setting`s of the BackendConfigurationError. */
+  settings: readonly string[];
+  /** Secrets beyond the test password that must not show (a wrong password tried). */
+  secrets?: readonly string[];
+}
+
+/** One test per misconfiguration: a typed BackendConfigurationError naming what to fix, with no
+ *  secret in it, on the first call. */
+export function misconfigurationTests(
+  backend: string,
+  open: (url: string) => PoisonStoreClient,
+  cases: readonly Misconfiguration[],
+): void {
+  for (const { title, url, settings, secrets } of cases) {
+    it(`${title}: BackendConfigurationError (${settings.join(" or ")})`, async () => {
+      await expectMisconfigured(open(url), backend, settings, secrets);
+    });
+  }
 }
