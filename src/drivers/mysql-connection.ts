@@ -126,6 +126,7 @@ const ER_BAD_DB_ERROR = 1049;
 const ER_TABLEACCESS_DENIED_ERROR = 1142;
 const ER_PROCACCESS_DENIED_ERROR = 1370;
 const ER_SPECIFIC_ACCESS_DENIED_ERROR = 1227;
+const ER_BINLOG_CREATE_ROUTINE_NEED_SUPER = 1419;
 
 /**
  * A failure to connect or to run a statement, classified in one place: a BackendConfigurationError
@@ -157,6 +158,12 @@ export function mysqlConfigurationError(error: unknown): PoisonStoreError | null
       return configuration(
         "privileges",
         `${message}; the user needs SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, CREATE ROUTINE and EXECUTE on the database`,
+        error,
+      );
+    case ER_BINLOG_CREATE_ROUTINE_NEED_SUPER:
+      return configuration(
+        "privileges",
+        `${message}; with binary logging on, creating the driver's procedures needs log_bin_trust_function_creators = 1 on the server (or a user with SUPER)`,
         error,
       );
   }
