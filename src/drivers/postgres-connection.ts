@@ -33,13 +33,20 @@ export interface PostgresConnection {
 }
 
 /** The URL parameters the driver reads itself; `pg` never sees them. */
-const TLS_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword"];
+const TLS_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 export function postgresConnection(
   url: string,
   option: TlsOptions | undefined,
 ): PostgresConnection {
   const { base, params, others } = splitQuery(url);
+  if (params.has("sslpassword")) {
+    // A secret in a URL ends up in logs and `store.location`: take it as an option instead.
+    throw new InvalidArgumentError(
+      "url",
+      "sslpassword is not read from the URL (it would be shown wherever the URL is); give the key's passphrase as tls.passphrase",
+    );
+  }
   if (params.has("uselibpqcompat")) {
     throw new InvalidArgumentError(
       "url",
@@ -96,8 +103,6 @@ export function postgresConnection(
     const value = params.get(param);
     if (value !== null) fromUrl[name] = { value, setting: param };
   }
-  const passphrase = params.get("sslpassword");
-  if (passphrase !== null) fromUrl.passphrase = passphrase;
   if (!rejectUnauthorized) fromUrl.rejectUnauthorized = false;
   const sources = mergeTlsSources(fromUrl, option);
   if (!enabled && (option !== undefined || Object.keys(fromUrl).length > 0)) {

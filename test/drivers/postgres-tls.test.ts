@@ -145,6 +145,7 @@ describe("postgres with TLS and a password", { skip: skip ?? false }, () => {
       withParams(url, { sslmode: "verify-ca", sslrootcert: null }),
       withParams(url, { uselibpqcompat: "true" }),
       withParams(url, { ssl: "maybe" }),
+      withParams(url, { sslpassword: "key-passphrase" }),
     ]) {
       assert.throws(() => postgresDriver({ url: bad }), InvalidArgumentError, bad);
     }
