@@ -165,7 +165,7 @@ export class PoisonGuard {
     this.store = store;
     this.#retry = checkRetry("options.retry", checked.retry, DEFAULT_RETRY);
     this.#storeRetry = checkRetry("options.storeRetry", checked.storeRetry, DEFAULT_STORE_RETRY);
-    const heartbeat = checked.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const heartbeat = checked.heartbeatIntervalMs;
     this.#heartbeatMs =
       heartbeat === false
         ? false

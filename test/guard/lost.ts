@@ -12,6 +12,7 @@ import {
   RunSettledError,
 } from "../../src/index.js";
 import { rejectsWith } from "../conformance/index.js";
+import { revokedProxy, trappingProxy } from "../support/hostile.js";
 import type { GuardSuiteContext } from "./harness.js";
 
 const INTERVAL_MS = 60;
@@ -267,23 +268,7 @@ export function lost(ctx: GuardSuiteContext): void {
   it("whatever the body throws (a hostile Proxy, a revoked one), the keys end poisoned (issue 11)", async () => {
     const store = ctx.open();
     const guard = ctx.guard(store);
-    const trap = new Proxy(new Error("trap"), {
-      get() {
-        throw new Error("get trap");
-      },
-      getPrototypeOf() {
-        throw new Error("prototype trap");
-      },
-      getOwnPropertyDescriptor() {
-        throw new Error("descriptor trap");
-      },
-      has() {
-        throw new Error("has trap");
-      },
-    });
-    const revocable = Proxy.revocable(new Error("revoked"), {});
-    revocable.revoke();
-    for (const thrown of [trap, revocable.proxy, Symbol("odd"), undefined]) {
+    for (const thrown of [trappingProxy(), revokedProxy(), Symbol("odd"), undefined]) {
       const key = ctx.key();
       const error = await rejectsWith(
         guard.run({ keys: [key], token: ctx.token() }, () => {
