@@ -170,6 +170,28 @@ export function redisConfigurationError(error: unknown): PoisonStoreError | null
 }
 
 /**
+ * A first connection that failed, classified; for a TLS connection that was only reset, asked
+ * again without writing (below), so that a refused client certificate reads as one.
+ */
+export async function explainConnectFailure(
+  error: unknown,
+  log: RedisErrorLog,
+  settings: { tls: TlsSources | null; host: string; port: number; connectTimeoutMs: number },
+): Promise<unknown> {
+  const explained = redisFailure(error, log, settings.tls !== null);
+  if (!settings.tls || !(explained instanceof BackendUnavailableError)) return explained;
+  const reset = (explained.cause as { code?: unknown } | undefined)?.code;
+  if (reset !== "ECONNRESET" && reset !== "EPIPE") return explained;
+  const alert = await tlsHandshakeAlert(
+    settings.host,
+    settings.port,
+    await redisTls(settings.tls),
+    Math.min(settings.connectTimeoutMs, 1000),
+  );
+  return (alert && redisConfigurationError(alert)) ?? explained;
+}
+
+/**
  * Why a TLS server closed the connection: with TLS 1.3 a server that refuses the client's
  * certificate says so after the handshake, and a client that wrote at once (ioredis sends AUTH)
  * sees only a reset. A handshake that writes nothing reads the server's alert. Resolves with the

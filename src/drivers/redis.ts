@@ -35,12 +35,11 @@ import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import { checkDuration } from "../core/validation.js";
 import {
+  explainConnectFailure,
   RedisErrorLog,
-  redisConfigurationError,
   redisFailure,
   redisTls,
   redisTlsSources,
-  tlsHandshakeAlert,
 } from "./redis-connection.js";
 import type { TlsOptions, TlsSources } from "./tls.js";
 
@@ -156,22 +155,6 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     }
   };
 
-  /** A first connection that failed: classified, and for a TLS connection that was only reset,
-   *  asked again without writing, so that a refused client certificate reads as one. */
-  const explainConnectFailure = async (error: unknown): Promise<unknown> => {
-    const explained = redisFailure(error, errorLog, settings.tls !== null);
-    const reset = (explained as { cause?: { code?: unknown } }).cause?.code;
-    if (!settings.tls || !(explained instanceof BackendUnavailableError)) return explained;
-    if (reset !== "ECONNRESET" && reset !== "EPIPE") return explained;
-    const alert = await tlsHandshakeAlert(
-      settings.host,
-      settings.port,
-      await redisTls(settings.tls),
-      Math.min(settings.connectTimeoutMs, 1000),
-    );
-    return (alert && redisConfigurationError(alert)) ?? explained;
-  };
-
   return {
     backend: "redis",
     capabilities: { durable: true, shared: true, oneRoundTrip: true },
@@ -212,7 +195,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
           await created.connect();
         } catch (error) {
           created.disconnect(false);
-          throw await explainConnectFailure(error);
+          throw await explainConnectFailure(error, errorLog, settings);
         }
         client = created;
       }
