@@ -29,6 +29,15 @@ export interface CliIo {
   now?: () => Date;
   /** How a store URL is opened. Default `openPoisonStore`; tests inject failing stores. */
   openStore?: (url: string, options: OpenPoisonStoreOptions) => PoisonStoreClient;
+  /** Where Ctrl-C arrives while a prompt waits (process, in the bin). Without it, a prompt
+   *  cannot be interrupted other than by closing its input. */
+  signals?: SignalSource;
+}
+
+/** The part of `process` a prompt listens to for Ctrl-C. */
+export interface SignalSource {
+  on(event: "SIGINT", listener: () => void): unknown;
+  removeListener(event: "SIGINT", listener: () => void): unknown;
 }
 
 /**
@@ -87,6 +96,35 @@ export function palette(enabled: boolean): Palette {
  */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'`]*:)[^\s"'`]*@/gi;
 
+/** As {@link URL_PASSWORD}, but reading backslash escapes inside the password, so a URL quoted
+ *  in a JSON-escaped message (`pa\"ss`, `s3c\\ret`) is hidden whole too. */
+const ESCAPED_URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'`\\]*:)(?:\\.|[^\s"'`\\])*@/gi;
+
+/**
+ * Every form in which `secret` may reach the output: as is, percent-encoded (as URLs write it,
+ * in upper- and lower-case hex), and JSON-escaped once (a message quoting it with
+ * JSON.stringify) and twice (a `--json` document carrying that message).
+ */
+export function secretForms(secret: string): string[] {
+  const encoded = [secret, encodeURIComponent(secret)];
+  try {
+    const url = new URL("http://host");
+    url.password = secret;
+    encoded.push(url.password);
+  } catch {
+    // Not representable in a URL: the other forms remain.
+  }
+  for (const form of [...encoded])
+    encoded.push(form.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+  const forms = new Set<string>();
+  for (const form of encoded) {
+    const once = JSON.stringify(form).slice(1, -1);
+    forms.add(form).add(once).add(JSON.stringify(once).slice(1, -1));
+  }
+  // Longest first, so a longer form is never left half-replaced by a shorter one inside it.
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
 /** The password of a URL, raw and percent-decoded, or none. */
 export function urlPasswords(url: string): string[] {
   const match = /^[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:([^\s]*)@/i.exec(url);
@@ -108,9 +146,11 @@ export function urlPasswords(url: string): string[] {
  * characters) are only hidden in URL form: hiding every `a` in the output would make it useless.
  */
 export function redactor(secrets: readonly string[]): (text: string) => string {
-  const literals = secrets.filter((secret) => secret.length >= 3);
+  const literals = [
+    ...new Set(secrets.filter((secret) => secret.length >= 3).flatMap(secretForms)),
+  ].sort((a, b) => b.length - a.length);
   return (text) => {
-    let out = text.replace(URL_PASSWORD, "$1***@");
+    let out = text.replace(URL_PASSWORD, "$1***@").replace(ESCAPED_URL_PASSWORD, "$1***@");
     for (const secret of literals) out = out.replaceAll(secret, "***");
     return out;
   };
