@@ -205,12 +205,17 @@ export function cliOn(store: CliStore, namespace = freshNamespace()) {
  * Run, through bash, the `poison …` command a message suggests (the first backticked one of
  * `command`, or what `pattern` captures), exactly as printed: suggestions must paste as is.
  */
-export function runSuggested(text: string, command: string, pattern?: RegExp): Promise<RunResult> {
+export function runSuggested(
+  text: string,
+  command: string,
+  pattern?: RegExp,
+  options: RunOptions = {},
+): Promise<RunResult> {
   const match = (pattern ?? new RegExp(`\`(poison ${command}\\b[^\`]*)\``)).exec(text);
   if (!match?.[1]) throw new Error(`no suggested \`poison ${command}\` in:\n${text}`);
   ensureBuilt();
   const words = match[1].slice("poison ".length);
-  return runChild("bash", ["-c", `exec "$0" "$1" ${words}`, process.execPath, BIN], {});
+  return runChild("bash", ["-c", `exec "$0" "$1" ${words}`, process.execPath, BIN], options);
 }
 
 /** True when util-linux `script` can give the child a pseudo-terminal. */

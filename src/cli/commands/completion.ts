@@ -152,7 +152,12 @@ function zsh(model: CompletionModel): string {
   };
   const cases = model.commands
     .map((command) => {
-      const specs = Object.entries(command.options).map(([name, option]) => spec(name, option));
+      const specs = Object.entries(command.options).flatMap(([name, option]) => [
+        spec(name, option),
+        ...(option.short
+          ? [q(`-${option.short}[${option.help.replaceAll("[", "(").replaceAll("]", ")")}]`)]
+          : []),
+      ]);
       const words =
         command.words.length > 0 ? ` ${q(`1:${command.name}:(${command.words.join(" ")})`)}` : "";
       const second = command.name === "context" ? ` ${q("2:context:_poison_contexts")}` : "";
