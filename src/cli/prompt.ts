@@ -25,8 +25,10 @@ export async function confirm(
     );
   }
   await show();
+  // Listen before asking: a Ctrl-C typed as soon as the question shows must reach the handler.
+  const answering = readAnswer(ctx);
   await ctx.err.write(`${question} Only "yes" confirms: `);
-  const answer = await readAnswer(ctx);
+  const answer = await answering;
   if (answer === INTERRUPTED) {
     await ctx.err.line();
     throw new CliError("ABORTED", ExitCode.Interrupted, "aborted; nothing was changed");

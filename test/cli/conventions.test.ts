@@ -1,6 +1,6 @@
 /** Help, usage errors, exit codes, colour and password redaction, through the built bin. */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { openPoisonStore } from "../../src/index.js";
@@ -176,6 +176,36 @@ describe("exit code 5, the store named, and what a failed call says", () => {
     const verbose = runPoison(["put", "k", "--token", "t", "--store", url, "--verbose"]);
     assert.equal(verbose.code, 5);
     assert.match(verbose.stderr, /\n\s+at /, "--verbose prints the stack");
+  });
+
+  it('a SQLite file without our tables: "never been written", and reading leaves it untouched', () => {
+    const file = `${scratchDir()}/empty.db`;
+    writeFileSync(file, "");
+    for (const [command, expected] of [
+      [
+        ["list"],
+        /^no poison keys in sqlite:\S+empty\.db \(namespace \/__procedure_poison\/\) \(this store has never been written\)\n$/,
+      ],
+      [
+        ["check"],
+        /^ok: no poison keys match \(state poisoned\) in sqlite:\S+empty\.db .*\(this store has never been written\)\n$/,
+      ],
+      [
+        ["history"],
+        /^no audit entries in sqlite:\S+empty\.db .*\(this store has never been written\)\n$/,
+      ],
+    ] as const) {
+      const run = runPoison([...command, "--store", `sqlite:${file}`]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, expected);
+    }
+    const show = runPoison(["show", "k", "--store", `sqlite:${file}`]);
+    assert.equal(show.code, 4);
+    assert.match(
+      show.stderr,
+      /is not present in sqlite:\S+empty\.db .*\(this store has never been written\)/,
+    );
+    assert.equal(statSync(file).size, 0, "no table was created");
   });
 
   it('an unreachable store: reads say nothing changed, never "retry with the same token"', () => {

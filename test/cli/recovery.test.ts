@@ -7,7 +7,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { openPoisonStore, type PoisonStoreClient } from "../../src/index.js";
-import { answerOnTty, cliOn, hasScript, runPoisonOnTty, scratchDir } from "./support.js";
+import {
+  answerOnTty,
+  cliOn,
+  hasScript,
+  runPoisonOnTty,
+  runSuggested,
+  scratchDir,
+} from "./support.js";
 
 const path = `${scratchDir()}/recovery.db`;
 const store = { name: "sqlite", url: `sqlite:${path}` };
@@ -87,6 +94,24 @@ describe("recovery on SQLite, under the store", () => {
       history.entries.map((e) => [e.action, e.reason]),
       [["force-delete", "hand-written row"]],
     );
+  });
+
+  it("a key with control characters is printed safely everywhere, and its hints paste as is", async () => {
+    const key = "evil\u001b[2J\rkey";
+    await lib.tryPutPoison(key, "tok\u0007en");
+    for (const args of [["list"], ["show", key], ["history"], ["check", "--state", "any"]]) {
+      const run = await cli.run(args);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for them is the point
+      assert.doesNotMatch(run.stdout + run.stderr, /[\u0000-\u0009\u000b-\u001f]/, args.join(" "));
+    }
+    const show = await cli.run(["show", key]);
+    assert.ok(
+      show.stdout.includes("poison clear $'evil\\u001b[2J\\rkey' --token $'tok\\u0007en'"),
+      show.stdout,
+    );
+    const cleared = await runSuggested(show.stdout, "clear", /as the holder: +(poison clear .*)$/m);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.equal(await lib.getPoison(key), null, "the printed command cleared that very key");
   });
 
   it("the table shows the heartbeat age", async () => {

@@ -151,6 +151,36 @@ describe("runCli: tables", () => {
   });
 });
 
+describe("runCli: a store that was never written", () => {
+  it("reads say so, naming the store; nothing is created", async () => {
+    const inits: boolean[] = [];
+    const unwritten = (): PoisonDriver => {
+      const inner = memoryDriver();
+      return {
+        ...inner,
+        backend: "postgres",
+        init: async ({ create }) => {
+          inits.push(create);
+          return create ? inner.init({ create }) : false;
+        },
+      };
+    };
+    const open = () => createPoisonStore(unwritten());
+    const list = await runWith(open, ["list", "--store", "memory:"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(
+      list.stdout,
+      /^no poison keys in memory: \(namespace \/__procedure_poison\/\) \(this store has never been written\)\n$/,
+    );
+    const show = await runWith(open, ["show", "k", "--store", "memory:", "--json"]);
+    assert.equal(show.code, 4);
+    assert.match(JSON.parse(show.stdout).error.message, /this store has never been written/);
+    const check = await runWith(open, ["check", "--state", "any", "--store", "memory:"]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.deepEqual([...new Set(inits)], [false], "no read asked to create anything");
+  });
+});
+
 describe("runCli: library failures map to exit codes with a fix that says what to do", () => {
   it("BackendConfigurationError: exit 5, what to fix, never retry", async () => {
     const misconfigured = (): PoisonDriver => ({
