@@ -76,7 +76,7 @@ describe("poison context", () => {
     const list = await poison(["context", "list"]);
     assert.match(
       list.stdout,
-      /^CURRENT\s+NAME\s+STORE\s+NAMESPACE\s+TIMEOUT\s+PASSWORD\n\*\s+prod\s+sqlite:\S+prod\.db\s+-\s+-\s+-\n-\s+staging\s+sqlite:\S+staging\.db\s+\/ns\/\s+1234ms\s+-\n/,
+      /^CURRENT\s+NAME\s+STORE\s+NAMESPACE\s+TIMEOUT\s+PASSWORD\n\*\s+prod\s+sqlite:\S+prod\.db\s+-\s+-\s+-\n\s+staging\s+sqlite:\S+staging\.db\s+\/ns\/\s+1234ms\s+-\n/,
     );
     assert.equal((await poison(["context", "list", "--names"])).stdout, "prod\nstaging\n");
     const show = await poison(["context", "show", "staging"]);

@@ -1,3 +1,4 @@
+import { isAbsolute } from "node:path";
 import { DEFAULT_NAMESPACE } from "../../core/namespace.js";
 import { MAX_TIMER_MS } from "../../core/validation.js";
 import { openPoisonStore } from "../../open.js";
@@ -10,7 +11,7 @@ import {
   readConfig,
   writeConfig,
 } from "../config.js";
-import { type Command, type CommandContext, labelOf } from "../context.js";
+import { type Command, type CommandContext, labelOf, sqliteFileOf } from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
 import { StreamingTable } from "../format.js";
 import { urlPasswords } from "../io.js";
@@ -176,7 +177,7 @@ async function list(ctx: CommandContext, config: PoisonConfig, path: string): Pr
     return ExitCode.Ok;
   }
   const table = new StreamingTable<(typeof views)[number]>(ctx.out, [
-    { title: "CURRENT", max: 7, value: (v) => (v.current ? "*" : "") },
+    { title: "CURRENT", max: 7, value: (v) => (v.current ? "*" : " ") },
     { title: "NAME", max: 32, value: (v) => v.name },
     { title: "STORE", max: 64, value: (v) => v.store },
     { title: "NAMESPACE", max: 32, value: (v) => v.namespace ?? "" },
@@ -349,6 +350,11 @@ async function set(
         : `use it with --context ${name}, or make it current: \`poison context use ${name}\``,
     );
   }
+  const file = sqliteFileOf(entry.store);
+  if (file !== null && !isAbsolute(file))
+    await ctx.err.line(
+      `poison: warning: the SQLite path of context ${name} is relative: it is read from the working directory of each command; prefer an absolute path`,
+    );
   if (urlPasswords(entry.store).length > 0)
     await ctx.err.line(
       `poison: warning: the store URL of context ${name} holds a password, now stored in plain text in ${path}; prefer --password-env VAR`,
