@@ -391,7 +391,8 @@ function resolveSettings(
   return {
     global: {
       storeUrl,
-      storeLabel: labelOf(storeUrl),
+      // A context's URL as written: the password its passwordEnv supplies is no part of it.
+      storeLabel: labelOf(storeSource === ofContext && entry ? entry.store : storeUrl),
       storeSource,
       namespace,
       namespaceSource,

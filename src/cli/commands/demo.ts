@@ -79,7 +79,9 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
   const poison = async (...argv: string[]) => {
     if (!human) return;
     await say(c.cyan(`$ poison ${argv.map(shellQuote).join(" ")}`));
-    await runCli([...argv, "--store", url], ctx.io);
+    // The demo's own store and namespace, whatever the environment says.
+    const env = { ...ctx.io.env, POISON_NAMESPACE: undefined, POISON_CONTEXT: undefined };
+    await runCli([...argv, "--store", url], { ...ctx.io, env });
     await say();
   };
   const actor = ctx.actor();
