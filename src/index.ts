@@ -1,6 +1,27 @@
 /**
  * poison-store: poison keys for control planes. See README.md.
  */
+export {
+  type AdminPrincipal,
+  type AdminRole,
+  type AdminToken,
+  type AdminTokenFile,
+  type AuthFailureDelay,
+  generateAdminToken,
+  hashAdminToken,
+  parseAdminTokens,
+  readAdminTokens,
+} from "./admin/auth.js";
+export type { ChangeEvent, ChangeType, PollingOptions } from "./admin/events.js";
+export {
+  type AdminAnonymousAccess,
+  type AdminMetricsSource,
+  type AdminRequestLog,
+  createPoisonAdmin,
+  type PoisonAdmin,
+  type PoisonAdminOptions,
+} from "./admin/handler.js";
+export type { AdminRecord } from "./admin/routes.js";
 export type { PoisonStore, PoisonStoreClient } from "./core/contract.js";
 export {
   type AuditIntent,

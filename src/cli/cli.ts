@@ -15,6 +15,7 @@ import { demoCommand } from "./commands/demo.js";
 import { historyCommand } from "./commands/history.js";
 import { listCommand } from "./commands/list.js";
 import { putCommand } from "./commands/put.js";
+import { serveCommand } from "./commands/serve.js";
 import { showCommand } from "./commands/show.js";
 import { configPath, contextNamed, readConfig, withPassword } from "./config.js";
 import {
@@ -49,6 +50,7 @@ export const COMMANDS: readonly Command[] = [
   contextCommand,
   completionCommand,
   demoCommand,
+  serveCommand,
 ];
 
 /** Options of every command that works on a store. */

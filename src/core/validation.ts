@@ -129,7 +129,7 @@ export function checkData(argument: string, value: unknown): unknown {
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * A duration in milliseconds: a finite number from `min` (exclusive when 0 is not allowed) up to
+ * A duration in milliseconds: a finite number from 1 (0 with `allowZero`) up to
  * {@link MAX_TIMER_MS}, so that no timer built from it fires at once by accident. `fallback` is
  * returned for undefined.
  */
@@ -140,17 +140,18 @@ export function checkDuration(
   options: { allowZero?: boolean } = {},
 ): number {
   if (value === undefined) return fallback;
-  const floor = options.allowZero ? "at least 0" : "positive";
+  // A timer shorter than 1 ms fires after 1 ms anyway: a positive duration below it is a mistake
+  // (a heartbeat every 1e-9 ms would write as fast as the store answers).
+  const floor = options.allowZero ? 0 : 1;
   if (
     typeof value !== "number" ||
     !Number.isFinite(value) ||
-    value < 0 ||
-    (value === 0 && !options.allowZero) ||
+    value < floor ||
     value > MAX_TIMER_MS
   ) {
     throw new InvalidArgumentError(
       argument,
-      `must be a ${floor} number of milliseconds up to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(value)}`,
+      `must be a number of milliseconds from ${floor} to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(value)}`,
     );
   }
   return value;

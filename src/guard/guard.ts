@@ -165,7 +165,7 @@ export class PoisonGuard {
     this.store = store;
     this.#retry = checkRetry("options.retry", checked.retry, DEFAULT_RETRY);
     this.#storeRetry = checkRetry("options.storeRetry", checked.storeRetry, DEFAULT_STORE_RETRY);
-    const heartbeat = checked.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const heartbeat = checked.heartbeatIntervalMs;
     this.#heartbeatMs =
       heartbeat === false
         ? false
@@ -245,7 +245,7 @@ export class PoisonGuard {
       // A resumed run's records carry the earlier run's heartbeat: make them live now.
       if (acquired.resumed && this.#heartbeatMs !== false) await this.#touch(state).catch(() => {});
       for (let attempt = 1; ; attempt++) {
-        if (!state.held && !state.lost) {
+        if (attempt > 1 && !state.held && !state.lost) {
           // markConsistent released the keys during an earlier attempt; this one changes the
           // resource again, so it must hold them again.
           await this.#acquire(run);
@@ -277,8 +277,11 @@ export class PoisonGuard {
           ) {
             const delayMs = backoff(this.#retry, attempt, this.#random);
             this.#emit(run, { type: "retried", attempt, delayMs, error });
-            // An abort during the wait ends the run with this attempt's error.
-            if (await sleep(delayMs, controller.signal)) continue;
+            // An abort during the wait ends the run with this attempt's error; so does a key
+            // lost meanwhile, or a store that cannot confirm the run still holds its keys:
+            // never run the body again over a key that may be someone else's.
+            if ((await sleep(delayMs, controller.signal)) && (await this.#stillHeld(state)))
+              continue;
           }
           await state.releasing?.catch(() => undefined);
           await heartbeat.stop();
@@ -371,18 +374,33 @@ export class PoisonGuard {
     return isKeyGone(error) ? (this.#lose(state, error) ?? error) : error;
   }
 
-  /** Refresh the heartbeat of every key, token-checked, in one step. */
-  async #touch(state: RunState): Promise<void> {
+  /** Refresh the heartbeat of every key, token-checked, in one step; `announce` emits the
+   *  `heartbeat` event (the periodic and asked-for ones; not the check before a retry). */
+  async #touch(state: RunState, announce = true): Promise<void> {
     const { run } = state;
     try {
       const options = this.#heartbeatMs === false ? {} : { heartbeatIntervalMs: this.#heartbeatMs };
       const records = await this.store.touchPoisons(run.keys, run.token, options);
       const heartbeatAt = records[0]?.heartbeatAt;
-      if (heartbeatAt) this.#emit(run, { type: "heartbeat", heartbeatAt });
+      if (heartbeatAt && announce) this.#emit(run, { type: "heartbeat", heartbeatAt });
     } catch (error) {
       // Keys our own markConsistent is releasing (or released) are not lost.
       if (state.releasing || !state.held) throw error;
       throw this.#asLoss(state, error);
+    }
+  }
+
+  /** Before a retry: the keys are still the run's (one token-checked round trip, retried while
+   *  the store is unavailable). After markConsistent there is nothing to check: the next
+   *  attempt takes the keys again. */
+  async #stillHeld(state: RunState): Promise<boolean> {
+    if (state.lost) return false;
+    if (!state.held) return true;
+    try {
+      await this.#storeStep(() => this.#touch(state, false));
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -582,8 +600,9 @@ export class PoisonGuard {
           inFlight = null;
         });
     };
+    // Not unref'd: the heartbeat is how a run learns it lost a key, so while the body runs it
+    // keeps the process alive like any other work in progress (it stops when the run ends).
     const timer = setInterval(tick, this.#heartbeatMs);
-    timer.unref();
     return {
       async stop() {
         stopped = true;

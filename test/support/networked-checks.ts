@@ -13,7 +13,7 @@ import {
   type PoisonStoreClient,
 } from "../../src/index.js";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
-import { checkCloseDuringOutage } from "./outage.js";
+import { checkCloseDuringOutage, checkTightRetryLoop } from "./outage.js";
 import { measureCorePaths } from "./round-trips.js";
 
 export interface NetworkedHarness {
@@ -225,6 +225,19 @@ export function networkedChecks(harness: NetworkedHarness): void {
         await checkCloseDuringOutage(store, proxy, TIMEOUT_MS);
       } finally {
         proxy.mode = "pass";
+      }
+    });
+
+    it("a tight retry loop while the server is away never starves reconnection", async () => {
+      const store = harness.openThrough(proxy.port, {
+        timeoutMs: TIMEOUT_MS,
+        clientTimeoutMs: 800,
+      });
+      try {
+        await checkTightRetryLoop(store, proxy);
+      } finally {
+        proxy.mode = "pass";
+        await store.close();
       }
     });
 
