@@ -136,7 +136,9 @@ describe("the packed package, in a consumer without the optional peers", () => {
       );
   });
 
-  it("compiles with tsc --strict, without skipLibCheck, with and without @types/node", () => {
+  // With @types/node, as a TypeScript project on Node has it (the admin handler's types name
+  // node:http's request and response).
+  it("compiles with tsc --strict, without skipLibCheck", () => {
     writeFileSync(
       join(consumer, "index.ts"),
       `import { HolderAliveError, openPoisonStore, PoisonGuard, type PoisonRecord, redisDriver, type RedisDriverOptions } from "poison-store";
@@ -151,31 +153,25 @@ console.log(records.length, HolderAliveError.name);
 await store.close();
 `,
     );
-    for (const types of [[], ["node"]]) {
-      if (types.length > 0 && !existsSync(join(ROOT, "node_modules", "@types", "node"))) continue;
-      writeFileSync(
-        join(consumer, "tsconfig.json"),
-        JSON.stringify({
-          compilerOptions: {
-            strict: true,
-            skipLibCheck: false,
-            module: "nodenext",
-            moduleResolution: "nodenext",
-            target: "es2022",
-            outDir: "out",
-            types,
-            typeRoots: [join(ROOT, "node_modules", "@types")],
-          },
-          files: ["index.ts"],
-        }),
-      );
-      const tsc = run(process.execPath, [TSC, "-p", "."], consumer);
-      assert.equal(
-        tsc.status,
-        0,
-        `tsc (types ${JSON.stringify(types)}):\n${tsc.stdout}${tsc.stderr}`,
-      );
-    }
+    writeFileSync(
+      join(consumer, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          skipLibCheck: false,
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          target: "es2022",
+          outDir: "out",
+          types: ["node"],
+          // @types/node from this checkout: the consumer's lockfile holds only the package's own.
+          typeRoots: [join(ROOT, "node_modules", "@types")],
+        },
+        files: ["index.ts"],
+      }),
+    );
+    const tsc = run(process.execPath, [TSC, "-p", "."], consumer);
+    assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
     const ran = run(process.execPath, ["out/index.js"], consumer);
     assert.equal(ran.status, 0, ran.stderr);
     assert.equal(ran.stdout, "0 HolderAliveError\n");
