@@ -115,6 +115,7 @@ export {
 } from "./drivers/postgres.js";
 export {
   DEFAULT_REDIS_KEY_PREFIX,
+  type RedisClientLike,
   type RedisDriverOptions,
   redisDriver,
 } from "./drivers/redis.js";

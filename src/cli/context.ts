@@ -1,48 +1,72 @@
 /** What every command receives, and the shape of a command. */
+import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
+import { resolve } from "node:path";
 import type { PoisonStoreClient } from "../core/contract.js";
+import { DEFAULT_NAMESPACE } from "../core/namespace.js";
+import { shellQuote, storeFlags } from "../core/shell.js";
+import { checkKey, checkToken } from "../core/validation.js";
 import { openPoisonStore, redactUrl } from "../open.js";
-import { usageError } from "./errors.js";
+import type { OptionSpec } from "./args.js";
+import {
+  CliError,
+  describe,
+  type ErrorWhere,
+  ExitCode,
+  type FailureContext,
+  usageError,
+} from "./errors.js";
 import { type CliIo, type Printer, redactor } from "./io.js";
 
-/** Where the store comes from when neither --store nor POISON_STORE_URL says. */
+export type { OptionSpec } from "./args.js";
+
+/** Where the store comes from when neither a flag, the environment nor a context says. */
 export const DEFAULT_STORE_URL = "sqlite:./poison.db";
 
-/** One option of a command, as `util.parseArgs` takes it, plus its help line. */
-export interface OptionSpec {
-  type: "string" | "boolean";
-  short?: string;
-  /** Placeholder shown in help, for string options (`URL`, `N`…). */
-  value?: string;
-  help: string;
-}
-
 export type OptionValues = Readonly<Record<string, string | boolean | undefined>>;
+
+/** An example command line and, optionally, why one would run it. */
+export type Example = readonly [command: string, why?: string];
 
 export interface Command {
   name: string;
   /** One line, for `poison --help`. */
   summary: string;
-  /** The synopsis, for example `poison show KEY`. */
-  usage: string;
+  /** The synopsis lines, each naming every option that form takes. */
+  usage: readonly string[];
   /** A paragraph or two for `poison CMD --help`. */
   description: string;
   options: Record<string, OptionSpec>;
   /** How many positional arguments it takes. */
   positionals: { min: number; max: number };
-  /** Each an example command line, optionally followed by `  # why`. */
-  examples: string[];
+  examples: readonly Example[];
+  /** `store`: works on a store, and takes the store options (--store, --context…);
+   *  `local`: touches no store, and takes only --json, --verbose and --help. */
+  scope: "store" | "local";
+  /** Only reads the store: creates and changes nothing, so a failure leaves nothing unknown. */
+  readOnly?: boolean;
+  /** A better sentence than "unknown option" for an option this command refuses on purpose. */
+  unknownOption?(name: string): { message: string; fix: string } | undefined;
   run(ctx: CommandContext): Promise<number>;
 }
 
-/** The options every command accepts. */
+/** The settings every store command runs with, and where each came from. */
 export interface GlobalOptions {
-  /** The store URL as given (never print it: use `storeLabel`). */
+  /** The store URL as used, possibly with a password (never print it: use `storeLabel`). */
   storeUrl: string;
   /** The store URL with any password hidden, safe to print. */
   storeLabel: string;
+  /** `--store`, `POISON_STORE_URL`, `context "prod"` or `default`. */
+  storeSource: string;
   namespace: string | undefined;
+  namespaceSource: string | undefined;
   timeoutMs: number | undefined;
+  /** `--timeout 2000`, `timeoutMs 10000 of context "prod"`, or undefined for the default. */
+  timeoutSource: string | undefined;
+  /** The context in use, or null. */
+  context: string | null;
+  /** The namespace the context in use sets, if any. */
+  contextNamespace: string | undefined;
   json: boolean;
   verbose: boolean;
 }
@@ -55,6 +79,10 @@ export class CommandContext {
   readonly out: Printer;
   readonly err: Printer;
   readonly io: CliIo;
+  /** Set by {@link checkStorage}: the store holds nothing of this library yet. */
+  neverWritten = false;
+  /** The store opened by {@link withStore}, once open. */
+  #store: PoisonStoreClient | null = null;
 
   constructor(init: {
     command: Command;
@@ -87,13 +115,25 @@ export class CommandContext {
     return this.options[name] === true;
   }
 
+  /** The KEY argument, checked as the library checks keys, before anything is read. */
+  key(index = 0): string | undefined {
+    const key = this.args[index];
+    return key === undefined ? undefined : checkKey(key);
+  }
+
+  /** A token option (`--token`, `--expect-token`…), checked before anything is read. */
+  token(name: string): string | undefined {
+    const token = this.string(name);
+    return token === undefined ? undefined : checkToken(token, `--${name}`);
+  }
+
   /** A positive integer option, or undefined when absent; a usage error otherwise. */
-  positiveInt(name: string): number | undefined {
+  positiveInt(name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
     const text = this.string(name);
     if (text === undefined) return undefined;
-    if (!/^[1-9][0-9]*$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    if (!/^[1-9][0-9]*$/.test(text) || Number(text) > max) {
       throw usageError(
-        `--${name} must be a positive whole number, not ${JSON.stringify(text)}`,
+        `--${name} must be a positive whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ""}, not ${JSON.stringify(text)}`,
         `for example --${name} 50`,
       );
     }
@@ -118,6 +158,7 @@ export class CommandContext {
     if (this.global.namespace !== undefined) options.namespace = this.global.namespace;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
     const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
+    this.#store = store;
     let result: T;
     try {
       result = await body(store);
@@ -130,15 +171,96 @@ export class CommandContext {
       await store.close();
     } catch (error) {
       // The work is done and reported; only the release failed (the process exit frees it).
-      const message = error instanceof Error ? error.message : String(error);
-      await this.err.line(`poison: warning: closing the store failed: ${message}`);
+      await this.err.line(`poison: warning: closing the store failed: ${describe(error)}`);
     }
     return result;
   }
 
+  /**
+   * Before reading (or clearing): whether the store holds this library's storage. A `sqlite:`
+   * file that does not exist is an error naming the path (a typo must not read as "no poison
+   * keys", and reading never creates the file); storage that was never written sets
+   * {@link neverWritten}, which the answer then says. Creates nothing.
+   */
+  async checkStorage(store: PoisonStoreClient): Promise<void> {
+    if (await store.exists()) return;
+    const file = store.backend === "sqlite" ? sqliteFileOf(this.global.storeUrl) : null;
+    if (file !== null && !existsSync(file)) {
+      const absolute = resolve(file);
+      throw new CliError(
+        "STORE_NOT_FOUND",
+        ExitCode.BackendUnavailable,
+        `the SQLite file ${absolute} does not exist (store ${this.global.storeLabel}, from ${this.global.storeSource}); nothing was read, nothing was created`,
+        `check the path in --store${absolute === file ? "" : ` (a relative path is read from the working directory, ${process.cwd()})`}; only a write such as \`poison put\` creates the file`,
+        { path: absolute },
+      );
+    }
+    this.neverWritten = true;
+  }
+
+  /** " (this store has never been written)" when {@link checkStorage} found no storage. */
+  neverWrittenNote(): string {
+    return this.neverWritten ? " (this store has never been written)" : "";
+  }
+
+  /** `in STORE (namespace NS)`, naming where a command looked. */
+  searched(store: PoisonStoreClient): string {
+    const context = this.global.context === null ? "" : `, context ${this.global.context}`;
+    return `in ${this.global.storeLabel} (namespace ${store.namespace}${context})`;
+  }
+
+  /**
+   * The flags a printed `poison` command needs to reach this same store: `--context NAME` when
+   * the store came from a context, else `--store LOCATION`; `--namespace` when not the default.
+   */
+  storeFlags(store: PoisonStoreClient | null = this.#store): string {
+    const namespace = store?.namespace ?? this.global.namespace ?? DEFAULT_NAMESPACE;
+    const g = this.global;
+    if (g.context !== null && g.storeSource.startsWith("context")) {
+      const fromContext = g.contextNamespace ?? DEFAULT_NAMESPACE;
+      return ` --context ${shellQuote(g.context)}${namespace === fromContext ? "" : ` --namespace ${shellQuote(namespace)}`}`;
+    }
+    return storeFlags({ location: store?.location ?? g.storeLabel, namespace });
+  }
+
+  /** `poison WORDS --store …`: a command line an operator can paste as is. The caller quotes
+   *  what it takes from the user (keys, tokens) with `shellQuote`. */
+  suggest(words: string): string {
+    return `poison ${words}${this.storeFlags()}`;
+  }
+
   /** The fields every `--json` document starts with. */
-  where(store: PoisonStoreClient): { store: string; backend: string; namespace: string } {
-    return { store: this.global.storeLabel, backend: store.backend, namespace: store.namespace };
+  where(store: PoisonStoreClient): {
+    store: string;
+    backend: string;
+    namespace: string;
+    context: string | null;
+  } {
+    return {
+      store: this.global.storeLabel,
+      backend: store.backend,
+      namespace: store.namespace,
+      context: this.global.context,
+    };
+  }
+
+  /** What error mapping needs to know about this command. */
+  failure(): FailureContext {
+    return {
+      command: this.command.name,
+      readOnly: this.command.readOnly === true,
+      timeoutSource: this.global.timeoutSource,
+      storeFlags: this.command.scope === "store" ? this.storeFlags() : "",
+    };
+  }
+
+  errorWhere(): ErrorWhere {
+    if (this.command.scope !== "store") return { store: null, namespace: null, context: null };
+    return {
+      store: this.global.storeLabel,
+      namespace: this.#store?.namespace ?? this.global.namespace ?? DEFAULT_NAMESPACE,
+      context: this.global.context,
+    };
   }
 }
 
@@ -146,4 +268,18 @@ export class CommandContext {
  *  hides a password that contains `@`). */
 export function labelOf(url: string): string {
   return redactor([])(redactUrl(url));
+}
+
+/** The file of a `sqlite:` URL, read as `openPoisonStore` reads it; null for `:memory:`. */
+export function sqliteFileOf(url: string): string | null {
+  if (!/^sqlite:/i.test(url)) return null;
+  let path = url.slice("sqlite:".length);
+  if (path.startsWith("//")) {
+    try {
+      path = decodeURIComponent(path.slice(2).replace(/^localhost(?=\/)/, ""));
+    } catch {
+      return null;
+    }
+  }
+  return path === "" || path === ":memory:" ? null : path;
 }

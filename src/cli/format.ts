@@ -51,54 +51,79 @@ export interface Column<Row> {
   title: string;
   /** Widest this column may grow; longer values are cut with `…`. */
   max: number;
+  /** Narrowest it is, whatever the rows (the widest value it can take, when that is known). */
+  min?: number;
   value(row: Row): string;
   paint?(text: string, row: Row, colour: Palette): string;
 }
 
+/** Rows a table holds back to size its columns: below this many, the widths fit every row
+ *  printed; beyond it, they fit the first this-many and later rows are cut to them. */
+export const TABLE_SIZING_ROWS = 5000;
+
 /**
- * A table written batch by batch, so memory is bounded by one page whatever the total: the first
- * batch fixes the column widths (up to each column's max), later rows are cut to them.
+ * A table written batch by batch, in bounded memory: rows are held back until
+ * {@link TABLE_SIZING_ROWS} have arrived (or {@link end}), so the column widths fit all of them
+ * (up to each column's max); later rows are printed at once, cut to those widths.
  */
 export class StreamingTable<Row> {
   readonly #columns: Column<Row>[];
   readonly #printer: Printer;
+  readonly #sizingRows: number;
   #widths: number[] | null = null;
+  #held: Row[] = [];
 
-  constructor(printer: Printer, columns: Column<Row>[]) {
+  constructor(printer: Printer, columns: Column<Row>[], sizingRows = TABLE_SIZING_ROWS) {
     this.#printer = printer;
     this.#columns = columns;
+    this.#sizingRows = sizingRows;
   }
 
   async write(rows: readonly Row[]): Promise<void> {
     if (rows.length === 0) return;
-    if (!this.#widths) {
-      this.#widths = this.#columns.map((column) =>
-        Math.min(
-          column.max,
-          Math.max(column.title.length, ...rows.map((row) => [...cell(column.value(row))].length)),
-        ),
-      );
-      await this.#printer.line(
-        this.#join(
-          this.#columns.map((c) => c.title),
-          (text) => this.#printer.colour.bold(text),
-        ),
-      );
-    }
-    const widths = this.#widths;
-    let text = "";
-    for (const row of rows) {
-      const cells = this.#columns.map((column, i) => cell(column.value(row), widths[i]));
-      text += `${this.#join(cells, (value, i) => {
-        const paint = this.#columns[i]?.paint;
-        return paint ? paint(value, row, this.#printer.colour) : value;
-      })}\n`;
-    }
-    await this.#printer.write(text);
+    if (this.#widths) return this.#print(rows);
+    this.#held.push(...rows);
+    if (this.#held.length >= this.#sizingRows) await this.end();
   }
 
-  get started(): boolean {
-    return this.#widths !== null;
+  /** Print what is held back; call once the last batch is written. */
+  async end(): Promise<void> {
+    if (this.#widths || this.#held.length === 0) return;
+    const rows = this.#held;
+    this.#held = [];
+    this.#widths = this.#columns.map((column) =>
+      Math.min(
+        column.max,
+        Math.max(
+          column.title.length,
+          column.min ?? 0,
+          ...rows.map((row) => [...cell(column.value(row))].length),
+        ),
+      ),
+    );
+    await this.#printer.line(
+      this.#join(
+        this.#columns.map((c) => c.title),
+        (text) => this.#printer.colour.bold(text),
+      ),
+    );
+    await this.#print(rows);
+  }
+
+  async #print(rows: readonly Row[]): Promise<void> {
+    const widths = this.#widths ?? [];
+    // In slices, so a slow pipe applies back-pressure and no one string grows unbounded.
+    for (let from = 0; from < rows.length; from += 500) {
+      let text = "";
+      for (const row of rows.slice(from, from + 500)) {
+        const cells = this.#columns.map((column, i) => cell(column.value(row), widths[i]));
+        text += `${this.#join(cells, (value, i) => {
+          const paint = this.#columns[i]?.paint;
+          return paint ? paint(value, row, this.#printer.colour) : value;
+        })}\n`;
+      }
+      await this.#printer.write(text);
+    }
   }
 
   /** Pad to width before colouring, so escape codes never upset the alignment. */

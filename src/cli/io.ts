@@ -29,6 +29,15 @@ export interface CliIo {
   now?: () => Date;
   /** How a store URL is opened. Default `openPoisonStore`; tests inject failing stores. */
   openStore?: (url: string, options: OpenPoisonStoreOptions) => PoisonStoreClient;
+  /** Where Ctrl-C arrives while a prompt waits (process, in the bin). Without it, a prompt
+   *  cannot be interrupted other than by closing its input. */
+  signals?: SignalSource;
+}
+
+/** The part of `process` a prompt listens to for Ctrl-C. */
+export interface SignalSource {
+  on(event: "SIGINT", listener: () => void): unknown;
+  removeListener(event: "SIGINT", listener: () => void): unknown;
 }
 
 /**
@@ -87,6 +96,10 @@ export function palette(enabled: boolean): Palette {
  */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'`]*:)[^\s"'`]*@/gi;
 
+/** As {@link URL_PASSWORD}, but reading backslash escapes inside the password, so a URL quoted
+ *  in a JSON-escaped message (`pa\"ss`, `s3c\\ret`) is hidden whole too. */
+const ESCAPED_URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'`\\]*:)(?:\\.|[^\s"'`\\])*@/gi;
+
 /**
  * The password of a URL as it may have been meant, or none: up to the last `@` of the authority
  * (the URL parsers' reading), and up to the last `@` before whitespace (a password typed with a
@@ -111,15 +124,24 @@ export function urlPasswords(url: string): string[] {
 }
 
 /**
- * Every way a secret may be spelt in output: as itself, percent-encoded (as URL parsers
- * re-encode a user's URL), and escaped once or twice for JSON or a quoted string (a message that
- * quotes the URL with JSON.stringify, inside a `--json` document). Backslashes and quotes are
- * what these escapes change; the forms that equal the secret collapse into one.
+ * Every way a secret may be spelt in output: as itself; percent-encoded, the way
+ * `encodeURIComponent` and URL parsers write it, in upper- and lower-case hex; and escaped once
+ * or twice for JSON or a quoted string (a message that quotes the URL with JSON.stringify,
+ * inside a `--json` document). Forms that equal the secret collapse into one.
  */
 export function secretForms(secret: string): string[] {
   const jsonEscaped = (text: string) => JSON.stringify(text).slice(1, -1);
   const quoted = (text: string) => text.replace(/[\\'"]/g, "\\$&");
   const bases = [secret, encodeURIComponent(secret)];
+  try {
+    const url = new URL("http://host");
+    url.password = secret;
+    bases.push(url.password);
+  } catch {
+    // Not representable in a URL: the other forms remain.
+  }
+  for (const base of [...bases])
+    bases.push(base.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
   const forms = new Set<string>();
   for (const base of bases) {
     for (const form of [base, jsonEscaped(base), jsonEscaped(jsonEscaped(base)), quoted(base)])
@@ -130,7 +152,7 @@ export function secretForms(secret: string): string[] {
 }
 
 /**
- * Build the function every output goes through. Beyond the URL pattern, the literal passwords
+ * Build the function every output goes through. Beyond the URL patterns, the literal passwords
  * of the store URL in use are hidden too, in every spelling of {@link secretForms}, because a
  * driver may quote them outside a URL (for example "password authentication failed for
  * secret"). Very short passwords (under 3 characters) are only hidden in URL form: hiding every
@@ -141,7 +163,7 @@ export function redactor(secrets: readonly string[]): (text: string) => string {
     ...new Set(secrets.filter((secret) => secret.length >= 3).flatMap(secretForms)),
   ].sort((a, b) => b.length - a.length);
   return (text) => {
-    let out = text.replace(URL_PASSWORD, "$1***@");
+    let out = text.replace(URL_PASSWORD, "$1***@").replace(ESCAPED_URL_PASSWORD, "$1***@");
     for (const secret of literals) out = out.replaceAll(secret, "***");
     return out;
   };

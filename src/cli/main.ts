@@ -12,6 +12,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     stderr: process.stderr,
     stdin: process.stdin,
     env: process.env,
+    signals: process,
   });
   // A connection a driver could not release in time must not keep the command alive; the
   // unref'd timer only fires if something else still holds the event loop open.

@@ -43,6 +43,17 @@ import {
 } from "./redis-connection.js";
 import type { TlsOptions, TlsSources } from "./tls.js";
 
+/**
+ * An ioredis 5 client (`new Redis(…)` from "ioredis"), named by the few members every one has,
+ * so that the package's types compile without ioredis installed. The driver uses it as the
+ * ioredis `Redis` it is.
+ */
+export interface RedisClientLike {
+  readonly status: string;
+  quit(): Promise<unknown>;
+  disconnect(reconnect?: boolean): void;
+}
+
 export interface RedisDriverOptions {
   /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS, with
    *  `ca`, `cert`, `key` (file paths) as further parameters. */
@@ -52,7 +63,7 @@ export interface RedisDriverOptions {
   tls?: TlsOptions;
   /** An ioredis client to use instead of a URL. The caller owns it: close() leaves it open, and
    *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). */
-  client?: Redis;
+  client?: RedisClientLike;
   /** Prefixed to every Redis key this driver writes. Default `{poison-store}:`. */
   keyPrefix?: string;
   /** A command without a reply after this long fails, and the connection is dropped and
@@ -113,7 +124,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const auditKey = `${prefix}audit`;
   const recordPrefix = `${prefix}r:`;
   const recordKey = (storageKey: string) => recordPrefix + storageKey;
-  let client: Redis | null = options.client ?? null;
+  let client: Redis | null = (options.client as Redis | undefined) ?? null;
   const ownsClient = options.client === undefined;
   let shas: Record<ScriptName, string> | null = null;
   let scriptText: Record<ScriptName, string> | null = null;

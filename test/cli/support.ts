@@ -12,18 +12,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backendSkipReason } from "../conformance/index.js";
-import { etcdUnavailable, etcdUrl, postgresUnavailable, postgresUrl } from "../support/servers.js";
+import {
+  etcdUnavailable,
+  etcdUrl,
+  mysqlUnavailable,
+  mysqlUrl,
+  postgresUnavailable,
+  postgresUrl,
+  redisUnavailable,
+  redisUrl,
+} from "../support/servers.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = join(ROOT, "bin", "poison.js");
 const BUILT = join(ROOT, "dist", "src", "cli", "main.js");
 
 /**
- * Networked backends the CLI tests also run on, once their drivers are in `openPoisonStore`.
- * One line each, for example "postgres://postgres@127.0.0.1:5432/test".
+ * Networked backends the CLI tests also run on: every one `openPoisonStore` knows. One line
+ * each; a backend that does not answer is reported as skipped (a failure in CI).
  */
 export const NETWORKED_STORE_URLS: readonly string[] = await reachable([
   { name: "postgres", url: postgresUrl, unavailable: postgresUnavailable },
+  { name: "mysql", url: mysqlUrl, unavailable: mysqlUnavailable },
+  { name: "redis", url: redisUrl, unavailable: redisUnavailable },
   { name: "etcd", url: etcdUrl, unavailable: etcdUnavailable },
 ]);
 
@@ -98,11 +109,14 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
   for (const name of [
     "POISON_STORE_URL",
     "POISON_NAMESPACE",
+    "POISON_CONTEXT",
     "POISON_ACTOR",
     "NO_COLOR",
     "FORCE_COLOR",
   ])
     delete env[name];
+  // Never the developer's own contexts: a config file that does not exist, unless a test says.
+  env.POISON_CONFIG = join(scratchDir(), "no-config.json");
   for (const [name, value] of Object.entries(extra)) {
     if (value === undefined) delete env[name];
     else env[name] = value;
@@ -141,15 +155,67 @@ function result(code: number | null, stdout: string, stderr: string): RunResult 
   };
 }
 
+/** Run `poison ARGS` without blocking the test process (so suites can run side by side). */
+export function runPoisonAsync(
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  ensureBuilt();
+  return runChild(process.execPath, [BIN, ...args], options);
+}
+
+function runChild(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  const child = spawn(file, args, {
+    env: cleanEnv(options.env),
+    cwd: options.cwd ?? scratchDir(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdin.on("error", () => undefined);
+  child.stdin.end(options.input ?? "");
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill(), 60_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve(result(code, stdout, stderr));
+    });
+  });
+}
+
 /** `poison` bound to one store and namespace. */
 export function cliOn(store: CliStore, namespace = freshNamespace()) {
   return {
     store,
     namespace,
-    run(args: readonly string[], options: RunOptions = {}): RunResult {
-      return runPoison([...args, "--store", store.url, "--namespace", namespace], options);
+    run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+      return runPoisonAsync([...args, "--store", store.url, "--namespace", namespace], options);
     },
   };
+}
+
+/**
+ * Run, through bash, the `poison …` command a message suggests (the first backticked one of
+ * `command`, or what `pattern` captures), exactly as printed: suggestions must paste as is.
+ */
+export function runSuggested(
+  text: string,
+  command: string,
+  pattern?: RegExp,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const match = (pattern ?? new RegExp(`\`(poison ${command}\\b[^\`]*)\``)).exec(text);
+  if (!match?.[1]) throw new Error(`no suggested \`poison ${command}\` in:\n${text}`);
+  ensureBuilt();
+  const words = match[1].slice("poison ".length);
+  return runChild("bash", ["-c", `exec "$0" "$1" ${words}`, process.execPath, BIN], options);
 }
 
 /** True when util-linux `script` can give the child a pseudo-terminal. */

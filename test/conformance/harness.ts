@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { afterEach, describe, it } from "node:test";
 import type { PoisonStoreClient, PoisonStoreOptions } from "../../src/index.js";
 import { PoisonStoreError } from "../../src/index.js";
@@ -40,6 +41,12 @@ export interface SuiteContext {
 export type Behaviour = (ctx: SuiteContext) => void;
 
 const baseName = (name: string) => name.replace(/-tls$/, "");
+/** For `npm test`'s last line (scripts/test.mjs): which backends ran, which were skipped. One
+ *  JSON line per decision, appended by every test process to POISON_TEST_REPORT. */
+function recordDecision(backend: string, skipped: string | null): void {
+  const file = process.env.POISON_TEST_REPORT;
+  if (file) appendFileSync(file, `${JSON.stringify({ backend, skipped })}\n`);
+}
 
 /** Decide whether the backend runs, loudly; in CI (POISON_REQUIRE_ALL=1) a skip is a failure. */
 export async function backendSkipReason(name: string, unavailable?: () => Promise<string | null>) {
@@ -51,6 +58,7 @@ export async function backendSkipReason(name: string, unavailable?: () => Promis
   if (filter && filter.length > 0 && !filter.includes(name) && !filter.includes(baseName(name)))
     reason = `not in POISON_DRIVERS=${filter.join(",")}`;
   else if (unavailable) reason = await unavailable();
+  recordDecision(name, reason);
   if (reason === null) return null;
   if (process.env.POISON_REQUIRE_ALL === "1") {
     it(`${name} backend is available (POISON_REQUIRE_ALL=1)`, () => {

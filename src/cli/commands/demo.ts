@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PoisonStoreClient } from "../../core/contract.js";
+import { shellQuote } from "../../core/shell.js";
 import { OperationPoisonedError, ResourcePoisonedError } from "../../guard/errors.js";
 import { PoisonGuard } from "../../guard/guard.js";
 import { openPoisonStore } from "../../open.js";
 import type { Command, CommandContext } from "../context.js";
-import { ExitCode, usageError } from "../errors.js";
-import { shellQuote } from "./show.js";
+import { ExitCode } from "../errors.js";
 
 const RESOURCE = "table/1024";
 const REPAIR_REASON = "re-ran ALTER on shard 4, schema verified";
@@ -15,11 +15,12 @@ const REPAIR_REASON = "re-ran ALTER on shard 4, schema verified";
 export const demoCommand: Command = {
   name: "demo",
   summary: "the product in 30 seconds, on a temporary SQLite store",
-  usage: "poison demo [--keep]",
+  usage: ["poison demo [--keep]"],
   description: `A short scripted story on a temporary SQLite store: an operation fails half-way, its
 resource stays poisoned, the next operation is refused with the message an operator would see,
 the operator inspects the key and clears it (audited), and the operation runs again. The store
-is deleted afterwards unless --keep is given. It never touches your own store.`,
+is deleted afterwards unless --keep is given. It never touches your own store, so it takes no
+--store, --context or --namespace.`,
   options: {
     keep: {
       type: "boolean",
@@ -27,17 +28,21 @@ is deleted afterwards unless --keep is given. It never touches your own store.`,
     },
   },
   positionals: { min: 0, max: 0 },
+  scope: "local",
   examples: [
-    "poison demo",
-    "poison demo --keep   # then: poison history --store <the URL it prints>",
+    ["poison demo"],
+    ["poison demo --keep", "then: poison history --store <the URL it prints>"],
+    ["poison demo --json", "the story as one JSON document"],
   ],
+  unknownOption(name) {
+    if (["store", "context", "namespace", "timeout"].includes(name))
+      return {
+        message: `demo always runs on a temporary SQLite store; it takes no --${name}`,
+        fix: "run `poison demo` alone",
+      };
+    return undefined;
+  },
   async run(ctx: CommandContext): Promise<number> {
-    if (ctx.string("store") !== undefined) {
-      throw usageError(
-        "demo always runs on a temporary SQLite store; it takes no --store",
-        "run `poison demo` alone",
-      );
-    }
     const dir = mkdtempSync(join(tmpdir(), "poison-demo-"));
     const url = `sqlite:${join(dir, "demo.db")}`;
     try {
@@ -74,7 +79,9 @@ async function story(ctx: CommandContext, url: string): Promise<number> {
   const poison = async (...argv: string[]) => {
     if (!human) return;
     await say(c.cyan(`$ poison ${argv.map(shellQuote).join(" ")}`));
-    await runCli([...argv, "--store", url], ctx.io);
+    // The demo's own store and namespace, whatever the environment says.
+    const env = { ...ctx.io.env, POISON_NAMESPACE: undefined, POISON_CONTEXT: undefined };
+    await runCli([...argv, "--store", url], { ...ctx.io, env });
     await say();
   };
   const actor = ctx.actor();

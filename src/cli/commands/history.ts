@@ -9,10 +9,11 @@ const PAGE_SIZE = 200;
 export const historyCommand: Command = {
   name: "history",
   summary: "show the audit log of manual puts and clears, newest first",
-  usage: "poison history [KEY] [--limit N]",
+  usage: ["poison history [KEY] [--limit N]"],
   description: `Shows the audit log kept in the store: every manual put, audited clear and forced
 clear, newest first, with who did it, why, the token, and (in --json) the record as it stood.
-With KEY, only that key's entries.`,
+With KEY, only that key's entries. Reading creates nothing: a sqlite: file that does not exist
+is exit 5.`,
   options: {
     limit: {
       type: "string",
@@ -21,17 +22,23 @@ With KEY, only that key's entries.`,
     },
   },
   positionals: { min: 0, max: 1 },
+  scope: "store",
+  readOnly: true,
   examples: [
-    "poison history",
-    "poison history table/1024",
-    "poison history --limit 500 --json | jq '.entries[] | select(.action == \"force-delete\")'",
+    ["poison history"],
+    ["poison history table/1024", "one key's entries"],
+    [
+      "poison history --limit 500 --json | jq '.entries[] | select(.action == \"force-delete\")'",
+      "forced clears",
+    ],
   ],
   async run(ctx: CommandContext): Promise<number> {
-    const key = ctx.args[0];
+    const key = ctx.key();
     const limit = ctx.positiveInt("limit") ?? DEFAULT_HISTORY_LIMIT;
     const now = ctx.now();
     const json = ctx.global.json;
     return ctx.withStore(async (store) => {
+      await ctx.checkStorage(store);
       const table = new StreamingTable<AuditEntry>(ctx.out, historyColumns(now, key === undefined));
       const stream = new JsonArrayWriter(
         ctx.out,
@@ -52,12 +59,13 @@ With KEY, only that key's entries.`,
           cursor = page.cursor;
         } while (cursor !== null && shown < limit);
       } catch (error) {
-        const failure = toCliError(error, "history");
+        const failure = toCliError(error, ctx.failure());
         if (json)
-          failure.inJsonDocument = await stream.fail(errorJson(failure), {
+          failure.inJsonDocument = await stream.fail(errorJson(failure, ctx.errorWhere()), {
             count: shown,
             truncated: true,
           });
+        else await table.end();
         throw failure;
       }
       // The store fetches one entry beyond the page to know: a cursor means more entries exist.
@@ -67,9 +75,10 @@ With KEY, only that key's entries.`,
         return ExitCode.Ok;
       }
       const c = ctx.out.colour;
+      await table.end();
       if (shown === 0) {
         await ctx.out.line(
-          `no audit entries${key === undefined ? "" : ` for ${JSON.stringify(key)}`}`,
+          `no audit entries${key === undefined ? "" : ` for ${JSON.stringify(key)}`} ${ctx.searched(store)}${ctx.neverWrittenNote()}`,
         );
       } else {
         const more = truncated ? ` (--limit ${limit} reached; there are more)` : "";

@@ -1,6 +1,9 @@
-import type { PoisonRecord, PoisonState } from "../../core/records.js";
+import type { PoisonStoreClient } from "../../core/contract.js";
+import { livenessOf } from "../../core/liveness.js";
+import type { ListPoisonsOptions, ListState, PoisonRecord } from "../../core/records.js";
+import { shellQuote } from "../../core/shell.js";
 import type { Command, CommandContext } from "../context.js";
-import { ExitCode, errorJson, toCliError, usageError } from "../errors.js";
+import { ExitCode, errorJson, toCliError } from "../errors.js";
 import {
   age,
   type Column,
@@ -13,109 +16,173 @@ import {
 /** Records asked of the store per round trip: memory stays bounded by this, whatever the total. */
 export const LIST_PAGE_SIZE = 500;
 
-const STATES: readonly PoisonState[] = ["in-progress", "poisoned"];
+/** What `--state` accepts: a stored state, `stale` (in progress, holder not live), or `any`. */
+export const STATE_CHOICES = ["poisoned", "in-progress", "stale", "any"] as const;
 
 export const listCommand: Command = {
   name: "list",
   summary: "list poison keys: what is stuck, since when, why, and who holds it",
-  usage: "poison list [--prefix P] [--state in-progress|poisoned] [--limit N]",
+  usage: [
+    "poison list [--prefix P] [--state STATE] [--token T] [--operation OP] [--limit N] [--cursor C]",
+  ],
   description: `Lists poison keys sorted by key (UTF-8 byte order), one row each: key, state, token,
-operation, owner, age (since the key was written), heartbeat age (since the owner's last sign of
-life) and a summary of the error. The store is read page by page, so a store with a million keys
-lists in bounded memory. "poisoned" means the owner failed and left the key; "in-progress" means
-an operation holds it now, or died holding it.`,
+operation, owner, age (since the key was written), heartbeat age (since the holder's last sign of
+life), whether the holder is live or stale, and a summary of the error. "poisoned" means the
+holder failed and left the key; "in-progress" means an operation holds it now, or died holding
+it; "stale" (a filter) is in-progress with no recent heartbeat.
+
+The store is read page by page, so a store with a million keys lists in bounded memory. With
+--limit N it stops after N keys and prints the command that continues (--cursor C); --json
+carries that cursor. The filters (--state, --token, --operation, --prefix) are applied by the
+store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
   options: {
     prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
     state: {
       type: "string",
       value: "STATE",
-      help: "only keys in this state: in-progress or poisoned",
+      help: "only keys in this state: poisoned, in-progress, stale or any (default any)",
+      choices: STATE_CHOICES,
     },
+    token: { type: "string", value: "T", help: "only keys held by token T (one operation's keys)" },
+    operation: { type: "string", value: "OP", help: "only keys of operation OP" },
     limit: { type: "string", value: "N", help: "stop after N keys (default: all)" },
+    cursor: {
+      type: "string",
+      value: "C",
+      help: "continue a listing stopped by --limit (same filters), from its cursor",
+    },
   },
   positionals: { min: 0, max: 0 },
+  scope: "store",
+  readOnly: true,
   examples: [
-    "poison list",
-    "poison list --state poisoned                # what needs an operator",
-    "poison list --prefix table/ --limit 20",
-    "poison list --store postgres://ops@db:5432/control --json | jq '.records[].key'",
+    ["poison list"],
+    ["poison list --state poisoned", "what needs an operator"],
+    ["poison list --state stale", "holders that stopped sending heartbeats"],
+    ["poison list --token procedure-7f3a", "every key of one operation"],
+    ["poison list --prefix table/ --limit 20", "then --cursor C continues"],
+    ["poison list --json | jq -r '.records[].key'"],
   ],
   async run(ctx: CommandContext): Promise<number> {
-    const prefix = ctx.string("prefix");
-    const state = parseState(ctx.string("state"));
+    const filters = listFilters(ctx);
     const limit = ctx.positiveInt("limit");
-    const now = ctx.now();
+    const cursorGiven = ctx.string("cursor");
     const json = ctx.global.json;
 
     return ctx.withStore(async (store) => {
-      const table = new StreamingTable<PoisonRecord>(ctx.out, listColumns(now));
+      await ctx.checkStorage(store);
+      const table = new StreamingTable<PoisonRecord>(ctx.out, listColumns(ctx.now()));
       const stream = new JsonArrayWriter(
         ctx.out,
-        { ...ctx.where(store), prefix: prefix ?? null, state: state ?? null },
+        {
+          ...ctx.where(store),
+          prefix: filters.prefix ?? null,
+          state: filters.state ?? null,
+          token: filters.token ?? null,
+          operation: filters.operation ?? null,
+        },
         "records",
       );
       let shown = 0;
-      let truncated = false;
-      let cursor: string | null = null;
+      let cursor: string | null = cursorGiven ?? null;
       try {
         do {
-          const page = await store.listPoisons({ prefix, limit: LIST_PAGE_SIZE, cursor });
-          const rows: PoisonRecord[] = [];
-          for (const record of page.records) {
-            if (state && record.state !== state) continue;
-            if (limit !== undefined && shown >= limit) {
-              truncated = true;
-              break;
-            }
-            rows.push(record);
-            shown++;
-          }
-          await (json ? stream.write(rows) : table.write(rows));
+          const pageSize = Math.min(
+            LIST_PAGE_SIZE,
+            limit === undefined ? LIST_PAGE_SIZE : limit - shown,
+          );
+          const page = await store.listPoisons({ ...filters, limit: pageSize, cursor });
+          await (json ? stream.write(page.records) : table.write(page.records));
+          shown += page.records.length;
           cursor = page.cursor;
-          // At the limit with more pages left: there may be more (we do not read on to find out).
-          if (limit !== undefined && shown >= limit && cursor !== null) truncated = true;
-        } while (cursor !== null && !truncated);
+        } while (cursor !== null && (limit === undefined || shown < limit));
       } catch (error) {
-        const failure = toCliError(error, "list");
+        const failure = toCliError(error, ctx.failure());
+        if (failure.code === "INVALID_ARGUMENT" && cursorGiven !== undefined) {
+          failure.details.cursor = cursorGiven;
+        }
         if (json)
-          failure.inJsonDocument = await stream.fail(errorJson(failure), {
+          failure.inJsonDocument = await stream.fail(errorJson(failure, ctx.errorWhere()), {
             count: shown,
             truncated: true,
+            cursor,
           });
+        else await table.end();
         throw failure;
       }
-
+      // A cursor left means --limit stopped the listing: more keys may follow (with filters, a
+      // cursor may also lead to nothing more; following it says).
+      const truncated = cursor !== null;
       if (json) {
-        await stream.end({ count: shown, truncated });
+        await stream.end({ count: shown, truncated, cursor });
         return ExitCode.Ok;
       }
+      await table.end();
       const c = ctx.out.colour;
-      const filters = [
-        prefix ? `prefix ${JSON.stringify(prefix)}` : "",
-        state ? `state ${state}` : "",
-      ]
-        .filter(Boolean)
-        .join(", ");
-      if (shown === 0) {
+      const described = describeFilters(filters);
+      if (shown === 0 && !truncated) {
         await ctx.out.line(
-          `no poison keys${filters ? ` with ${filters}` : ""} in ${ctx.global.storeLabel} (namespace ${store.namespace})`,
+          `no poison keys${described ? ` with ${described}` : ""}${cursorGiven === undefined ? "" : " after the cursor"} ${ctx.searched(store)}${ctx.neverWrittenNote()}`,
         );
-      } else {
-        const more = truncated ? ` (--limit ${limit} reached; there may be more)` : "";
-        await ctx.out.line(c.dim(`${shown} key${shown === 1 ? "" : "s"}${more}`));
+        return ExitCode.Ok;
       }
+      await ctx.out.line(
+        c.dim(
+          `${shown} key${shown === 1 ? "" : "s"}${truncated ? ` (--limit ${limit} reached; there may be more)` : ""}`,
+        ),
+      );
+      if (truncated && cursor !== null)
+        await ctx.out.line(c.dim(`more: ${ctx.suggest(continueWords(filters, limit, cursor))}`));
       return ExitCode.Ok;
     });
   },
 };
 
-function parseState(text: string | undefined): PoisonState | undefined {
-  if (text === undefined) return undefined;
-  if ((STATES as readonly string[]).includes(text)) return text as PoisonState;
-  throw usageError(
-    `--state must be one of ${STATES.join(", ")}, not ${JSON.stringify(text)}`,
-    "for example --state poisoned",
-  );
+/** The store-side filters of `list` and `check`. */
+export function listFilters(ctx: CommandContext): ListPoisonsOptions & { state?: ListState } {
+  const filters: ListPoisonsOptions = {};
+  const prefix = ctx.string("prefix");
+  if (prefix !== undefined) filters.prefix = prefix;
+  const state = ctx.string("state");
+  if (state !== undefined && state !== "any") filters.state = state as ListState;
+  const token = ctx.string("token");
+  if (token !== undefined) filters.token = token;
+  const operation = ctx.string("operation");
+  if (operation !== undefined) filters.operation = operation;
+  return filters;
+}
+
+export function describeFilters(filters: ListPoisonsOptions): string {
+  return [
+    filters.prefix !== undefined ? `prefix ${JSON.stringify(filters.prefix)}` : "",
+    filters.state ? `state ${filters.state}` : "",
+    filters.token !== undefined ? `token ${JSON.stringify(filters.token)}` : "",
+    filters.operation !== undefined ? `operation ${JSON.stringify(filters.operation)}` : "",
+  ]
+    .filter(Boolean)
+    .join(", ");
+}
+
+/** `list --prefix … --limit N --cursor C`: the same listing, from where it stopped. */
+function continueWords(
+  filters: ListPoisonsOptions,
+  limit: number | undefined,
+  cursor: string,
+): string {
+  const words = ["list"];
+  if (filters.prefix !== undefined) words.push("--prefix", shellQuote(filters.prefix));
+  if (filters.state) words.push("--state", filters.state);
+  if (filters.token !== undefined) words.push("--token", shellQuote(filters.token));
+  if (filters.operation !== undefined) words.push("--operation", shellQuote(filters.operation));
+  if (limit !== undefined) words.push("--limit", String(limit));
+  words.push("--cursor", shellQuote(cursor));
+  return words.join(" ");
+}
+
+/** live, stale, or `-`: what the holder's heartbeat says. */
+export function holderCell(record: PoisonRecord, now: Date): string {
+  const { live, stale } = livenessOf(record, now);
+  return live ? "live" : stale ? "stale" : "-";
 }
 
 export function listColumns(now: Date): Column<PoisonRecord>[] {
@@ -124,6 +191,7 @@ export function listColumns(now: Date): Column<PoisonRecord>[] {
     {
       title: "STATE",
       max: 11,
+      min: "in-progress".length,
       value: (r) => r.state,
       paint: (t, r, c) => (t === r.state ? colourState(t, c) : t),
     },
@@ -133,10 +201,30 @@ export function listColumns(now: Date): Column<PoisonRecord>[] {
     { title: "AGE", max: 8, value: (r) => age(r.createdAt, now) },
     { title: "HEARTBEAT", max: 9, value: (r) => age(r.heartbeatAt, now) },
     {
+      title: "HOLDER",
+      max: 6,
+      value: (r) => holderCell(r, now),
+      paint: (t, _r, c) => (t === "live" ? c.yellow(t) : t === "stale" ? c.red(t) : c.dim(t)),
+    },
+    {
       title: "ERROR",
       max: 60,
       value: (r) => errorSummary(r),
       paint: (t, _r, c) => (t === "-" ? c.dim(t) : t),
     },
   ];
+}
+
+/** Every record the filters match, page by page, to `each` (for check and clear). */
+export async function forEachRecord(
+  store: PoisonStoreClient,
+  filters: ListPoisonsOptions,
+  each: (records: PoisonRecord[]) => Promise<void>,
+): Promise<void> {
+  let cursor: string | null = null;
+  do {
+    const page = await store.listPoisons({ ...filters, limit: LIST_PAGE_SIZE, cursor });
+    await each(page.records);
+    cursor = page.cursor;
+  } while (cursor !== null);
 }

@@ -1,8 +1,10 @@
 import { hostname } from "node:os";
 import { PoisonConflictError } from "../../core/errors.js";
 import type { PutPoisonInfo } from "../../core/records.js";
+import { shellQuote } from "../../core/shell.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode, usageError } from "../errors.js";
+import { printable } from "../format.js";
 import { conflictError } from "./clear.js";
 import { printRecord } from "./show.js";
 
@@ -12,7 +14,9 @@ export const DEFAULT_PUT_REASON = "manual quarantine";
 export const putCommand: Command = {
   name: "put",
   summary: "quarantine a resource by hand (for example before maintenance), audited",
-  usage: "poison put KEY --token T [--reason R] [--operation O] [--actor A]",
+  usage: [
+    "poison put KEY --token T [--reason R] [--operation O] [--owner W] [--data JSON] [--actor A]",
+  ],
   description: `Writes the poison key KEY, owned by token T, so every guarded operation on the resource
 is refused until the key is cleared. The put is written to the audit log with the actor and the
 reason, in the same atomic step. Putting a key you already hold with the same token changes
@@ -38,14 +42,18 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
     },
   },
   positionals: { min: 1, max: 1 },
+  scope: "store",
   examples: [
-    'poison put table/1024 --token maint-4711 --reason "disk replacement on shard 4"',
-    'poison put region/eu-west --token ops-freeze --operation freeze --data \'{"ticket":"OPS-12"}\'',
-    "poison clear table/1024 --token maint-4711   # lift it afterwards",
+    ['poison put table/1024 --token maint-4711 --reason "disk replacement on shard 4"'],
+    [
+      'poison put region/eu-west --token ops-freeze --operation freeze --data \'{"ticket":"OPS-12"}\'',
+      "with data for the repair",
+    ],
+    ["poison clear table/1024 --token maint-4711", "lift it afterwards"],
   ],
   async run(ctx: CommandContext): Promise<number> {
-    const key = ctx.args[0] as string;
-    const token = ctx.string("token");
+    const key = ctx.key() as string;
+    const token = ctx.token("token");
     if (token === undefined) {
       throw usageError(
         "put needs --token T: the token that will own the key",
@@ -74,7 +82,7 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
       try {
         await store.tryPutPoison(key, token, info);
       } catch (error) {
-        if (error instanceof PoisonConflictError) throw await conflictError(store, error);
+        if (error instanceof PoisonConflictError) throw await conflictError(ctx, store, error);
         throw error;
       }
       const record = await store.inspectPoison(key);
@@ -83,7 +91,7 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
           "UNEXPECTED",
           ExitCode.Unexpected,
           `poison key ${JSON.stringify(key)} vanished right after it was put`,
-          "another client cleared it at once; see `poison history KEY`",
+          `another client cleared it at once; see \`${ctx.suggest(`history ${shellQuote(key)}`)}\``,
         );
       }
       const changed = !(before && before.token === token);
@@ -100,7 +108,7 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
       const c = ctx.out.colour;
       await ctx.out.line(
         changed
-          ? `${c.green("put")} ${JSON.stringify(key)}: quarantined, held by token ${JSON.stringify(token)} (audited as ${actor})`
+          ? `${c.green("put")} ${JSON.stringify(key)}: quarantined, held by token ${JSON.stringify(token)} (audited as ${printable(actor)})`
           : `${JSON.stringify(key)} is already held by token ${JSON.stringify(token)}; nothing changed`,
       );
       await ctx.out.line();

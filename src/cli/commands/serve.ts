@@ -19,8 +19,11 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export const serveCommand: Command = {
   name: "serve",
   summary: "run the admin HTTP API and web console (or manage its token file)",
-  usage:
-    "poison serve [--listen HOST:PORT] [--tokens FILE] [--base-path P] | poison serve --tokens FILE --add-token NAME --role viewer|operator | poison serve --tokens FILE --remove-token NAME",
+  usage: [
+    "poison serve [--listen HOST:PORT] [--tokens FILE] [--base-path P] [--cors ORIGINS] [--poll-interval MS] [--anonymous-role ROLE] [--actor A]",
+    "poison serve --tokens FILE --add-token NAME --role viewer|operator",
+    "poison serve --tokens FILE --remove-token NAME",
+  ],
   description: `Serves the admin service of docs/ADMIN.md for the store: the JSON API under /api/v1, the web
 console at /, /healthz, and Server-Sent Events of changes. One line per request is logged on
 stdout (--json: one JSON object per line); SIGTERM or SIGINT stops accepting, ends the event
@@ -73,11 +76,17 @@ other --listen address is refused without a tokens file.`,
     },
   },
   positionals: { min: 0, max: 0 },
+  scope: "store",
   examples: [
-    "poison serve --tokens /etc/poison/tokens.json --add-token alice --role operator   # prints the secret once",
-    "poison serve --store postgres://ops@db/control --listen 0.0.0.0:7433 --tokens /etc/poison/tokens.json",
-    "poison serve --store sqlite:./poison.db      # loopback only, no tokens: http://127.0.0.1:7433/",
-    'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:7433/api/v1/poisons?state=poisoned',
+    [
+      "poison serve --tokens /etc/poison/tokens.json --add-token alice --role operator",
+      "prints the secret once",
+    ],
+    [
+      "poison serve --store postgres://ops@db/control --listen 0.0.0.0:7433 --tokens /etc/poison/tokens.json",
+    ],
+    ["poison serve --store sqlite:./poison.db", "loopback only, no tokens: http://127.0.0.1:7433/"],
+    ["poison serve --context prod --tokens /etc/poison/tokens.json", "the store of a context"],
   ],
   async run(ctx: CommandContext): Promise<number> {
     const tokensFile = ctx.string("tokens");

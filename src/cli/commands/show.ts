@@ -1,8 +1,11 @@
+import type { PoisonStoreClient } from "../../core/contract.js";
+import { describeLiveness, livenessOf } from "../../core/liveness.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
+import { shellQuote } from "../../core/shell.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { age, cell, colourState, errorSummary, printable, StreamingTable } from "../format.js";
-import type { Printer } from "../io.js";
+import type { Palette, Printer } from "../io.js";
 import { historyColumns } from "./history.js";
 
 /** Audit entries shown under a record; `poison history KEY` has them all. */
@@ -11,47 +14,81 @@ export const SHOW_HISTORY_LIMIT = 20;
 export const showCommand: Command = {
   name: "show",
   summary: "show one poison key: the whole record, its error and stack, its data, its history",
-  usage: "poison show KEY",
-  description: `Shows everything stored with KEY: token, state, operation, owner, times, the error the
-owner recorded (with its stack), the data it kept for repair, and the audit history of the key
-(manual puts and clears, newest first). Exits with 4 when the key is not present.`,
+  usage: ["poison show KEY"],
+  description: `Shows everything stored with KEY: token, state, operation, owner, times, whether its holder
+is alive (its last heartbeat), the error the owner recorded (with its stack), the data it kept for
+repair, the audit history of the key (manual puts and clears, newest first), and the commands that
+would clear it. Exits with 4 when the key is not present, naming the store and namespace searched.
+Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
   options: {},
   positionals: { min: 1, max: 1 },
+  scope: "store",
+  readOnly: true,
   examples: [
-    "poison show table/1024",
-    "poison show table/1024 --json | jq .record.error.stack -r",
-    "poison show '/odd key with spaces'",
+    ["poison show table/1024"],
+    ["poison show table/1024 --json | jq -r .record.error.stack", "the stack alone"],
+    ["poison show '/odd key with spaces'", "quote keys the shell would split"],
+    ["poison show table/1024 --context prod", "on the store of a named context"],
   ],
   async run(ctx: CommandContext): Promise<number> {
-    const key = ctx.args[0] as string;
+    const key = ctx.key() as string;
     return ctx.withStore(async (store) => {
+      await ctx.checkStorage(store);
       const record = await store.inspectPoison(key);
       const history = (await store.auditLog({ key, limit: SHOW_HISTORY_LIMIT })).entries;
-      if (!record) throw notPresent(key, history[0]);
+      if (!record) throw notPresent(ctx, store, key, history[0]);
       if (ctx.global.json) {
-        await ctx.out.json({ ...ctx.where(store), record, history });
+        await ctx.out.json({
+          ...ctx.where(store),
+          record,
+          liveness: livenessJson(record, ctx.now()),
+          history,
+        });
         return ExitCode.Ok;
       }
       await printRecord(ctx.out, record, ctx.now());
-      await printHistory(ctx.out, history, ctx.now());
-      await printHint(ctx.out, record);
+      await printHistory(ctx, history);
+      await printHint(ctx, record);
       return ExitCode.Ok;
     });
   },
 };
 
-/** Exit 4, saying what happened to the key last if the audit log knows. */
-export function notPresent(key: string, last: AuditEntry | undefined): CliError {
+/** Exit 4, naming where the key was looked for and what happened to it last, if known. */
+export function notPresent(
+  ctx: CommandContext,
+  store: PoisonStoreClient,
+  key: string,
+  last: AuditEntry | undefined,
+): CliError {
   const lastly = last
-    ? `; it was last ${last.action === "put" ? "put" : "cleared"} by ${last.actor} at ${last.at} ("${last.reason}")`
+    ? `; it was last ${last.action === "put" ? "put" : "cleared"} by ${JSON.stringify(last.actor)} at ${last.at} (${JSON.stringify(last.reason)})`
     : "";
   return new CliError(
     "POISON_NOT_FOUND",
     ExitCode.NotFound,
-    `poison key ${JSON.stringify(key)} is not present${lastly}`,
-    "see what is there with `poison list` (and `poison history`); check --store and --namespace",
+    `poison key ${JSON.stringify(key)} is not present ${ctx.searched(store)}${ctx.neverWrittenNote()}${lastly}`,
+    `see what is there with \`${ctx.suggest("list")}\`; if the key should be there, check --store, --namespace and --context`,
     { key, lastAudit: last ?? null },
   );
+}
+
+/** The liveness of a record, as `--json` documents carry it. */
+export function livenessJson(record: PoisonRecord, now: Date) {
+  const { live, stale, heartbeatAgeMs, heartbeatIntervalMs } = livenessOf(record, now);
+  return { live, stale, heartbeatAgeMs, heartbeatIntervalMs };
+}
+
+/** `live: last heartbeat 3s ago, every 1s`, `stale: …`, or `-` for a poisoned key without. */
+export function livenessText(record: PoisonRecord, now: Date, colour: Palette): string {
+  const { live, stale, heartbeatAgeMs } = livenessOf(record, now);
+  if (live)
+    return `${colour.yellow("live")}: ${describeLiveness(record, now)} (an operation is running)`;
+  if (stale)
+    return `${colour.red("stale")}: ${heartbeatAgeMs === null ? "no heartbeat recorded" : describeLiveness(record, now)} (its holder stopped, or never sent heartbeats)`;
+  return heartbeatAgeMs === null
+    ? "not live: no heartbeat recorded"
+    : `not live: ${describeLiveness(record, now)}`;
 }
 
 export async function printRecord(out: Printer, record: PoisonRecord, now: Date): Promise<void> {
@@ -62,15 +99,18 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
     ["token", cell(record.token)],
     ["operation", cell(record.operation)],
     ["owner", cell(record.owner)],
-    ["created", `${record.createdAt} (${age(record.createdAt, now)} ago)`],
-    ["updated", `${record.updatedAt} (${age(record.updatedAt, now)} ago)`],
+    ["created", `${cell(record.createdAt)} (${age(record.createdAt, now)} ago)`],
+    ["updated", `${cell(record.updatedAt)} (${age(record.updatedAt, now)} ago)`],
     [
       "heartbeat",
-      record.heartbeatAt ? `${record.heartbeatAt} (${age(record.heartbeatAt, now)} ago)` : "-",
+      record.heartbeatAt
+        ? `${cell(record.heartbeatAt)} (${age(record.heartbeatAt, now)} ago)`
+        : "-",
     ],
+    ["holder", livenessText(record, now, c)],
     ["error", record.error ? c.red(cell(errorSummary(record))) : "-"],
   ];
-  if (record.error) rows.push(["failed at", record.error.at]);
+  if (record.error) rows.push(["failed at", cell(record.error.at)]);
   for (const [label, value] of rows) await out.line(`${c.dim(label.padEnd(10))} ${value}`);
   if (record.error?.stack) {
     await out.line(c.dim("stack"));
@@ -81,7 +121,8 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
   for (const line of data.split("\n")) await out.line(`  ${line}`);
 }
 
-export async function printHistory(out: Printer, history: AuditEntry[], now: Date): Promise<void> {
+async function printHistory(ctx: CommandContext, history: AuditEntry[]): Promise<void> {
+  const out = ctx.out;
   const c = out.colour;
   await out.line();
   if (history.length === 0) {
@@ -89,24 +130,38 @@ export async function printHistory(out: Printer, history: AuditEntry[], now: Dat
     return;
   }
   await out.line(c.bold("history") + c.dim(" (newest first)"));
-  await new StreamingTable(out, historyColumns(now, false)).write(history);
+  const table = new StreamingTable(out, historyColumns(ctx.now(), false));
+  await table.write(history);
+  await table.end();
   if (history.length >= SHOW_HISTORY_LIMIT)
     await out.line(
       c.dim(`(the latest ${SHOW_HISTORY_LIMIT}; \`poison history KEY\` has them all)`),
     );
 }
 
-async function printHint(out: Printer, record: PoisonRecord): Promise<void> {
-  const c = out.colour;
+async function printHint(ctx: CommandContext, record: PoisonRecord): Promise<void> {
+  const c = ctx.out.colour;
   const key = shellQuote(record.key);
-  await out.line();
-  await out.line(c.dim("to recover, once the resource is repaired:"));
-  await out.line(
-    c.dim(`  as the holder:   poison clear ${key} --token ${shellQuote(record.token)}`),
+  const live = livenessOf(record, ctx.now()).live;
+  const reason = `--reason ${shellQuote("what you repaired")}`;
+  await ctx.out.line();
+  if (live) {
+    await ctx.out.line(
+      c.dim(
+        "its holder is live: stop the operation first; to clear it anyway (its run then aborts):",
+      ),
+    );
+    await ctx.out.line(c.dim(`  ${ctx.suggest(`clear ${key} --force ${reason} --even-if-alive`)}`));
+    return;
+  }
+  const recovery = record.state === "poisoned" ? ` ${reason}` : "";
+  await ctx.out.line(c.dim("to recover, once the resource is repaired:"));
+  await ctx.out.line(
+    c.dim(
+      `  as the holder:   ${ctx.suggest(`clear ${key} --token ${shellQuote(record.token)}${recovery}`)}`,
+    ),
   );
-  await out.line(
-    c.dim(`  as an operator:  poison clear ${key} --force --reason "what you repaired"`),
-  );
+  await ctx.out.line(c.dim(`  as an operator:  ${ctx.suggest(`clear ${key} --force ${reason}`)}`));
 }
 
 /** JSON over several lines, but any part that fits on one line of `width` stays on one. */
@@ -123,9 +178,4 @@ export function compactJson(value: unknown, indent = "", width = 76): string {
     ([name, item]) => `${inner}${JSON.stringify(name)}: ${compactJson(item, inner, width)}`,
   );
   return `{\n${fields.join(",\n")}\n${indent}}`;
-}
-
-/** Quote for a POSIX shell when needed, so a hint can be pasted as is. */
-export function shellQuote(text: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
