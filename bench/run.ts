@@ -8,6 +8,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { PoisonStoreClient } from "../src/index.js";
+import { adminTable, runAdminBench } from "./admin.js";
 import { BACKEND_NAMES, type BackendEntry, type BackendName, backendRegistry } from "./backends.js";
 import { type Baseline, checkBaseline } from "./baselines/baseline.js";
 import { compare } from "./measure.js";
@@ -32,6 +33,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --svg PATH           also write the chart (ours vs baseline) to PATH
   --scale              fill stores with --sizes records and measure put/get/list instead
   --sizes LIST         record counts for --scale (default 1000,100000,1000000)
+  --admin              measure the admin service's list endpoint over HTTP instead (SQLite,
+                       pages of 100; --duration per filter)
+  --admin-keys N       keys in the store for --admin (default 10000)
   --help
 
 Server URLs: BENCH_POSTGRES_URL, BENCH_MYSQL_URL, BENCH_REDIS_URL, BENCH_ETCD_URL.`;
@@ -78,6 +82,8 @@ async function main(): Promise<number> {
       svg: { type: "string" },
       scale: { type: "boolean", default: false },
       sizes: { type: "string", default: "1000,100000,1000000" },
+      admin: { type: "boolean", default: false },
+      "admin-keys": { type: "string", default: "10000" },
       help: { type: "boolean", default: false },
     },
   });
@@ -95,6 +101,18 @@ async function main(): Promise<number> {
     `poison-store bench: ${availableParallelism()} cpus (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
   );
   try {
+    if (values.admin) {
+      const [keys] = parseList("--admin-keys", values["admin-keys"]);
+      log("admin: the list endpoint over HTTP");
+      const rows = await runAdminBench(
+        { keys: keys as number, pageSize: 100, durationMs, tempDir },
+        log,
+      );
+      process.stdout.write(
+        values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${adminTable(rows)}\n`,
+      );
+      return 0;
+    }
     if (values.scale) {
       const sizes = parseList("--sizes", values.sizes).sort((a, b) => a - b);
       const rows: ScaleRow[] = [];

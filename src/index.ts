@@ -1,29 +1,65 @@
 /**
  * poison-store: poison keys for control planes. See README.md.
  */
+export {
+  type AdminPrincipal,
+  type AdminRole,
+  type AdminToken,
+  type AdminTokenFile,
+  type AuthFailureDelay,
+  generateAdminToken,
+  hashAdminToken,
+  parseAdminTokens,
+  readAdminTokens,
+} from "./admin/auth.js";
+export type { ChangeEvent, ChangeType, PollingOptions } from "./admin/events.js";
+export {
+  type AdminAnonymousAccess,
+  type AdminMetricsSource,
+  type AdminRequestLog,
+  createPoisonAdmin,
+  type PoisonAdmin,
+  type PoisonAdminOptions,
+} from "./admin/handler.js";
+export type { AdminRecord } from "./admin/routes.js";
 export type { PoisonStore, PoisonStoreClient } from "./core/contract.js";
-export type {
-  AuditIntent,
-  AuditQuery,
-  DriverCapabilities,
-  ListQuery,
-  PoisonDriver,
-  PutOutcome,
-  RecordPatch,
-  RemoveOutcome,
-  UpdateOutcome,
+export {
+  type AuditIntent,
+  type AuditQuery,
+  type DriverCapabilities,
+  type InitOptions,
+  type ListFilter,
+  type ListQuery,
+  matchesFilter,
+  type PoisonDriver,
+  type PutOutcome,
+  type RecordPatch,
+  type RemoveOutcome,
+  sameVersion,
+  type UpdateOutcome,
 } from "./core/driver.js";
 export {
+  BackendConfigurationError,
   BackendUnavailableError,
   ErrorCode,
+  HolderAliveError,
   InvalidArgumentError,
   isPoisonStoreError,
   PoisonConflictError,
+  PoisonLostError,
   PoisonNotFoundError,
   PoisonStoreError,
   StoreClosedError,
 } from "./core/errors.js";
 export { compareKeys } from "./core/keys.js";
+export {
+  aliveForRefusal,
+  DEFAULT_CLOCK_SKEW_MS,
+  describeLiveness,
+  LIVENESS_FACTOR,
+  type Liveness,
+  livenessOf,
+} from "./core/liveness.js";
 export type {
   AuditAction,
   AuditActor,
@@ -31,8 +67,10 @@ export type {
   AuditLogOptions,
   AuditPage,
   DeletePoisonOptions,
+  DeletePoisonsResult,
   ForceDeleteOptions,
   ListPoisonsOptions,
+  ListState,
   PoisonErrorInfo,
   PoisonPage,
   PoisonRecord,
@@ -40,6 +78,7 @@ export type {
   PutPoisonInfo,
   PutPoisonsResult,
 } from "./core/records.js";
+export { type StoreWhere, shellQuote, storeFlags } from "./core/shell.js";
 export {
   createPoisonStore,
   DEFAULT_NAMESPACE,
@@ -48,7 +87,7 @@ export {
   type PoisonStoreOptions,
   processOwner,
 } from "./core/store.js";
-export { MAX_KEY_BYTES, MAX_TOKEN_BYTES } from "./core/validation.js";
+export { MAX_KEY_BYTES, MAX_TIMER_MS, MAX_TOKEN_BYTES } from "./core/validation.js";
 export {
   DEFAULT_ETCD_META_PREFIX,
   type EtcdDriverOptions,
@@ -80,6 +119,7 @@ export {
   PoisonCleanupError,
   type RefusalReason,
   ResourcePoisonedError,
+  RunSettledError,
 } from "./guard/errors.js";
 export type {
   GuardEvent,

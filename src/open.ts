@@ -7,6 +7,7 @@ import type { PoisonStoreClient } from "./core/contract.js";
 import type { PoisonDriver } from "./core/driver.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { createPoisonStore, type PoisonStoreOptions } from "./core/store.js";
+import { redactUrl } from "./core/url.js";
 import { etcdDriver } from "./drivers/etcd.js";
 import { memoryDriver } from "./drivers/memory.js";
 import { mysqlDriver } from "./drivers/mysql.js";
@@ -58,7 +59,7 @@ export function openPoisonStore(
       `unsupported backend URL ${JSON.stringify(redactUrl(url))}; supported: ${supportedUrlForms().join(", ")}`,
     );
   }
-  return createPoisonStore(scheme.open(url), options);
+  return createPoisonStore(scheme.open(url), { location: redactUrl(url), ...options });
 }
 
 function nameOf(url: string): { name?: string } {
@@ -69,8 +70,16 @@ function nameOf(url: string): { name?: string } {
 /** `sqlite:PATH` takes PATH verbatim; `sqlite:///abs/path` (URL form) is accepted too. */
 function sqlitePath(url: string): string {
   let path = url.slice("sqlite:".length);
-  if (path.startsWith("//"))
-    path = decodeURIComponent(path.slice(2).replace(/^localhost(?=\/)/, ""));
+  if (path.startsWith("//")) {
+    try {
+      path = decodeURIComponent(path.slice(2).replace(/^localhost(?=\/)/, ""));
+    } catch {
+      throw new InvalidArgumentError(
+        "url",
+        `${JSON.stringify(url)} has a malformed %-escape; write the path plainly (sqlite:./poison.db) or escape % as %25`,
+      );
+    }
+  }
   if (!path)
     throw new InvalidArgumentError(
       "url",
@@ -79,8 +88,4 @@ function sqlitePath(url: string): string {
   return path;
 }
 
-/** A URL with any password replaced, safe to print. */
-export function redactUrl(url: string): string {
-  // Greedy up to the last "@" before the path: a password typed with a raw "@" is hidden whole.
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^/?#]*@/i, "$1***@");
-}
+export { redactUrl };

@@ -39,6 +39,31 @@ describe("openPoisonStore", () => {
     assert.equal(redactUrl("sqlite:./x.db"), "sqlite:./x.db");
     assert.equal(redactUrl("mysql://u:p@secret@h:3306/db"), "mysql://u:***@h:3306/db");
     assert.equal(redactUrl("redis://:only-password@h:6379"), "redis://:***@h:6379");
+    // Characters that break a URL parser, or that JSON escapes, are hidden at the source too.
+    for (const secret of ["s3c\\retpw", 's3c"retpw', "s3c/ret?pw#x", "p@ss:word"]) {
+      const url = `etcd://u:${secret}@127.0.0.1:2379`;
+      const label = redactUrl(url);
+      assert.ok(!label.includes("s3c") && !label.includes("word"), label);
+      // Opened or refused as malformed, the password shows nowhere.
+      let shown: string;
+      try {
+        shown = openPoisonStore(`redis://u:${secret}@127.0.0.1:1/0`).location;
+      } catch (error) {
+        assert.ok(error instanceof InvalidArgumentError);
+        shown = error.message;
+      }
+      assert.ok(!shown.includes("s3c") && !shown.includes("word"), shown);
+    }
+  });
+
+  it("a malformed %-escape in a sqlite: URL is an argument error, not an URIError", () => {
+    assert.throws(
+      () => openPoisonStore("sqlite:///data/%ZZ.db"),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        error.argument === "url" &&
+        /%25/.test(error.message),
+    );
   });
 
   it("accepts sqlite:PATH, sqlite:///ABS and memory:[NAME]", async () => {
@@ -70,7 +95,7 @@ describe("openPoisonStore", () => {
       const { openPoisonStore } = await import("./src/index.ts");
       const before = loaded();
       const store = openPoisonStore("sqlite::memory:");
-      await store.getPoison("k");
+      await store.tryPutPoison("k", "t");
       await store.close();
       console.log(JSON.stringify({ before, after: loaded().some((p) => p.includes("better-sqlite3")) }));
     `;

@@ -7,17 +7,29 @@
  * valid input must never reject except with the conflict the model predicts; every rejection is a
  * PoisonStoreError; nothing throws synchronously or leaves an unhandled rejection; every accepted
  * key reads back byte-for-byte and is listed exactly once under any prefix of it.
+ *
+ * The classes of input the adversarial pass of issue 11 found are generated too: sparse key
+ * arrays, durations beyond what a timer can wait, cursors of another listing or mangled by
+ * hand, filters, and guarded runs whose bodies throw anything at all (hostile Proxies included)
+ * or whose contexts are used after their run settled.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  HolderAliveError,
   InvalidArgumentError,
+  MAX_TIMER_MS,
+  OperationPoisonedError,
   PoisonConflictError,
+  PoisonGuard,
   PoisonNotFoundError,
   type PoisonStoreClient,
   PoisonStoreError,
+  ResourcePoisonedError,
+  RunSettledError,
   StoreClosedError,
 } from "../src/index.js";
+import { revokedProxy, trappingProxy } from "../test/support/hostile.js";
 import type { TortureBackend } from "./backends.js";
 
 export interface FuzzReport {
@@ -154,6 +166,54 @@ const options = fc.oneof(
   ),
 );
 
+/** A duration as a caller might pass it: in range, or 0, negative, fractional, beyond a timer's
+ *  reach (Node clamps those to 1 ms), not finite, or not a number. */
+const duration = fc.oneof(
+  fc.integer({ min: 1, max: 60_000 }),
+  fc.constantFrom(0, -1, 0.5, MAX_TIMER_MS, MAX_TIMER_MS + 1, 2 ** 40, Number.NaN, Infinity),
+  fc.double(),
+  junk,
+);
+
+/** Whether `value` is a duration the library must accept (`zero`: 0 allowed too); undefined
+ *  means "the default". */
+function validDuration(value: unknown, zero = false): boolean {
+  if (value === undefined) return true;
+  return (
+    typeof value === "number" &&
+    Number.isFinite(value) &&
+    value >= (zero ? 0 : 1) &&
+    value <= MAX_TIMER_MS
+  );
+}
+
+/** Anything a body may throw: generated junk, or a kind of hostile value built only when thrown
+ *  (fast-check itself inspects generated values, which a revoked Proxy does not survive). */
+const thrownValue = fc.oneof(
+  junk,
+  fc.constantFrom(
+    "error" as const,
+    "trap-proxy" as const,
+    "revoked-proxy" as const,
+    "symbol" as const,
+  ),
+);
+
+function makeThrown(kind: unknown): unknown {
+  switch (kind) {
+    case "error":
+      return new Error("boom");
+    case "trap-proxy":
+      return trappingProxy();
+    case "revoked-proxy":
+      return revokedProxy();
+    case "symbol":
+      return Symbol("thrown");
+    default:
+      return kind;
+  }
+}
+
 const command = fc.oneof(
   fc.record({ call: fc.constant("put" as const), key: fc.nat(), token: fc.nat(), info }),
   fc.record({ call: fc.constant("delete" as const), key: fc.nat(), token: fc.nat() }),
@@ -186,6 +246,42 @@ const command = fc.oneof(
   }),
   fc.record({ call: fc.constant("list" as const), options }),
   fc.record({ call: fc.constant("audit" as const), options }),
+  // Batches with a hole (`[, k]`) or a non-string entry: refused, nothing written.
+  fc.record({
+    call: fc.constant("sparse" as const),
+    keys: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+    hole: fc.nat(),
+    token: fc.nat(),
+    which: fc.constantFrom("put", "delete", "mark", "touch", "force"),
+  }),
+  // A cursor taken from one listing, replayed on another prefix or mangled.
+  fc.record({
+    call: fc.constant("cursor" as const),
+    from: fc.nat(),
+    to: fc.nat(),
+    mangle: fc.oneof(fc.constant(null), fc.nat()),
+  }),
+  // Filters: every record listed matches them and the model.
+  fc.record({
+    call: fc.constant("filter" as const),
+    token: fc.oneof(fc.nat(), junk),
+    state: fc.oneof(fc.constantFrom("in-progress", "poisoned", "stale"), junk),
+  }),
+  // Durations given to the store, a put and a guard.
+  fc.record({
+    call: fc.constant("durations" as const),
+    key: fc.nat(),
+    token: fc.nat(),
+    value: duration,
+  }),
+  // A guarded run whose body throws anything; its context used again after it settled.
+  fc.record({
+    call: fc.constant("guard" as const),
+    key: fc.nat(),
+    token: fc.nat(),
+    thrown: thrownValue,
+    late: fc.constantFrom("markConsistent", "assertHeld"),
+  }),
 );
 
 const scenario = fc.record({
@@ -358,6 +454,7 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
     report.runs++;
     const store = backend.open({ namespace: `/fuzz/${seed}/${namespaceCounter++}/` });
     const model = new Map<string, string>();
+    live.clear();
     const keyOf = (i: number) => input.keys[i % input.keys.length];
     const tokenOf = (i: number) => input.tokens[i % input.tokens.length];
     try {
@@ -367,7 +464,7 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
       // Clean up with the operator's call, so the backend stays small.
       for (const key of [...model.keys()]) {
         const removed = await call("forceDeletePoison", () =>
-          store.forceDeletePoison(key, { actor: "fuzz", reason: "cleanup" }),
+          store.forceDeletePoison(key, { actor: "fuzz", reason: "cleanup", evenIfAlive: true }),
         );
         assert.ok(removed.ok, `cleanup of ${JSON.stringify(key)}: ${String(removed.error)}`);
       }
@@ -508,8 +605,13 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
           holder !== null && expected !== undefined && expected !== holder
             ? { conflict: holder }
             : "ok";
+        // A key put with a heartbeat interval is live for a while: refusing it is right too.
+        if (settled.error instanceof HolderAliveError && live.has(key) && modelled === "ok") return;
         verify("forceDeletePoison", { kind: "typed", ifAccepted: modelled }, settled);
-        if (settled.ok) model.delete(key);
+        if (settled.ok) {
+          model.delete(key);
+          live.delete(key);
+        }
         return;
       }
       case "list": {
@@ -528,7 +630,201 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
         await call("auditLog", () => store.auditLog(command.options as never));
         return;
       }
+      case "sparse": {
+        const keys: unknown[] = command.keys.map(keyOf);
+        const holey = [...keys];
+        delete holey[command.hole % holey.length];
+        const token = tokenOf(command.token);
+        const before = await snapshot(store, model);
+        const batch = holey as string[];
+        const settled = await call(`sparse ${command.which}`, () => {
+          switch (command.which) {
+            case "put":
+              return store.tryPutPoisons(batch, token as string);
+            case "delete":
+              return store.deletePoisons(batch, token as string);
+            case "mark":
+              return store.markPoisons(batch, token as string, new Error("x"));
+            case "touch":
+              return store.touchPoisons(batch, token as string);
+            default:
+              return store.forceDeletePoisons(batch, { actor: "fuzz", reason: "sparse" });
+          }
+        });
+        verify(`sparse ${command.which}`, { kind: "invalid" }, settled);
+        assert.deepEqual(await snapshot(store, model), before, "a refused batch changed nothing");
+        return;
+      }
+      case "cursor": {
+        const from = keyOf(command.from);
+        const to = keyOf(command.to);
+        if (!validKey(from) || !validKey(to)) return;
+        const prefixOf = (key: string) => Array.from(key).slice(0, 1).join("");
+        const first = await call("listPoisons", () =>
+          store.listPoisons({ prefix: prefixOf(from), limit: 1 }),
+        );
+        const cursor = (first.value as { cursor: string | null } | undefined)?.cursor;
+        if (!first.ok || !cursor) return;
+        const mangled =
+          command.mangle === null
+            ? cursor
+            : `${cursor.slice(0, command.mangle % cursor.length)}${cursor[command.mangle % cursor.length] === "A" ? "B" : "A"}${cursor.slice((command.mangle % cursor.length) + 1)}`;
+        const settled = await call("listPoisons with a replayed cursor", () =>
+          store.listPoisons({ prefix: prefixOf(to), cursor: mangled }),
+        );
+        const same = prefixOf(from) === prefixOf(to) && mangled === cursor;
+        verify("replayed cursor", same ? { kind: "ok" } : { kind: "invalid" }, settled);
+        return;
+      }
+      case "filter": {
+        const token = typeof command.token === "number" ? tokenOf(command.token) : command.token;
+        const state = command.state;
+        const settled = await call("listPoisons with filters", () =>
+          store.listPoisons({ token: token as string, state: state as never, limit: 1000 }),
+        );
+        const validState =
+          state === undefined ||
+          state === "in-progress" ||
+          state === "poisoned" ||
+          state === "stale";
+        if (!(token === undefined || validToken(token)) || !validState)
+          return verify("filters", { kind: "invalid" }, settled);
+        verify("filters", { kind: "ok" }, settled);
+        const records = (
+          settled.value as { records: { key: string; token: string; state: string }[] }
+        ).records;
+        for (const record of records) {
+          if (token !== undefined) assert.equal(record.token, token, "the token asked for");
+          assert.equal(record.token, holderOf(record.key), "a filtered record matches the model");
+          if (state === "stale") assert.equal(record.state, "in-progress");
+          else if (state !== undefined) assert.equal(record.state, state);
+        }
+        return;
+      }
+      case "durations": {
+        const key = keyOf(command.key);
+        const token = tokenOf(command.token);
+        // The store: timeoutMs and clockSkewMs are checked when it is opened.
+        for (const [name, zero] of [
+          ["timeoutMs", false],
+          ["clockSkewMs", true],
+        ] as const) {
+          let opened: PoisonStoreClient | undefined;
+          let thrown: unknown;
+          try {
+            opened = backend.open({ namespace: "/fuzz/durations/", [name]: command.value });
+          } catch (error) {
+            thrown = error;
+          }
+          await opened?.close();
+          if (validDuration(command.value, zero))
+            assert.equal(thrown, undefined, `${name} ${String(command.value)} must be accepted`);
+          else
+            assert.ok(
+              thrown instanceof InvalidArgumentError,
+              `${name} ${String(command.value)} must be refused, got ${String(thrown ?? "acceptance")}`,
+            );
+        }
+        // A guard: heartbeatIntervalMs is checked when it is built.
+        let thrown: unknown;
+        try {
+          new PoisonGuard(store, { heartbeatIntervalMs: command.value as number });
+        } catch (error) {
+          thrown = error;
+        }
+        // `false` turns heartbeats off.
+        if (validDuration(command.value) || command.value === false)
+          assert.equal(
+            thrown,
+            undefined,
+            `guard heartbeat ${String(command.value)}: ${String(thrown)}`,
+          );
+        else
+          assert.ok(
+            thrown instanceof InvalidArgumentError,
+            `guard heartbeat ${String(command.value)}`,
+          );
+        // A put: info.heartbeatIntervalMs is checked before anything is written.
+        if (!validKey(key) || !validToken(token)) return;
+        const holder = holderOf(key);
+        const settled = await call("tryPutPoison with heartbeatIntervalMs", () =>
+          store.tryPutPoison(key, token, { heartbeatIntervalMs: command.value as number }),
+        );
+        const modelled = holder === null || holder === token ? "ok" : { conflict: holder };
+        verify(
+          "put heartbeatIntervalMs",
+          validDuration(command.value) ? expectPut("valid", modelled) : { kind: "invalid" },
+          settled,
+        );
+        if (settled.ok) {
+          // Written with a heartbeat (when the key was absent): live until it goes stale.
+          if (holder === null && command.value !== undefined) live.add(key);
+          model.set(key, token);
+        }
+        return;
+      }
+      case "guard": {
+        const key = keyOf(command.key);
+        const token = tokenOf(command.token);
+        if (!validKey(key) || !validToken(token)) return;
+        const holder = holderOf(key);
+        const guard = new PoisonGuard(store, {
+          heartbeatIntervalMs: false,
+          retry: { maxAttempts: 1 },
+          storeRetry: { maxAttempts: 1 },
+        });
+        let saved: { markConsistent(): Promise<void>; assertHeld(): Promise<void> } | undefined;
+        const settled = await call("guard.run", () =>
+          guard.run({ keys: [key], token }, (ctx) => {
+            saved = ctx;
+            throw makeThrown(command.thrown);
+          }),
+        );
+        if (holder !== null) {
+          // Held already: refused (another token, or its own poisoned key), or resumed (its own
+          // in-progress key, then poisoned like any other failure).
+          if (holder !== token) {
+            assert.ok(settled.error instanceof ResourcePoisonedError, String(settled.error));
+            return;
+          }
+        }
+        if (settled.error instanceof ResourcePoisonedError) {
+          assert.equal(holder, token, "refused only over the token's own poisoned key");
+          return;
+        }
+        assert.ok(
+          settled.error instanceof OperationPoisonedError,
+          `whatever the body throws, the run is poisoned: got ${String(settled.error)}`,
+        );
+        model.set(key, token);
+        const record = (await call("inspectPoison", () => store.inspectPoison(key))).value as {
+          state: string;
+          error?: { message: unknown };
+        } | null;
+        assert.equal(record?.state, "poisoned", "the key ends poisoned");
+        assert.equal(typeof record?.error?.message, "string");
+        // The context of a settled run refuses and changes nothing.
+        const late = await call(`late ctx.${command.late}`, () =>
+          (saved as NonNullable<typeof saved>)[command.late](),
+        );
+        assert.ok(
+          late.error instanceof RunSettledError,
+          `late ${command.late}: ${String(late.error)}`,
+        );
+        assert.equal((await store.inspectPoison(key))?.state, "poisoned");
+        return;
+      }
     }
+  };
+
+  /** Keys written with a heartbeat interval: a forced delete may refuse them as live. */
+  const live = new Set<string>();
+
+  /** Every modelled key's holder as stored now. */
+  const snapshot = async (store: PoisonStoreClient, model: Map<string, string>) => {
+    const out: Record<string, string | null> = {};
+    for (const key of model.keys()) out[key] = await store.getPoison(key);
+    return out;
   };
 
   try {

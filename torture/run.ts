@@ -145,7 +145,7 @@ if (names.includes("memory")) {
   try {
     const model = await checkGuardModel({ numRuns, seed });
     console.log(
-      `[guard model] ${model.properties} schedules, ${model.runs} runs, ${model.bodies} bodies, ${model.retries} retries, ${model.markConsistent} markConsistent, ${model.poisoned} poisoned, ${model.refused} refused, ${model.steps} store steps, ${model.faults} lost writes: no violation (${(model.elapsedMs / 1000).toFixed(1)} s)`,
+      `[guard model] ${model.properties} schedules, ${model.runs} runs, ${model.bodies} bodies, ${model.retries} retries, ${model.markConsistent} markConsistent, ${model.poisoned} poisoned, ${model.refused} refused, ${model.steps} store steps, ${model.faults} lost writes, ${model.losses} keys of live runs cleared (${model.lost} runs lost): no violation (${(model.elapsedMs / 1000).toFixed(1)} s)`,
     );
   } catch (error) {
     problems.push(`guard model: ${error instanceof Error ? error.message : String(error)}`);

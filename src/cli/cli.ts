@@ -11,6 +11,7 @@ import { demoCommand } from "./commands/demo.js";
 import { historyCommand } from "./commands/history.js";
 import { listCommand } from "./commands/list.js";
 import { putCommand } from "./commands/put.js";
+import { serveCommand } from "./commands/serve.js";
 import { showCommand } from "./commands/show.js";
 import {
   type Command,
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   clearCommand,
   historyCommand,
   demoCommand,
+  serveCommand,
 ];
 
 /** Options every command takes. */

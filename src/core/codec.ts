@@ -21,6 +21,8 @@ export interface RecordColumns {
   created_at: string;
   updated_at: string;
   heartbeat_at: string | null;
+  /** Absent (undefined) in rows of a layout older than this column. */
+  heartbeat_interval_ms?: number | string | null;
   operation: string | null;
   owner: string | null;
   error: string | null;
@@ -34,6 +36,7 @@ export function toColumns(record: PoisonRecord): RecordColumns {
     created_at: record.createdAt,
     updated_at: record.updatedAt,
     heartbeat_at: record.heartbeatAt ?? null,
+    heartbeat_interval_ms: record.heartbeatIntervalMs ?? null,
     operation: record.operation ?? null,
     owner: record.owner ?? null,
     error: record.error ? JSON.stringify(record.error) : null,
@@ -50,6 +53,8 @@ export function fromColumns(key: string, row: RecordColumns): PoisonRecord {
     updatedAt: row.updated_at,
   };
   if (row.heartbeat_at !== null) record.heartbeatAt = row.heartbeat_at;
+  const interval = parseInterval(row.heartbeat_interval_ms);
+  if (interval !== undefined) record.heartbeatIntervalMs = interval;
   if (row.operation !== null) record.operation = row.operation;
   if (row.owner !== null) record.owner = row.owner;
   if (row.error !== null) record.error = parseErrorInfo(parseJson(row.error), row.updated_at);
@@ -82,6 +87,8 @@ export function decodeRecord(
   };
   const heartbeatAt = str("heartbeatAt");
   if (heartbeatAt !== undefined) record.heartbeatAt = heartbeatAt;
+  const interval = parseInterval(doc.heartbeatIntervalMs);
+  if (interval !== undefined) record.heartbeatIntervalMs = interval;
   const operation = str("operation");
   if (operation !== undefined) record.operation = operation;
   const owner = str("owner");
@@ -90,6 +97,13 @@ export function decodeRecord(
   if (doc.data !== undefined) record.data = doc.data;
   if (value === null || typeof value !== "object") record.data = { malformed: text };
   return record;
+}
+
+/** A stored heartbeat interval (a number, or its text from a text column); anything else is
+ *  dropped, so a malformed value reads as "no promise of heartbeats" (not live). */
+export function parseInterval(value: unknown): number | undefined {
+  const n = typeof value === "string" && value !== "" ? Number(value) : value;
+  return typeof n === "number" && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** An unknown state is read as `poisoned`: when in doubt, keep the resource quarantined. */
@@ -128,6 +142,13 @@ export interface AuditColumns {
   reason: string;
   token: string | null;
   record: string | null;
+  /** JSON object of extra facts (`{"evenIfAlive":true}`); absent in older layouts. */
+  detail?: string | null;
+}
+
+/** The `detail` column of an audit row for `intent`, or null when there is nothing to add. */
+export function auditDetail(intent: { evenIfAlive?: true }): string | null {
+  return intent.evenIfAlive ? JSON.stringify({ evenIfAlive: true }) : null;
 }
 
 export function fromAuditColumns(id: string, key: string, row: AuditColumns): AuditEntry {
@@ -140,6 +161,11 @@ export function fromAuditColumns(id: string, key: string, row: AuditColumns): Au
     reason: row.reason,
   };
   if (row.token !== null) entry.token = row.token;
+  if (typeof row.detail === "string") {
+    const detail = parseJson(row.detail) as { evenIfAlive?: unknown } | null;
+    if (detail && typeof detail === "object" && detail.evenIfAlive === true)
+      entry.evenIfAlive = true;
+  }
   if (row.record !== null) {
     const record = parseJson(row.record);
     if (record && typeof record === "object") entry.record = record as PoisonRecord;

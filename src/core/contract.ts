@@ -2,6 +2,7 @@ import type {
   AuditLogOptions,
   AuditPage,
   DeletePoisonOptions,
+  DeletePoisonsResult,
   ForceDeleteOptions,
   ListPoisonsOptions,
   PoisonPage,
@@ -36,6 +37,9 @@ export interface PoisonStoreClient extends PoisonStore {
   readonly backend: string;
   /** The namespace prefixed to every stored key. */
   readonly namespace: string;
+  /** Where the store is, safe to print: the URL it was opened with (password redacted), or the
+   *  driver's description. Messages that suggest a command name it as `--store`. */
+  readonly location: string;
 
   /** As {@link PoisonStore.tryPutPoison}, recording what runs and where. `info` is written only
    *  when the key is absent; an idempotent put by the same token leaves the record as it was. */
@@ -56,8 +60,13 @@ export interface PoisonStoreClient extends PoisonStore {
     info?: PutPoisonInfo,
   ): Promise<PutPoisonsResult>;
   /** Delete several keys held by one token, all or none, in one atomic step. Absent keys are
-   *  skipped. If any key is held by another token, nothing is deleted (PoisonConflictError). */
-  deletePoisons(keys: readonly string[], token: string): Promise<void>;
+   *  skipped. If any key is held by another token, nothing is deleted (PoisonConflictError).
+   *  Resolves with the keys it removed (a key found absent was cleared by someone else). */
+  deletePoisons(keys: readonly string[], token: string): Promise<DeletePoisonsResult>;
+
+  /** Whether the backend holds this library's storage (the SQLite file, the SQL tables); false
+   *  means nothing was ever written there. Creates nothing. Always true on memory, Redis, etcd. */
+  exists(): Promise<boolean>;
 
   /** The whole record, or null when the key is absent. */
   inspectPoison(key: string): Promise<PoisonRecord | null>;
@@ -77,15 +86,30 @@ export interface PoisonStoreClient extends PoisonStore {
   /**
    * The owner's sign of life: sets `heartbeatAt` (and `updatedAt`) of several keys held by one
    * token to now, all or none, token-checked like {@link markPoisons}. State and error are left
-   * as they are. Nothing in the library ever deletes a key because its heartbeat is old.
+   * as they are. With `heartbeatIntervalMs`, records it too (the promised interval). Nothing in
+   * the library ever deletes a key because its heartbeat is old.
    */
-  touchPoisons(keys: readonly string[], token: string): Promise<PoisonRecord[]>;
+  touchPoisons(
+    keys: readonly string[],
+    token: string,
+    options?: { heartbeatIntervalMs?: number },
+  ): Promise<PoisonRecord[]>;
   /**
    * An operator's recovery: delete the key whoever holds it, writing an audit entry in the same
    * atomic step. With `expectedToken`, refuses (PoisonConflictError) if the holder differs.
-   * Resolves with the removed record, or null if the key was already absent (nothing audited).
+   * Refuses a live holder (HolderAliveError, SPEC §7) unless `evenIfAlive`; the liveness is
+   * decided on the very record the delete removes (a compare-and-delete: a heartbeat landing in
+   * between makes it decide again). Resolves with the removed record, or null if the key was
+   * already absent (nothing audited).
    */
   forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null>;
+  /**
+   * As {@link forceDeletePoison} for several keys, all or none, in one atomic audited step (one
+   * audit entry per key removed). Refuses if any present key is live (unless `evenIfAlive`) or,
+   * with `expectedToken`, held by another token. Resolves with the records removed; absent keys
+   * are skipped. More keys than one atomic step of the backend allows is InvalidArgumentError.
+   */
+  forceDeletePoisons(keys: readonly string[], options: ForceDeleteOptions): Promise<PoisonRecord[]>;
   /** The recoveries and manual puts, newest first. */
   auditLog(options?: AuditLogOptions): Promise<AuditPage>;
   /**

@@ -24,6 +24,17 @@ export interface DriverCapabilities {
   /** The most keys one atomic batch may name (default 1000); the runtime refuses larger batches
    *  with InvalidArgumentError before anything is sent. */
   readonly maxBatchKeys?: number;
+  /** `list` applies `ListQuery.filter` itself: every row it returns matches the filter, and it
+   *  reads on until it has `limit` matches or the range ends. Without it the runtime filters,
+   *  reading a bounded number of pages per call. */
+  readonly listFilter?: boolean;
+}
+
+/** How `init` may treat the backend. */
+export interface InitOptions {
+  /** True before a write: create or migrate tables, files and scripts as needed. False before a
+   *  read: create and change nothing; report whether this library's storage exists. */
+  create: boolean;
 }
 
 /** An audit entry to append in the same atomic step as the write it describes. One is stored per
@@ -34,6 +45,8 @@ export interface AuditIntent {
   actor: string;
   reason: string;
   token?: string;
+  /** A force-delete that overrode a live holder. */
+  evenIfAlive?: true;
 }
 
 export type PutOutcome =
@@ -46,7 +59,9 @@ export type PutOutcome =
 export type RemoveOutcome =
   /** The records removed (keys that were absent are not listed). */
   | { ok: true; removed: PoisonRecord[] }
-  /** At least one key is held by another token; nothing was removed. */
+  /** At least one key is held by another token, or (with `expected`) is no longer the record
+   *  the caller decided on: `conflicts` holds those records as they are now (keys found absent
+   *  are not listed). Nothing was removed. */
   | { ok: false; conflicts: PoisonRecord[] };
 
 /** Fields a token-checked update may change. */
@@ -55,6 +70,20 @@ export interface RecordPatch {
   state?: PoisonState;
   error?: PoisonErrorInfo;
   heartbeatAt?: string;
+  heartbeatIntervalMs?: number;
+}
+
+/**
+ * The fields that identify one version of a record, for a compare-and-delete: every write of a
+ * record (put, mark, heartbeat) changes at least one of them.
+ */
+export function sameVersion(a: PoisonRecord, b: PoisonRecord): boolean {
+  return (
+    a.token === b.token &&
+    a.state === b.state &&
+    a.updatedAt === b.updatedAt &&
+    (a.heartbeatAt ?? null) === (b.heartbeatAt ?? null)
+  );
 }
 
 export type UpdateOutcome =
@@ -62,12 +91,31 @@ export type UpdateOutcome =
   /** Nothing was changed: some keys are held by another token, or absent. */
   | { ok: false; conflicts: PoisonRecord[]; missing: string[] };
 
+/** What a listing may be narrowed to. `state` is a stored state: the runtime turns `stale` into
+ *  `in-progress` here and checks liveness itself. */
+export interface ListFilter {
+  state?: PoisonState;
+  token?: string;
+  operation?: string;
+}
+
 export interface ListQuery {
   /** Storage-key prefix, matched literally. */
   prefix: string;
-  /** Exclusive lower bound (a storage key), or null for the first page. */
+  /** Exclusive lower bound (a storage key, never below `prefix`), or null for the first page. */
   after: string | null;
   limit: number;
+  /** Applied by drivers with the `listFilter` capability; others may ignore it. */
+  filter?: ListFilter;
+}
+
+/** True when `record` passes `filter` (the runtime's check, also for drivers that filter in JS). */
+export function matchesFilter(record: PoisonRecord, filter: ListFilter | undefined): boolean {
+  if (!filter) return true;
+  if (filter.state !== undefined && record.state !== filter.state) return false;
+  if (filter.token !== undefined && record.token !== filter.token) return false;
+  if (filter.operation !== undefined && record.operation !== filter.operation) return false;
+  return true;
 }
 
 export interface AuditQuery {
@@ -84,10 +132,18 @@ export interface PoisonDriver {
   /** Short backend name, used in errors: `sqlite`, `postgres`… */
   readonly backend: string;
   readonly capabilities: DriverCapabilities;
+  /** Where the data lives, safe to print (no password): a path, a redacted URL, a pool's
+   *  description. The runtime shows it in messages when the store was not opened by URL. */
+  readonly location?: string;
 
-  /** Connect and create tables once; called by the runtime before the first call, and again
-   *  after a failed attempt. Must be idempotent and safe when two processes start at once. */
-  init(): Promise<void>;
+  /**
+   * Connect, and with `create` make what is missing (tables, migrations, scripts). Called by the
+   * runtime before the first read (`create: false`) or write (`create: true`), and again after a
+   * failed attempt or until storage exists. Must be idempotent and safe when two processes start
+   * at once. Resolves with whether this library's storage exists now (always true after a
+   * successful `create`); with `create: false` nothing may be created or changed.
+   */
+  init(options: InitOptions): Promise<boolean>;
 
   /** For every record's key, atomically: absent, write it; held by `token` (all records carry
    *  the same token), leave it; held by another token, write nothing at all. With `audit`,
@@ -95,11 +151,16 @@ export interface PoisonDriver {
   put(records: readonly PoisonRecord[], audit?: AuditIntent): Promise<PutOutcome>;
 
   /** Remove the keys, atomically. `token` null removes whoever holds them; otherwise a key held
-   *  by another token aborts the whole call. With `audit`, one entry per removed key. */
+   *  by another token aborts the whole call. With `expected` (one entry per key, as the caller
+   *  read it: a record, or null for a key read as absent), a key that is no longer as read — not
+   *  {@link sameVersion}, absent where a record was read, present where none was — aborts the
+   *  whole call: the compare-and-delete behind decisions the runtime makes on a record
+   *  (liveness). With `audit`, one entry per removed key. */
   remove(
     keys: readonly string[],
     token: string | null,
     audit?: AuditIntent,
+    expected?: readonly (PoisonRecord | null)[],
   ): Promise<RemoveOutcome>;
 
   /** Token-checked update of present keys, atomically; an absent key or another token changes

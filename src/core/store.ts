@@ -6,32 +6,51 @@
  */
 import { hostname } from "node:os";
 import type { PoisonStoreClient } from "./contract.js";
-import type { AuditIntent, PoisonDriver, RecordPatch } from "./driver.js";
+import {
+  type AuditIntent,
+  type ListFilter,
+  matchesFilter,
+  type PoisonDriver,
+  type RecordPatch,
+} from "./driver.js";
 import {
   BackendUnavailableError,
+  HolderAliveError,
   InvalidArgumentError,
   PoisonConflictError,
   PoisonNotFoundError,
   PoisonStoreError,
   StoreClosedError,
 } from "./errors.js";
-import { decodeCursor, encodeCursor } from "./keys.js";
+import { decodeAuditCursor, decodeCursor, encodeAuditCursor, encodeCursor } from "./keys.js";
+import {
+  aliveForRefusal,
+  DEFAULT_CLOCK_SKEW_MS,
+  describeLiveness,
+  LIVENESS_FACTOR,
+  livenessOf,
+} from "./liveness.js";
+import { DEFAULT_NAMESPACE } from "./namespace.js";
 import type {
   AuditActor,
   AuditEntry,
   AuditLogOptions,
   AuditPage,
   DeletePoisonOptions,
+  DeletePoisonsResult,
   ForceDeleteOptions,
   ListPoisonsOptions,
+  ListState,
   PoisonErrorInfo,
   PoisonPage,
   PoisonRecord,
   PutPoisonInfo,
   PutPoisonsResult,
 } from "./records.js";
+import { optimistic } from "./retry.js";
 import {
   checkData,
+  checkDuration,
   checkKey,
   checkKeys,
   checkLimit,
@@ -46,8 +65,7 @@ import {
   MAX_TEXT_BYTES,
 } from "./validation.js";
 
-/** GreptimeDB's procedure framework stores its poison keys under this prefix. */
-export const DEFAULT_NAMESPACE = "/__procedure_poison/";
+export { DEFAULT_NAMESPACE } from "./namespace.js";
 /** Upper bound of any single call, including connecting. */
 export const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -59,7 +77,19 @@ export interface PoisonStoreOptions {
   timeoutMs?: number;
   /** Where timestamps come from; for tests. Default `() => new Date()`. */
   clock?: () => Date;
+  /** How far the clocks of a holder and of whoever force-deletes may disagree: a forced delete
+   *  refuses a holder whose last heartbeat is younger than 3 intervals plus this. Default 5000. */
+  clockSkewMs?: number;
+  /** Where the store is, as shown in messages (`--store …`); must not hold a password.
+   *  `openPoisonStore(url)` sets the redacted URL. Default: the driver's description. */
+  location?: string;
 }
+
+/** Passes of a compare-and-delete before giving up (a holder heartbeating every few ms). */
+const MAX_DECISION_ATTEMPTS = 16;
+/** Driver pages a filtered listing reads at most per call: the work of one call stays bounded
+ *  whatever the filter matches; a page may then come back short with a cursor. */
+const MAX_FILTER_SCANS = 8;
 
 /** Wrap a driver in the runtime. `openPoisonStore` does this for URLs. */
 export function createPoisonStore(
@@ -69,20 +99,35 @@ export function createPoisonStore(
   return new ManagedPoisonStore(driver, options);
 }
 
+/** What a call does to the backend, which decides what init may do first. */
+type Access =
+  /** Only reads: never creates or changes storage; no storage reads as empty. */
+  | "read"
+  /** Changes existing records only (delete, mark, touch): no storage means the key is absent. */
+  | "change"
+  /** May write a new record: creates or migrates storage first. */
+  | "create";
+
 class ManagedPoisonStore implements PoisonStoreClient {
   readonly backend: string;
   readonly namespace: string;
+  readonly location: string;
   readonly #driver: PoisonDriver;
   readonly #maxBatchKeys: number;
   readonly #timeoutMs: number;
+  readonly #clockSkewMs: number;
   readonly #clock: () => Date;
-  /** Set by #ready(). Every call validates its arguments synchronously before it first asks
+  /** Set by #driverFor(). Every call validates its arguments synchronously before it first asks
    *  for the driver, so this tells whether a failure came before the backend was reached (a
    *  hostile argument whose getter throws: an argument error, not a backend outage). */
   #reachedBackend = false;
-  #initialised: Promise<void> | null = null;
+  /** Storage was created or migrated by this store: every call may go straight to the driver. */
+  #created = false;
+  /** Storage is known to exist (a read found it): reads may go straight to the driver. */
+  #found = false;
+  #creating: Promise<void> | null = null;
+  #probing: Promise<boolean> | null = null;
   #initStarted = false;
-  #initDone = false;
   #closing: Promise<void> | null = null;
   readonly #pending = new Set<Promise<unknown>>();
 
@@ -93,16 +138,19 @@ class ManagedPoisonStore implements PoisonStoreClient {
     this.#maxBatchKeys = driver.capabilities.maxBatchKeys ?? MAX_PAGE_SIZE;
     this.namespace =
       checked.namespace === undefined ? DEFAULT_NAMESPACE : checkNamespace(checked.namespace);
-    const timeoutMs = checked.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new InvalidArgumentError(
-        "options.timeoutMs",
-        "must be a positive number of milliseconds",
-      );
-    }
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = checkDuration("options.timeoutMs", checked.timeoutMs, DEFAULT_TIMEOUT_MS);
+    this.#clockSkewMs = checkDuration(
+      "options.clockSkewMs",
+      checked.clockSkewMs,
+      DEFAULT_CLOCK_SKEW_MS,
+      { allowZero: true },
+    );
     this.#clock =
       typeof checked.clock === "function" ? (checked.clock as () => Date) : () => new Date();
+    this.location =
+      checkOptionalString("options.location", checked.location, 4096) ??
+      driver.location ??
+      driver.backend;
   }
 
   // ---- SPEC §2 -------------------------------------------------------------------------
@@ -122,7 +170,8 @@ class ManagedPoisonStore implements PoisonStoreClient {
   getPoison(key: string): Promise<string | null> {
     return this.#call(async () => {
       const storageKey = this.#storageKey(checkKey(key));
-      const driver = await this.#ready();
+      const driver = await this.#driverFor("read");
+      if (!driver) return null;
       if (driver.getToken) return await driver.getToken(storageKey);
       const record = await driver.get(storageKey);
       return record ? record.token : null;
@@ -139,10 +188,18 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return this.#call(() => this.#put(checkKeys(keys, "keys", this.#maxBatchKeys), token, info));
   }
 
-  deletePoisons(keys: readonly string[], token: string): Promise<void> {
-    return this.#call(async () => {
-      await this.#remove(checkKeys(keys, "keys", this.#maxBatchKeys), checkToken(token), undefined);
-    });
+  deletePoisons(keys: readonly string[], token: string): Promise<DeletePoisonsResult> {
+    return this.#call(async () => ({
+      removed: await this.#remove(
+        checkKeys(keys, "keys", this.#maxBatchKeys),
+        checkToken(token),
+        undefined,
+      ),
+    }));
+  }
+
+  exists(): Promise<boolean> {
+    return this.#call(async () => (await this.#driverFor("read")) !== null);
   }
 
   // ---- SPEC §3 -------------------------------------------------------------------------
@@ -150,7 +207,8 @@ class ManagedPoisonStore implements PoisonStoreClient {
   inspectPoison(key: string): Promise<PoisonRecord | null> {
     return this.#call(async () => {
       const storageKey = this.#storageKey(checkKey(key));
-      const record = await (await this.#ready()).get(storageKey);
+      const driver = await this.#driverFor("read");
+      const record = driver ? await driver.get(storageKey) : null;
       return record ? this.#userRecord(record) : null;
     });
   }
@@ -163,16 +221,43 @@ class ManagedPoisonStore implements PoisonStoreClient {
           ? ""
           : checkString("options.prefix", checked.prefix, 1024, true);
       const limit = checkLimit(checked.limit, "options.limit");
-      const after = decodeCursor(checked.cursor, "options.cursor");
-      // Ask for one more than the page to know whether another page follows.
-      const rows = await (await this.#ready()).list({
-        prefix: this.#storageKey(prefix),
-        after: after === null ? null : this.#storageKey(after),
-        limit: limit + 1,
-      });
-      const records = rows.slice(0, limit).map((row) => this.#userRecord(row));
-      const last = records.at(-1);
-      return { records, cursor: rows.length > limit && last ? encodeCursor(last.key) : null };
+      const after = decodeCursor(checked.cursor, prefix, "options.cursor");
+      const state = checkListState(checked.state);
+      const filter: ListFilter = {};
+      if (state !== undefined) filter.state = state === "stale" ? "in-progress" : state;
+      if (checked.token !== undefined) filter.token = checkToken(checked.token, "options.token");
+      if (checked.operation !== undefined)
+        filter.operation = checkString("options.operation", checked.operation, MAX_LABEL_BYTES);
+      const filtered = Object.keys(filter).length > 0;
+      const driver = await this.#driverFor("read");
+      if (!driver) return { records: [], cursor: null };
+      const now = this.#clock();
+      const matches = (row: PoisonRecord) =>
+        matchesFilter(row, filter) && (state !== "stale" || livenessOf(row, now).stale);
+      // Read one row more than the page to know whether another follows. Without filters one
+      // read makes the page; with them, rows that do not match are skipped, for a bounded number
+      // of reads, after which the page ends early with a cursor at the last row read.
+      const records: PoisonRecord[] = [];
+      let from = after === null ? null : this.#storageKey(after);
+      for (let scan = 0; scan < MAX_FILTER_SCANS; scan++) {
+        const rows = await driver.list({
+          prefix: this.#storageKey(prefix),
+          after: from,
+          limit: limit + 1,
+          ...(filtered ? { filter } : {}),
+        });
+        for (const row of rows) {
+          if (!matches(row)) {
+            from = row.key;
+            continue;
+          }
+          if (records.length === limit) return this.#page(prefix, records, records.at(-1)?.key);
+          records.push(this.#userRecord(row));
+          from = row.key;
+        }
+        if (rows.length <= limit) return this.#page(prefix, records, null);
+      }
+      return this.#page(prefix, records, from === null ? null : this.#userKey(from));
     });
   }
 
@@ -203,37 +288,42 @@ class ManagedPoisonStore implements PoisonStoreClient {
     });
   }
 
-  touchPoisons(keys: readonly string[], token: string): Promise<PoisonRecord[]> {
+  touchPoisons(
+    keys: readonly string[],
+    token: string,
+    options?: { heartbeatIntervalMs?: number },
+  ): Promise<PoisonRecord[]> {
     return this.#call(async () => {
       const checkedKeys = checkKeys(keys, "keys", this.#maxBatchKeys);
       const checkedToken = checkToken(token);
+      const checked = checkObject("options", options, true);
       const now = this.#now();
-      return this.#update(checkedKeys, checkedToken, { updatedAt: now, heartbeatAt: now });
+      const patch: RecordPatch = { updatedAt: now, heartbeatAt: now };
+      if (checked?.heartbeatIntervalMs !== undefined) {
+        patch.heartbeatIntervalMs = checkDuration(
+          "options.heartbeatIntervalMs",
+          checked.heartbeatIntervalMs,
+          0,
+        );
+      }
+      return this.#update(checkedKeys, checkedToken, patch);
     });
   }
 
   forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null> {
     return this.#call(async () => {
-      const checkedKey = checkKey(key);
-      const checked = checkObject("options", options, false) ?? {};
-      const actor = checkAuditActor("options", checked);
-      const expectedToken =
-        checked.expectedToken === undefined
-          ? null
-          : checkToken(checked.expectedToken, "options.expectedToken");
-      const audit: AuditIntent = { action: "force-delete", at: this.#now(), ...actor };
-      if (expectedToken !== null) audit.token = expectedToken;
-      const outcome = await (await this.#ready()).remove(
-        [this.#storageKey(checkedKey)],
-        expectedToken,
-        audit,
-      );
-      if (!outcome.ok) {
-        throw this.#conflict(firstOf(outcome.conflicts, this.backend), expectedToken ?? "");
-      }
-      const removed = outcome.removed[0];
-      return removed ? this.#userRecord(removed) : null;
+      const removed = await this.#forceDelete([checkKey(key)], options);
+      return removed[0] ?? null;
     });
+  }
+
+  forceDeletePoisons(
+    keys: readonly string[],
+    options: ForceDeleteOptions,
+  ): Promise<PoisonRecord[]> {
+    return this.#call(() =>
+      this.#forceDelete(checkKeys(keys, "keys", this.#maxBatchKeys), options),
+    );
   }
 
   auditLog(options: AuditLogOptions = {}): Promise<AuditPage> {
@@ -241,8 +331,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
       const checked = checkObject("options", options, false) ?? {};
       const limit = checkLimit(checked.limit, "options.limit");
       const key = checked.key === undefined ? undefined : checkKey(checked.key, "options.key");
-      const before = decodeAuditCursor(checked.cursor);
-      const rows = await (await this.#ready()).audit({
+      const before = decodeAuditCursor(checked.cursor, key ?? "", "options.cursor");
+      const driver = await this.#driverFor("read");
+      if (!driver) return { entries: [], cursor: null };
+      const rows = await driver.audit({
         prefix: this.namespace,
         ...(key === undefined ? {} : { key: this.#storageKey(key) }),
         before,
@@ -250,7 +342,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
       });
       const entries = rows.slice(0, limit).map((entry) => this.#userAuditEntry(entry));
       const last = entries.at(-1);
-      return { entries, cursor: rows.length > limit && last ? `a1.${last.id}` : null };
+      return {
+        entries,
+        cursor: rows.length > limit && last ? encodeAuditCursor(key ?? "", last.id) : null,
+      };
     });
   }
 
@@ -264,7 +359,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
           // Releasing a connection to a backend that went away must not hang the caller's
           // shutdown either: it gets the same bound as a call.
           await this.#bounded("close", async () => {
-            await this.#initialised?.catch(() => undefined);
+            await Promise.allSettled([this.#creating, this.#probing]);
             await this.#driver.close();
           });
         }
@@ -283,22 +378,27 @@ class ManagedPoisonStore implements PoisonStoreClient {
     const checkedToken = checkToken(token);
     const fields = checkPutInfo(info);
     const now = this.#now();
-    const records: PoisonRecord[] = keys.map((key) => ({
-      key: this.#storageKey(key),
-      token: checkedToken,
-      state: "in-progress",
-      createdAt: now,
-      updatedAt: now,
-      ...fields.record,
-    }));
+    const records: PoisonRecord[] = keys.map((key) => {
+      const record: PoisonRecord = {
+        key: this.#storageKey(key),
+        token: checkedToken,
+        state: "in-progress",
+        createdAt: now,
+        updatedAt: now,
+        ...fields.record,
+      };
+      // A holder that promises heartbeats is alive from the moment its key is written.
+      if (record.heartbeatIntervalMs !== undefined) record.heartbeatAt = now;
+      return record;
+    });
     const audit: AuditIntent | undefined = fields.audit
       ? { action: "put", at: now, token: checkedToken, ...fields.audit }
       : undefined;
-    const outcome = await (await this.#ready()).put(records, audit);
+    const outcome = await (await this.#driverFor("create")).put(records, audit);
     if (!outcome.ok) {
-      const storageKeys = records.map((record) => record.key);
-      throw this.#conflict(
-        firstConflict(storageKeys, outcome.conflicts, this.backend),
+      throw this.#conflictOf(
+        records.map((record) => record.key),
+        outcome.conflicts,
         checkedToken,
       );
     }
@@ -308,11 +408,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
     };
   }
 
+  /** Token-checked delete; resolves with the user keys it removed. */
   async #remove(
     keys: string[],
     token: string,
     options: DeletePoisonOptions | undefined,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const checked = checkObject("options", options, true);
     const auditActor =
       checked?.audit === undefined ? undefined : checkAuditActor("options.audit", checked.audit);
@@ -320,21 +421,71 @@ class ManagedPoisonStore implements PoisonStoreClient {
       ? { action: "delete", at: this.#now(), token, ...auditActor }
       : undefined;
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const outcome = await (await this.#ready()).remove(storageKeys, token, audit);
-    if (!outcome.ok) {
-      throw this.#conflict(firstConflict(storageKeys, outcome.conflicts, this.backend), token);
-    }
+    const driver = await this.#driverFor("change");
+    if (!driver) return [];
+    const outcome = await driver.remove(storageKeys, token, audit);
+    if (!outcome.ok) throw this.#conflictOf(storageKeys, outcome.conflicts, token);
+    return outcome.removed.map((record) => this.#userKey(record.key));
+  }
+
+  /**
+   * The operator's forced delete of validated user keys. Liveness is a judgement on a record, so
+   * it is made on the records read and the delete is a compare-and-delete of exactly those
+   * versions: if any changed in between (a heartbeat landed, the key was taken), nothing is
+   * removed and the decision is made again on what is there now.
+   */
+  async #forceDelete(keys: string[], options: ForceDeleteOptions): Promise<PoisonRecord[]> {
+    const checked = checkObject("options", options, false) ?? {};
+    const actor = checkAuditActor("options", checked);
+    const expectedToken =
+      checked.expectedToken === undefined
+        ? null
+        : checkToken(checked.expectedToken, "options.expectedToken");
+    const evenIfAlive = checked.evenIfAlive ?? false;
+    if (typeof evenIfAlive !== "boolean")
+      throw new InvalidArgumentError("options.evenIfAlive", "must be a boolean");
+    const storageKeys = keys.map((k) => this.#storageKey(k));
+    const driver = await this.#driverFor("change");
+    if (!driver) return [];
+    return optimistic<PoisonRecord[]>(
+      MAX_DECISION_ATTEMPTS,
+      async () => {
+        const held = await Promise.all(storageKeys.map((key) => driver.get(key)));
+        const present = held.filter((record): record is PoisonRecord => record !== null);
+        if (present.length === 0) return { done: true, value: [] };
+        if (expectedToken !== null) {
+          const others = present.filter((record) => record.token !== expectedToken);
+          if (others.length > 0) throw this.#conflictOf(storageKeys, others, expectedToken);
+        }
+        const now = this.#clock();
+        const alive = present.filter((record) => aliveForRefusal(record, now, this.#clockSkewMs));
+        if (alive.length > 0 && !evenIfAlive) throw this.#holderAlive(alive, now);
+        const audit: AuditIntent = { action: "force-delete", at: now.toISOString(), ...actor };
+        if (expectedToken !== null) audit.token = expectedToken;
+        if (alive.length > 0) audit.evenIfAlive = true;
+        const outcome = await driver.remove(storageKeys, null, audit, held);
+        if (!outcome.ok) return { done: false };
+        return { done: true, value: outcome.removed.map((record) => this.#userRecord(record)) };
+      },
+      () =>
+        new BackendUnavailableError(
+          this.backend,
+          `the records kept changing under ${MAX_DECISION_ATTEMPTS} forced-delete attempts (a holder writing continuously); nothing was removed`,
+        ),
+    );
   }
 
   /** A token-checked update of validated user keys; conflicts and absences become typed errors
    *  naming the first such key in the caller's order. */
   async #update(keys: string[], token: string, patch: RecordPatch): Promise<PoisonRecord[]> {
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const outcome = await (await this.#ready()).update(storageKeys, token, patch);
+    const driver = await this.#driverFor("change");
+    if (!driver) throw new PoisonNotFoundError(keys[0] as string);
+    const outcome = await driver.update(storageKeys, token, patch);
     if (!outcome.ok) {
       for (const storageKey of storageKeys) {
-        const holder = outcome.conflicts.find((c) => c.key === storageKey);
-        if (holder) throw this.#conflict(holder, token);
+        if (outcome.conflicts.some((c) => c.key === storageKey))
+          throw this.#conflictOf(storageKeys, outcome.conflicts, token);
         if (outcome.missing.includes(storageKey))
           throw new PoisonNotFoundError(this.#userKey(storageKey));
       }
@@ -356,29 +507,58 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return run;
   }
 
-  /** The driver, initialised once. Called after validation, so bad input never waits on (or
-   *  touches) the backend. */
-  #ready(): PoisonDriver | Promise<PoisonDriver> {
+  /**
+   * The driver, initialised for `access`. Called after validation, so bad input never waits on
+   * (or touches) the backend. Null: the backend has no storage of this library, which a read
+   * answers as empty and a change as "absent" — only a put creates storage.
+   */
+  #driverFor(access: "create"): PoisonDriver | Promise<PoisonDriver>;
+  #driverFor(access: Access): PoisonDriver | Promise<PoisonDriver | null>;
+  #driverFor(access: Access): PoisonDriver | Promise<PoisonDriver | null> {
     this.#reachedBackend = true;
     // Once initialised, hand the driver back synchronously: each call saves the promise hops of
     // an async function (measurable on the in-process backends, see docs/BENCHMARKS.md).
-    return this.#initDone ? this.#driver : this.#initialise();
+    if (this.#created || (this.#found && access === "read")) return this.#driver;
+    if (access === "create") return this.#create().then(() => this.#driver);
+    return this.#probe().then(async (exists) => {
+      if (!exists) return null;
+      if (access === "change") await this.#create();
+      return this.#driver;
+    });
   }
 
-  async #initialise(): Promise<PoisonDriver> {
-    if (!this.#initialised) {
+  /** init({ create: true }) once; a failure is retried by the next call (the backend may come
+   *  back). */
+  #create(): Promise<void> {
+    if (!this.#creating) {
       this.#initStarted = true;
-      const attempt = this.#driver.init();
-      this.#initialised = attempt;
-      // A failed init is retried by the next call: the backend may come back.
+      const attempt = this.#driver.init({ create: true }).then(() => {
+        this.#created = true;
+      });
+      this.#creating = attempt;
       attempt.catch(() => {
-        if (this.#initialised === attempt) this.#initialised = null;
+        if (this.#creating === attempt) this.#creating = null;
       });
     }
-    const pending = this.#initialised;
-    await pending;
-    if (this.#initialised === pending) this.#initDone = true;
-    return this.#driver;
+    return this.#creating;
+  }
+
+  /** init({ create: false }): whether storage exists, creating nothing. "Exists" is remembered;
+   *  "absent" is asked again next time (another process may create it meanwhile). */
+  #probe(): Promise<boolean> {
+    if (!this.#probing) {
+      this.#initStarted = true;
+      const attempt = this.#driver.init({ create: false });
+      this.#probing = attempt;
+      const forget = () => {
+        if (this.#probing === attempt) this.#probing = null;
+      };
+      attempt.then((exists) => {
+        if (exists) this.#found = true;
+        forget();
+      }, forget);
+    }
+    return this.#probing;
   }
 
   /** `body`, rejected with BackendUnavailableError if it has not settled within timeoutMs. */
@@ -432,7 +612,12 @@ class ManagedPoisonStore implements PoisonStoreClient {
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(this.#typed(error, reachedBackend));
+          const typed = this.#typed(error, reachedBackend);
+          // A failure from the backend settles only after the event loop has had a turn: a
+          // caller retrying in a tight loop (a documented pattern) must not starve the client's
+          // own reconnection, whose events need that turn.
+          if (reachedBackend) setImmediate(() => reject(typed));
+          else reject(typed);
         },
       );
     });
@@ -449,14 +634,32 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return new BackendUnavailableError(this.backend, message, error);
   }
 
-  /** The caller's view of a refusal: `holder` (a driver record) held the key `token` asked for. */
-  #conflict(holder: PoisonRecord, token: string): PoisonConflictError {
-    return new PoisonConflictError(
-      this.#userKey(holder.key),
-      token,
-      holder.token,
-      this.#userRecord(holder),
+  /** The caller's view of a refusal: `conflicts` (driver records) held keys `token` asked for;
+   *  the error names the first in the caller's order and carries them all. */
+  #conflictOf(
+    storageKeys: readonly string[],
+    conflicts: readonly PoisonRecord[],
+    token: string,
+  ): PoisonConflictError {
+    const ordered = inCallerOrder(storageKeys, conflicts).map((record) => this.#userRecord(record));
+    const first = ordered[0];
+    if (!first) return new PoisonConflictError("", token, "", undefined, []);
+    return new PoisonConflictError(first.key, token, first.token, first, ordered);
+  }
+
+  #holderAlive(alive: readonly PoisonRecord[], now: Date): HolderAliveError {
+    const first = this.#userRecord(alive[0] as PoisonRecord);
+    const window = `it counts as alive while its last heartbeat is younger than ${LIVENESS_FACTOR} intervals plus ${this.#clockSkewMs} ms of allowed clock skew`;
+    const more = alive.length > 1 ? `; ${alive.length - 1} more of the keys are live too` : "";
+    return new HolderAliveError(
+      first.key,
+      first,
+      `${describeLiveness(first, now)}; ${window}${more}`,
     );
+  }
+
+  #page(prefix: string, records: PoisonRecord[], last: string | null | undefined): PoisonPage {
+    return { records, cursor: last ? encodeCursor(prefix, last) : null };
   }
 
   #now(): string {
@@ -494,6 +697,13 @@ function checkPutInfo(info: unknown): { record: Partial<PoisonRecord>; audit?: A
   if (owner !== undefined) record.owner = owner;
   const data = checkData("info.data", checked.data);
   if (data !== undefined) record.data = data;
+  if (checked.heartbeatIntervalMs !== undefined) {
+    record.heartbeatIntervalMs = checkDuration(
+      "info.heartbeatIntervalMs",
+      checked.heartbeatIntervalMs,
+      0,
+    );
+  }
   if (checked.audit === undefined) return { record };
   return { record, audit: checkAuditActor("info.audit", checked.audit) };
 }
@@ -506,15 +716,10 @@ function checkAuditActor(argument: string, value: unknown): AuditActor {
   };
 }
 
-function decodeAuditCursor(cursor: unknown): string | null {
-  if (cursor === undefined || cursor === null) return null;
-  if (typeof cursor !== "string" || !cursor.startsWith("a1.") || cursor.length === 3) {
-    throw new InvalidArgumentError(
-      "options.cursor",
-      "must be a cursor returned by a previous page",
-    );
-  }
-  return cursor.slice(3);
+function checkListState(value: unknown): ListState | undefined {
+  if (value === undefined) return undefined;
+  if (value === "in-progress" || value === "poisoned" || value === "stale") return value;
+  throw new InvalidArgumentError("options.state", 'must be "in-progress", "poisoned" or "stale"');
 }
 
 /** Turn whatever was thrown into the recorded error: never throws, never rejects a value. */
@@ -543,11 +748,16 @@ function stringField(source: object, field: "name" | "message" | "stack"): strin
   }
 }
 
-function safeString(value: unknown): string {
+/** Text for anything thrown, even a revoked Proxy, whose every reflection throws. */
+export function safeString(value: unknown): string {
   try {
     return String(value);
   } catch {
-    return Object.prototype.toString.call(value);
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return "[a thrown value that cannot be described]";
+    }
   }
 }
 
@@ -570,17 +780,10 @@ function firstOf<T>(items: readonly T[], backend: string): T {
   return item;
 }
 
-/** The conflict for the first key in the caller's order, so errors are deterministic. */
-function firstConflict(
-  keys: readonly string[],
-  conflicts: readonly PoisonRecord[],
-  backend: string,
-): PoisonRecord {
-  for (const key of keys) {
-    const found = conflicts.find((c) => c.key === key);
-    if (found) return found;
-  }
-  return firstOf(conflicts, backend);
+/** `records` ordered as the caller's `keys`, so errors are deterministic. */
+function inCallerOrder(keys: readonly string[], records: readonly PoisonRecord[]): PoisonRecord[] {
+  const order = new Map(keys.map((key, i) => [key, i]));
+  return [...records].sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
 }
 
 /** `host:pid` of this process, the default `owner` of guarded operations. */

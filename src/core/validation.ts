@@ -88,7 +88,14 @@ export function checkKeys(value: unknown, argument = "keys", max = MAX_PAGE_SIZE
       `must name at most ${max} keys on this backend, got ${value.length}`,
     );
   }
-  const keys = value.map((key, i) => checkKey(key, `${argument}[${i}]`));
+  // An index loop, not map(): map skips the holes of a sparse array, which would let
+  // `[, "k"]` through with an undefined key.
+  const keys: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    if (!(i in value))
+      throw new InvalidArgumentError(`${argument}[${i}]`, "is a hole in the array");
+    keys.push(checkKey(value[i], `${argument}[${i}]`));
+  }
   if (new Set(keys).size !== keys.length)
     throw new InvalidArgumentError(argument, "must not repeat a key");
   return keys;
@@ -116,6 +123,38 @@ export function checkData(argument: string, value: unknown): unknown {
     );
   }
   return JSON.parse(json);
+}
+
+/** The longest delay Node's timers honour: larger values are silently clamped to 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration in milliseconds: a finite number from 1 (0 with `allowZero`) up to
+ * {@link MAX_TIMER_MS}, so that no timer built from it fires at once by accident. `fallback` is
+ * returned for undefined.
+ */
+export function checkDuration(
+  argument: string,
+  value: unknown,
+  fallback: number,
+  options: { allowZero?: boolean } = {},
+): number {
+  if (value === undefined) return fallback;
+  // A timer shorter than 1 ms fires after 1 ms anyway: a positive duration below it is a mistake
+  // (a heartbeat every 1e-9 ms would write as fast as the store answers).
+  const floor = options.allowZero ? 0 : 1;
+  if (
+    typeof value !== "number" ||
+    !Number.isFinite(value) ||
+    value < floor ||
+    value > MAX_TIMER_MS
+  ) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be a number of milliseconds from ${floor} to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(value)}`,
+    );
+  }
+  return value;
 }
 
 export function checkLimit(value: unknown, argument = "limit"): number {

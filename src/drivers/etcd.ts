@@ -8,23 +8,30 @@
  * - `<namespace>K` → `{"token":"<token>"}` exactly, as GreptimeDB's metadata store writes it;
  * - `<meta>record/<namespace>K` → the rest of the record as JSON, written and deleted in the same
  *   transaction as the poison key (`<meta>` defaults to `/__poison_store/`);
- * - `<meta>audit/<inverted id>` → one audit entry (ids from the counter `<meta>audit-seq`, bumped
- *   in the same transaction; inverted so that ascending key order is newest first).
+ * - `<meta>audit/<unique suffix>` → one audit entry, put in the same transaction as the write it
+ *   describes. Its order is the transaction's revision (the key's mod revision), so audited
+ *   writes on different keys never contend on a shared counter; the log is read sorted by mod
+ *   revision. (Entries of older versions, under `<meta>audit/<inverted counter id>`, read the
+ *   same way.)
  * Listing a namespace skips the `<meta>` range, so it only ever returns poison keys, whatever the
  * namespace; a storage key inside `<meta>` is refused.
  */
+
+import { randomUUID } from "node:crypto";
 import { decodeRecord, encodeRecord } from "../core/codec.js";
-import type {
-  AuditIntent,
-  PoisonDriver,
-  PutOutcome,
-  RecordPatch,
-  RemoveOutcome,
-  UpdateOutcome,
+import {
+  type AuditIntent,
+  type PoisonDriver,
+  type PutOutcome,
+  type RecordPatch,
+  type RemoveOutcome,
+  sameVersion,
+  type UpdateOutcome,
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { redactUrl } from "../core/url.js";
 
 export interface EtcdDriverOptions {
   /** `etcd://host:port[,host:port…][?metaPrefix=P]`. */
@@ -44,9 +51,6 @@ export const DEFAULT_ETCD_META_PREFIX = "/__poison_store/";
 
 /** What a key written without a record (by GreptimeDB) reads as: the time is unknown. */
 export const UNKNOWN_TIME = "1970-01-01T00:00:00.000Z";
-
-/** Inverted audit ids: 16 digits, so ascending key order is newest first. */
-const ID_SPACE = 10n ** 16n - 1n;
 
 interface Kv {
   key: Buffer;
@@ -73,8 +77,6 @@ interface Slot {
 
 interface Snapshot {
   slots: Slot[];
-  /** The audit counter, or null when absent (no audited write yet). */
-  seq: Kv | null;
 }
 
 /** Beyond this, a write that keeps losing compare races gives up (BackendUnavailableError). */
@@ -95,11 +97,10 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
   const metaEnd = upperBound(metaBytes) as Buffer;
   const recordPrefix = `${meta}record/`;
   const auditPrefix = `${meta}audit/`;
-  const seqKey = utf8(`${meta}audit-seq`);
   const recordKey = (storageKey: string) => utf8(recordPrefix + storageKey);
-  const auditKey = (id: bigint) => utf8(auditPrefix + (ID_SPACE - id).toString().padStart(16, "0"));
+  /** A fresh audit key: unique, and outside the 16-digit names of the old counter ids. */
+  const newAuditKey = (i: number) => utf8(`${auditPrefix}e-${randomUUID()}-${i}`);
   let preferred = 0;
-  let lastSeq: Kv | null = null;
 
   const checkKey = (storageKey: string) => {
     if (storageKey.startsWith(meta)) {
@@ -176,12 +177,10 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
     };
   };
 
-  /** Reads of every key's poison and record keys (and the audit counter): a failure branch. */
-  const readOps = (keys: Buffer[], storageKeys: string[], withSeq: boolean): RequestOp[] => [
-    ...keys.flatMap((key, i) => [range(key), range(recordKey(storageKeys[i] as string))]),
-    ...(withSeq ? [range(seqKey)] : []),
-  ];
-  const snapshotOf = (responses: Kv[][], count: number, withSeq: boolean): Snapshot => {
+  /** Reads of every key's poison and record keys: a failure branch. */
+  const readOps = (keys: Buffer[], storageKeys: string[]): RequestOp[] =>
+    keys.flatMap((key, i) => [range(key), range(recordKey(storageKeys[i] as string))]);
+  const snapshotOf = (responses: Kv[][], count: number): Snapshot => {
     const slots: Slot[] = [];
     for (let i = 0; i < count; i++) {
       slots.push({
@@ -189,13 +188,11 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         record: responses[2 * i + 1]?.[0] ?? null,
       });
     }
-    const seq = withSeq ? (responses[2 * count]?.[0] ?? null) : null;
-    if (withSeq) lastSeq = seq;
-    return { slots, seq };
+    return { slots };
   };
-  const read = async (keys: Buffer[], storageKeys: string[], withSeq: boolean) => {
-    const result = await txn([], readOps(keys, storageKeys, withSeq), []);
-    return snapshotOf(result.responses, keys.length, withSeq);
+  const read = async (keys: Buffer[], storageKeys: string[]) => {
+    const result = await txn([], readOps(keys, storageKeys), []);
+    return snapshotOf(result.responses, keys.length);
   };
 
   /** Compares that hold when nothing changed since `snapshot` was read. */
@@ -213,13 +210,11 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
     return out;
   };
 
-  /** Audit writes for `records`, numbered after the counter in `snapshot`. */
-  const auditWrites = (intent: AuditIntent, records: PoisonRecord[], seq: Kv | null) => {
-    const start = seq ? BigInt(seq.value.toString("utf8")) : 0n;
-    const ops: RequestOp[] = records.map((record, i) => {
-      const id = start + BigInt(i + 1);
-      const entry: AuditEntry = {
-        id: id.toString(),
+  /** Audit puts for `records`, one fresh key each: no compare, no shared counter. The entry's
+   *  id is given when it is read (from the revision of this transaction). */
+  const auditWrites = (intent: AuditIntent, records: PoisonRecord[]): RequestOp[] =>
+    records.map((record, i) => {
+      const entry: Omit<AuditEntry, "id"> = {
         at: intent.at,
         action: intent.action,
         key: record.key,
@@ -228,36 +223,38 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         record,
       };
       if (intent.token !== undefined) entry.token = intent.token;
-      return put(auditKey(id), utf8(JSON.stringify(entry)));
+      if (intent.evenIfAlive) entry.evenIfAlive = true;
+      return put(newAuditKey(i), utf8(JSON.stringify(entry)));
     });
-    if (records.length > 0)
-      ops.push(put(seqKey, utf8((start + BigInt(records.length)).toString())));
-    return { compare: [guard(seqKey, seq)], ops };
-  };
 
   const recordOf = (storageKey: string, slot: Slot): PoisonRecord | null =>
     slot.poison ? decodeSlot(storageKey, slot.poison, slot.record) : null;
 
+  const location =
+    options.url !== undefined
+      ? redactUrl(options.url)
+      : `etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, "")).join(",")}${
+          meta === DEFAULT_ETCD_META_PREFIX ? "" : `?metaPrefix=${encodeURIComponent(meta)}`
+        }`;
+
   return {
     backend: "etcd",
+    location,
     // etcd's default --max-txn-ops is 128; an audited batch spends three operations per key.
     capabilities: { durable: true, shared: true, oneRoundTrip: true, maxBatchKeys: 42 },
 
     async init() {
       // Nothing to create: etcd keys need no schema. Fail early if no endpoint answers.
-      await post("/v3/kv/range", { key: b64(seqKey) });
+      await post("/v3/kv/range", { key: b64(utf8(meta)), count_only: true });
+      return true;
     },
 
     async put(records, audit): Promise<PutOutcome> {
       const storageKeys = records.map((r) => r.key);
       const keys = storageKeys.map(checkKey);
       const token = (records[0] as PoisonRecord).token;
-      const withSeq = audit !== undefined;
       // First attempt assumes every key is absent: the one-transaction put of the contract.
-      let snapshot: Snapshot = {
-        slots: records.map(() => ({ poison: null, record: null })),
-        seq: lastSeq,
-      };
+      let snapshot: Snapshot = { slots: records.map(() => ({ poison: null, record: null })) };
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
         const conflicts = current.filter(
@@ -279,12 +276,8 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
           put(utf8(record.key), utf8(poisonValue(token))),
           put(recordKey(record.key), utf8(encodeRecord(record))),
         ]);
-        if (audit) {
-          const writes = auditWrites(audit, toWrite, snapshot.seq);
-          compare.push(...writes.compare);
-          success.push(...writes.ops);
-        }
-        const result = await txn(compare, success, readOps(keys, storageKeys, withSeq));
+        if (audit) success.push(...auditWrites(audit, toWrite));
+        const result = await txn(compare, success, readOps(keys, storageKeys));
         if (result.succeeded) {
           return {
             ok: true,
@@ -292,17 +285,16 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
             created: current.map((held) => held === null),
           };
         }
-        snapshot = snapshotOf(result.responses, keys.length, withSeq);
+        snapshot = snapshotOf(result.responses, keys.length);
       }
       throw contended();
     },
 
-    async remove(keys, token, audit): Promise<RemoveOutcome> {
+    async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       const storageKeys = [...keys];
       const bytes = storageKeys.map(checkKey);
-      const withSeq = audit !== undefined;
       let snapshot: Snapshot | null = null;
-      if (token !== null && !audit) {
+      if (token !== null && !audit && !expected) {
         // The contract's one-transaction delete: the poison key must hold exactly our bytes.
         const result = await txn(
           bytes.map((key) => ({
@@ -315,7 +307,7 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
             deleteRange(bytes[i] as Buffer),
             deleteRange(recordKey(key)),
           ]),
-          readOps(bytes, storageKeys, false),
+          readOps(bytes, storageKeys),
         );
         if (result.succeeded) {
           const removed: PoisonRecord[] = [];
@@ -326,15 +318,23 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
           });
           return { ok: true, removed };
         }
-        snapshot = snapshotOf(result.responses, bytes.length, false);
+        snapshot = snapshotOf(result.responses, bytes.length);
       }
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        snapshot ??= await read(bytes, storageKeys, withSeq);
+        snapshot ??= await read(bytes, storageKeys);
         const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
         const conflicts = current.filter(
           (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
         );
         if (conflicts.length > 0) return { ok: false, conflicts };
+        if (expected) {
+          // A compare-and-delete: anything not as the caller read it refuses the whole call.
+          const changed = current.filter((held, i) =>
+            held ? !expected[i] || !sameVersion(held, expected[i] as PoisonRecord) : expected[i],
+          );
+          if (changed.length > 0)
+            return { ok: false, conflicts: changed.filter((h): h is PoisonRecord => h !== null) };
+        }
         const removed = current.filter((held): held is PoisonRecord => held !== null);
         // Every key absent: nothing to do, and the read was the linearization point.
         if (removed.length === 0) return { ok: true, removed };
@@ -342,14 +342,10 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         const success: RequestOp[] = storageKeys.flatMap((key, i) =>
           current[i] ? [deleteRange(bytes[i] as Buffer), deleteRange(recordKey(key))] : [],
         );
-        if (audit) {
-          const writes = auditWrites(audit, removed, snapshot.seq);
-          compare.push(...writes.compare);
-          success.push(...writes.ops);
-        }
-        const result = await txn(compare, success, readOps(bytes, storageKeys, withSeq));
+        if (audit) success.push(...auditWrites(audit, removed));
+        const result = await txn(compare, success, readOps(bytes, storageKeys));
         if (result.succeeded) return { ok: true, removed };
-        snapshot = snapshotOf(result.responses, bytes.length, withSeq);
+        snapshot = snapshotOf(result.responses, bytes.length);
       }
       throw contended();
     },
@@ -357,7 +353,7 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
       const storageKeys = [...keys];
       const bytes = storageKeys.map(checkKey);
-      let snapshot = await read(bytes, storageKeys, false);
+      let snapshot = await read(bytes, storageKeys);
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
         const missing = storageKeys.filter((_, i) => current[i] === null);
@@ -369,17 +365,17 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         const result = await txn(
           guards(bytes, storageKeys, snapshot, true),
           updated.map((record) => put(recordKey(record.key), utf8(encodeRecord(record)))),
-          readOps(bytes, storageKeys, false),
+          readOps(bytes, storageKeys),
         );
         if (result.succeeded) return { ok: true, records: updated };
-        snapshot = snapshotOf(result.responses, bytes.length, false);
+        snapshot = snapshotOf(result.responses, bytes.length);
       }
       throw contended();
     },
 
     async get(key) {
       const bytes = checkKey(key);
-      const snapshot = await read([bytes], [key], false);
+      const snapshot = await read([bytes], [key]);
       return recordOf(key, snapshot.slots[0] as Slot);
     },
 
@@ -425,33 +421,50 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
     },
 
     async audit({ prefix, key, before, limit }) {
-      if (before !== null && !/^\d{1,16}$/.test(before)) return [];
-      let start =
-        before === null
-          ? utf8(auditPrefix)
-          : Buffer.concat([auditKey(BigInt(before)), Buffer.from([0])]);
-      const end = upperBound(utf8(auditPrefix)) as Buffer;
+      // Newest first is descending (revision, key): ids are `<revision>-<key suffix>`, the
+      // revision zero-padded so that ids also compare as text.
+      const bound = before === null ? null : parseAuditId(before);
+      if (before !== null && !bound) return [];
       const out: AuditEntry[] = [];
-      // The log holds every namespace: read it newest first in batches and keep the matches.
+      const start = utf8(auditPrefix);
+      const end = upperBound(start) as Buffer;
+      let maxRevision = bound?.revision ?? null;
+      // Entries of one transaction share a revision (at most maxBatchKeys of them), so a batch
+      // larger than that always ends inside a revision it can drop and ask for again whole.
       const batch = Math.max(limit, 256);
       for (;;) {
-        const reply = await post("/v3/kv/range", {
+        const request: Record<string, unknown> = {
           key: b64(start),
           range_end: b64(end),
+          sort_order: "DESCEND",
+          sort_target: "MOD",
           limit: String(batch),
-        });
-        const kvs = ((reply.kvs as RawKv[] | undefined) ?? []).map(fromRawKv);
-        for (const kv of kvs) {
-          const entry = parseAuditEntry(kv.value.toString("utf8"));
+        };
+        if (maxRevision !== null) request.max_mod_revision = maxRevision.toString();
+        const reply = await post("/v3/kv/range", request);
+        let kvs = ((reply.kvs as RawKv[] | undefined) ?? []).map(fromRawKv);
+        const more = reply.more === true;
+        const lowest = kvs.length > 0 ? BigInt((kvs.at(-1) as Kv).modRevision) : null;
+        // A full batch may end part-way through its lowest revision: leave that revision to the
+        // next request, which asks for it whole.
+        const partial =
+          more && lowest !== null && kvs.some((kv) => BigInt(kv.modRevision) !== lowest);
+        if (partial) kvs = kvs.filter((kv) => BigInt(kv.modRevision) !== lowest);
+        const entries = kvs
+          .map((kv) => ({ id: auditId(kv), kv }))
+          .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+        for (const { id, kv } of entries) {
+          if (before !== null && id >= before) continue;
+          const entry = parseAuditEntry(id, kv.value.toString("utf8"));
           if (!entry) continue;
           if (key !== undefined ? entry.key === key : entry.key.startsWith(prefix)) {
             out.push(entry);
             if (out.length >= limit) return out;
           }
         }
-        const last = kvs.at(-1);
-        if (!last || reply.more !== true) return out;
-        start = Buffer.concat([last.key, Buffer.from([0])]);
+        if (!more || lowest === null) return out;
+        maxRevision = partial ? lowest : lowest - 1n;
+        if (maxRevision < 1n) return out;
       }
     },
 
@@ -512,13 +525,26 @@ function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
   if (patch.state !== undefined) out.state = patch.state;
   if (patch.error !== undefined) out.error = patch.error;
   if (patch.heartbeatAt !== undefined) out.heartbeatAt = patch.heartbeatAt;
+  if (patch.heartbeatIntervalMs !== undefined) out.heartbeatIntervalMs = patch.heartbeatIntervalMs;
   return out;
 }
 
-function parseAuditEntry(text: string): AuditEntry | null {
+/** An entry's id from where it is stored: its revision (20 digits) and its key's suffix. */
+function auditId(kv: Kv): string {
+  const name = kv.key.toString("utf8");
+  return `${kv.modRevision.padStart(20, "0")}-${name.slice(name.lastIndexOf("/") + 1)}`;
+}
+
+function parseAuditId(id: string): { revision: bigint } | null {
+  const match = /^(\d{20})-[^/]+$/.exec(id);
+  return match ? { revision: BigInt(match[1] as string) } : null;
+}
+
+function parseAuditEntry(id: string, text: string): AuditEntry | null {
   try {
     const entry = JSON.parse(text) as AuditEntry;
-    return entry && typeof entry.id === "string" && typeof entry.key === "string" ? entry : null;
+    if (!entry || typeof entry.key !== "string") return null;
+    return { ...entry, id };
   } catch {
     return null;
   }

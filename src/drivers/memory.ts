@@ -5,7 +5,13 @@
  * process opened with the same NAME (so two namespaces can share one backend, as on a server).
  * Atomicity comes from JavaScript itself: each call runs to completion without awaiting.
  */
-import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
+import {
+  type AuditIntent,
+  matchesFilter,
+  type PoisonDriver,
+  type RecordPatch,
+  sameVersion,
+} from "../core/driver.js";
 import { compareKeys } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 
@@ -59,9 +65,12 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
 
   return {
     backend: "memory",
-    capabilities: { durable: false, shared: false, oneRoundTrip: true },
+    capabilities: { durable: false, shared: false, oneRoundTrip: true, listFilter: true },
+    location: options.name === undefined ? "memory:" : `memory:${options.name}`,
 
-    async init() {},
+    async init() {
+      return true;
+    },
 
     async put(records, audit) {
       const conflicts: PoisonRecord[] = [];
@@ -86,13 +95,21 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       return { ok: true, records: result, created };
     },
 
-    async remove(keys, token, audit) {
+    async remove(keys, token, audit, expected) {
       const conflicts: PoisonRecord[] = [];
-      for (const key of keys) {
+      let changed = false;
+      keys.forEach((key, i) => {
         const held = state.records.get(key);
         if (held && token !== null && held.token !== token) conflicts.push(copy(held));
-      }
-      if (conflicts.length > 0) return { ok: false, conflicts };
+        if (expected) {
+          const seen = expected[i] ?? null;
+          if (held ? !seen || !sameVersion(held, seen) : seen) {
+            changed = true;
+            if (held) conflicts.push(copy(held));
+          }
+        }
+      });
+      if (conflicts.length > 0 || changed) return { ok: false, conflicts };
       const removed: PoisonRecord[] = [];
       for (const key of keys) {
         const held = state.records.get(key);
@@ -132,7 +149,7 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       return state.records.get(key)?.token ?? null;
     },
 
-    async list({ prefix, after, limit }) {
+    async list({ prefix, after, limit, filter }) {
       const keys = sortedKeys();
       const from = after !== null && compareKeys(after, prefix) >= 0 ? after : prefix;
       // First index whose key is > `after` (or >= prefix on the first page).
@@ -149,7 +166,7 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
         const key = keys[i] as string;
         if (!key.startsWith(prefix)) break;
         const held = state.records.get(key);
-        if (held) page.push(copy(held));
+        if (held && matchesFilter(held, filter)) page.push(copy(held));
       }
       return page;
     },

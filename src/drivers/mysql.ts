@@ -19,6 +19,7 @@ import type { Pool, PoolOptions } from "mysql2/promise";
 import { fromAuditColumns, fromColumns } from "../core/codec.js";
 import type {
   AuditIntent,
+  InitOptions,
   PoisonDriver,
   PutOutcome,
   RecordPatch,
@@ -27,12 +28,13 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { redactUrl } from "../core/url.js";
 import {
   auditIdBound,
   auditValues,
   checkMillis,
   checkTableName,
-  inCallerOrder,
+  filterValues,
   keyBytes,
   onConnection,
   type PutRow,
@@ -40,6 +42,7 @@ import {
   putParameters,
   quoteTable,
   Rollback,
+  removeDecision,
   removeOutcome,
   sortedByBytes,
   upperBound,
@@ -88,6 +91,8 @@ interface KeyRow {
   created_at: Buffer;
   updated_at: Buffer;
   heartbeat_at: Bytes;
+  /** Absent in tables of an older layout. */
+  heartbeat_interval_ms?: number | string | null;
   operation: Bytes;
   owner: Bytes;
   error: Bytes;
@@ -104,16 +109,18 @@ interface AuditRow {
   reason: Buffer;
   token: Bytes;
   record: Bytes;
+  detail?: Bytes;
 }
 
 const RECORD_COLUMNS =
-  "`key`, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data";
+  "`key`, token, state, created_at, updated_at, heartbeat_at, heartbeat_interval_ms, operation, owner, error, data";
 
 /** Bump with any change to a procedure body: procedures are created once and never replaced,
  *  so a new body gets a new name and old and new code can run side by side. */
-const PROCEDURE_VERSION = "v1";
+const PROCEDURE_VERSION = "v2";
 
 const ER_DUP_KEYNAME = 1061;
+const ER_DUP_FIELDNAME = 1060;
 const ER_TABLE_EXISTS = 1050;
 const ER_SP_ALREADY_EXISTS = 1304;
 const ER_LOCK_DEADLOCK = 1213;
@@ -125,10 +132,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   }
   const tableName = checkTableName("options.table", options.table, "poison_keys");
   const keysTable = quoteTable(tableName, "`");
-  const auditTable = quoteTable(
-    checkTableName("options.auditTable", options.auditTable, "poison_audit"),
-    "`",
-  );
+  const auditTableName = checkTableName("options.auditTable", options.auditTable, "poison_audit");
+  const auditTable = quoteTable(auditTableName, "`");
   const procedureName = (verb: string) => {
     const name = `${tableName}_${verb}_${PROCEDURE_VERSION}`;
     if ((name.split(".").at(-1) ?? "").length > 64) {
@@ -151,6 +156,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       created_at VARBINARY(64) NOT NULL,
       updated_at VARBINARY(64) NOT NULL,
       heartbeat_at VARBINARY(64) NULL,
+      heartbeat_interval_ms INT NULL,
       operation BLOB NULL,
       owner BLOB NULL,
       error MEDIUMBLOB NULL,
@@ -166,6 +172,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       reason MEDIUMBLOB NOT NULL,
       token VARBINARY(1024) NULL,
       record MEDIUMBLOB NULL,
+      detail BLOB NULL,
       PRIMARY KEY (id),
       KEY by_key (\`key\`, id)
     ) ENGINE = InnoDB`,
@@ -189,7 +196,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     `CREATE PROCEDURE ${putProcedure} (
       IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_state VARBINARY(32),
       IN p_created_at VARBINARY(64), IN p_updated_at VARBINARY(64), IN p_heartbeat_at VARBINARY(64),
-      IN p_operation BLOB, IN p_owner BLOB, IN p_error MEDIUMBLOB, IN p_data MEDIUMBLOB,
+      IN p_heartbeat_interval_ms INT, IN p_operation BLOB, IN p_owner BLOB, IN p_error MEDIUMBLOB, IN p_data MEDIUMBLOB,
       IN a_at VARBINARY(64), IN a_action VARBINARY(32), IN a_actor BLOB, IN a_reason MEDIUMBLOB,
       IN a_token VARBINARY(1024), IN a_record MEDIUMBLOB, IN p_own_tx TINYINT)
     MODIFIES SQL DATA
@@ -205,7 +212,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       SET v_flag = LAST_INSERT_ID(1);
       INSERT INTO ${keysTable} (${RECORD_COLUMNS})
         VALUES (p_key, p_token, p_state, p_created_at, p_updated_at, p_heartbeat_at,
-                p_operation, p_owner, p_error, p_data)
+                p_heartbeat_interval_ms, p_operation, p_owner, p_error, p_data)
         ON DUPLICATE KEY UPDATE \`key\` = IF(LAST_INSERT_ID(0) = 0, \`key\`, \`key\`);
       SET v_inserted = IF(LAST_INSERT_ID() = 1, 1, 0);
       IF v_inserted = 1 AND a_action IS NOT NULL THEN
@@ -239,19 +246,31 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     END`,
   ];
 
+  /** A listing; `filtered` adds conditions on token, state and operation (NULL matches all). */
+  const listing = (lowerBound: ">" | ">=", filtered: boolean) =>
+    `SELECT * FROM ${keysTable} WHERE \`key\` ${lowerBound} ? AND \`key\` < ?${
+      filtered
+        ? " AND (? IS NULL OR token = ?) AND (? IS NULL OR state = ?) AND (? IS NULL OR operation = ?)"
+        : ""
+    } ORDER BY \`key\` LIMIT ?`;
+
   const sql = {
-    put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     remove: `CALL ${removeProcedure}(?, ?, ?)`,
-    get: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ?`,
+    // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
+    get: `SELECT * FROM ${keysTable} WHERE \`key\` = ?`,
     lock: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ? FOR UPDATE`,
     update: `UPDATE ${keysTable} SET updated_at = ?, state = coalesce(?, state),
-      error = coalesce(?, error), heartbeat_at = coalesce(?, heartbeat_at) WHERE \`key\` = ?`,
-    audit: `INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    listFirst: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` >= ? AND \`key\` < ? ORDER BY \`key\` LIMIT ?`,
-    listAfter: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` > ? AND \`key\` < ? ORDER BY \`key\` LIMIT ?`,
-    auditByPrefix: `SELECT id, at, action, \`key\`, actor, reason, token, record FROM ${auditTable}
+      error = coalesce(?, error), heartbeat_at = coalesce(?, heartbeat_at),
+      heartbeat_interval_ms = coalesce(?, heartbeat_interval_ms) WHERE \`key\` = ?`,
+    audit: `INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    listFirst: listing(">=", false),
+    listAfter: listing(">", false),
+    listFirstFiltered: listing(">=", true),
+    listAfterFiltered: listing(">", true),
+    auditByPrefix: `SELECT * FROM ${auditTable}
        WHERE \`key\` >= ? AND \`key\` < ? AND id < ? ORDER BY id DESC LIMIT ?`,
-    auditByKey: `SELECT id, at, action, \`key\`, actor, reason, token, record FROM ${auditTable}
+    auditByKey: `SELECT * FROM ${auditTable}
        WHERE \`key\` = ? AND id < ? ORDER BY id DESC LIMIT ?`,
   };
 
@@ -324,6 +343,18 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       }),
     );
 
+  /** The column names of a table (`name` or `schema.name`); empty when it does not exist. */
+  const columnsOf = async (table: string): Promise<Set<string>> => {
+    const [schema, name] = table.includes(".") ? table.split(".") : [null, table];
+    const found = await one<{ name: Buffer | string }>(
+      `SELECT column_name AS name FROM information_schema.columns
+        WHERE table_schema = coalesce(?, DATABASE()) AND table_name = ?`,
+      [schema ?? null, name],
+    );
+    return new Set(found.map((row) => String(row.name)));
+  };
+  let migrated = false;
+
   /** The procedure takes the shared put parameters, then whether it owns the transaction. */
   const putValues = (
     record: PoisonRecord,
@@ -333,9 +364,12 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
 
   return {
     backend: "mysql",
-    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+    capabilities: { durable: true, shared: true, oneRoundTrip: true, listFilter: true },
+    location:
+      options.url === undefined ? "mysql (a pool passed by the caller)" : redactUrl(options.url),
 
-    async init() {
+    async init({ create }: InitOptions) {
+      if (migrated) return true;
       if (!pool) {
         const mysql = await import("mysql2/promise");
         const config: PoolOptions = {
@@ -357,22 +391,42 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         });
         pool = created as unknown as MysqlPoolLike;
       }
-      await withConnection(async (c) => {
-        for (const statement of ddl) {
-          try {
-            await c.query(statement);
-          } catch (error) {
-            // Two processes starting at once: whoever created it first, it is there now.
-            const errno = (error as { errno?: number }).errno;
-            if (
-              errno !== ER_SP_ALREADY_EXISTS &&
-              errno !== ER_TABLE_EXISTS &&
-              errno !== ER_DUP_KEYNAME
-            )
-              throw error;
-          }
+      if (!create) return (await columnsOf(tableName)).size > 0;
+      /** Run a DDL statement; one that another process ran first is fine. */
+      const ddlOnce = async (c: MysqlConnectionLike, statement: string) => {
+        try {
+          await c.query(statement);
+        } catch (error) {
+          const errno = (error as { errno?: number }).errno;
+          if (
+            errno !== ER_SP_ALREADY_EXISTS &&
+            errno !== ER_TABLE_EXISTS &&
+            errno !== ER_DUP_KEYNAME &&
+            errno !== ER_DUP_FIELDNAME
+          )
+            throw error;
         }
+      };
+      const [tables, procedures] = [ddl.slice(0, 2), ddl.slice(2)];
+      await withConnection(async (c) => {
+        for (const statement of tables) await ddlOnce(c, statement);
       });
+      // Layout 2 on tables made by an older version (MySQL 8 has no ADD COLUMN IF NOT EXISTS).
+      for (const [table, name, quoted, column, type] of [
+        [tableName, "heartbeat_interval_ms", keysTable, "heartbeat_interval_ms", "INT NULL"],
+        [auditTableName, "detail", auditTable, "detail", "BLOB NULL"],
+      ] as const) {
+        if (!(await columnsOf(table)).has(name)) {
+          await withConnection((c) =>
+            ddlOnce(c, `ALTER TABLE ${quoted} ADD COLUMN ${column} ${type}`),
+          );
+        }
+      }
+      await withConnection(async (c) => {
+        for (const statement of procedures) await ddlOnce(c, statement);
+      });
+      migrated = true;
+      return true;
     },
 
     async put(records, audit): Promise<PutOutcome> {
@@ -396,23 +450,26 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       });
     },
 
-    async remove(keys, token, audit): Promise<RemoveOutcome> {
-      if (keys.length === 1 && !audit) {
+    async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
+      if (keys.length === 1 && !audit && !expected) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1]);
         return removeOutcome(row && fromRow(row), token);
       }
       return transaction<RemoveOutcome>(async (c) => {
+        // Each CALL locks and returns the row, and deletes it when the token allows; the
+        // decision below rolls the whole transaction back when any key says no.
         const held: PoisonRecord[] = [];
         for (const key of sortedByBytes(keys, (k) => k)) {
           const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0]);
           if (row) held.push(fromRow(row));
         }
-        const conflicts = held.filter((r) => token !== null && r.token !== token);
-        if (conflicts.length > 0) return new Rollback({ ok: false as const, conflicts });
+        const outcome = removeDecision(keys, held, token, expected);
+        if (!outcome.ok) return new Rollback(outcome);
         if (audit) {
-          for (const record of held) await rows(c, sql.audit, auditValues(audit, record));
+          for (const record of outcome.removed)
+            await rows(c, sql.audit, auditValues(audit, record));
         }
-        return { ok: true as const, removed: inCallerOrder(held, keys) };
+        return outcome;
       });
     },
 
@@ -435,6 +492,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
             patch.state ?? null,
             patch.error ? JSON.stringify(patch.error) : null,
             patch.heartbeatAt ?? null,
+            patch.heartbeatIntervalMs ?? null,
             keyBytes(key),
           ]);
           const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
@@ -450,8 +508,19 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       return row ? fromRow(row) : null;
     },
 
-    async list({ prefix, after, limit }) {
+    async list({ prefix, after, limit, filter }) {
       const lower = keyBytes(after ?? prefix);
+      if (filter) {
+        const stmt = after === null ? sql.listFirstFiltered : sql.listAfterFiltered;
+        const conditions = filterValues(filter).flatMap((value) => [value, value]);
+        const found = await one<KeyRow>(stmt, [
+          lower,
+          upperBound(prefix),
+          ...conditions,
+          checkedInteger(limit),
+        ]);
+        return found.map(fromRow);
+      }
       const stmt = after === null ? sql.listFirst : sql.listAfter;
       return (await one<KeyRow>(stmt, [lower, upperBound(prefix), checkedInteger(limit)])).map(
         fromRow,
@@ -501,6 +570,7 @@ function fromRow(row: KeyRow): PoisonRecord {
     created_at: text(row.created_at),
     updated_at: text(row.updated_at),
     heartbeat_at: maybeText(row.heartbeat_at),
+    heartbeat_interval_ms: row.heartbeat_interval_ms ?? null,
     operation: maybeText(row.operation),
     owner: maybeText(row.owner),
     error: maybeText(row.error),
@@ -516,6 +586,7 @@ function fromAuditRow(row: AuditRow): AuditEntry {
     reason: text(row.reason),
     token: maybeText(row.token),
     record: maybeText(row.record),
+    detail: row.detail === undefined ? null : maybeText(row.detail),
   });
 }
 

@@ -22,6 +22,7 @@ import {
   type RecordColumns,
 } from "../core/codec.js";
 import type {
+  InitOptions,
   PoisonDriver,
   PutOutcome,
   RecordPatch,
@@ -30,12 +31,13 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { redactUrl } from "../core/url.js";
 import {
   auditIdBound,
   auditValues,
   checkMillis,
   checkTableName,
-  inCallerOrder,
+  filterValues,
   keyBytes,
   onConnection,
   type PutRow,
@@ -43,6 +45,7 @@ import {
   putParameters,
   quoteTable,
   Rollback,
+  removeDecision,
   removeOutcome,
   sortedByBytes,
   upperBound,
@@ -98,7 +101,7 @@ interface AuditRow extends AuditColumns {
 const MAX_PUT_ATTEMPTS = 100;
 
 const RECORD_COLUMNS =
-  "key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data";
+  "key, token, state, created_at, updated_at, heartbeat_at, heartbeat_interval_ms, operation, owner, error, data";
 
 export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   if (!options || (options.url === undefined) === (options.pool === undefined)) {
@@ -129,13 +132,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
      */
     put: `WITH ins AS (
         INSERT INTO ${keysTable} (${RECORD_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO NOTHING
         RETURNING ${RECORD_COLUMNS}
       ), audited AS (
         INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $11, $12, ins.key, $13, $14, $15, $16 FROM ins
-        WHERE $12::text IS NOT NULL
+        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
+        WHERE $13::text IS NOT NULL
       )
       SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
       UNION ALL
@@ -151,13 +154,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
      */
     putLocked: `WITH put AS (
         INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO UPDATE SET token = p.token
         RETURNING p.*, (p.xmax = 0) AS inserted
       ), audited AS (
         INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $11, $12, put.key, $13, $14, $15, $16 FROM put
-        WHERE put.inserted AND $12::text IS NOT NULL
+        SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
+        WHERE put.inserted AND $13::text IS NOT NULL
       )
       SELECT * FROM put`,
     /*
@@ -175,20 +178,31 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         WHERE k.key = held.key AND ($2::text IS NULL OR held.token = $2::text)
       )
       SELECT * FROM held`,
-    get: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = $1`,
+    // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
+    get: `SELECT * FROM ${keysTable} WHERE key = $1`,
     lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
     deleteOne: `DELETE FROM ${keysTable} WHERE key = $1`,
     update: `UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
-        error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at)
+        error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
+        heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
       WHERE key = $1 RETURNING ${RECORD_COLUMNS}`,
-    audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    listFirst: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
-    listAfter: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
+    audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    listFirst: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
+    listAfter: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
+    // A NULL filter value matches every row.
+    listFirstFiltered: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2
+      AND ($4::text IS NULL OR token = $4) AND ($5::text IS NULL OR state = $5)
+      AND ($6::text IS NULL OR operation = $6) ORDER BY key LIMIT $3`,
+    listAfterFiltered: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2
+      AND ($4::text IS NULL OR token = $4) AND ($5::text IS NULL OR state = $5)
+      AND ($6::text IS NULL OR operation = $6) ORDER BY key LIMIT $3`,
     // `a.id`, qualified: a bare ORDER BY id would sort by the output column `id`, which is text
     // (so "9" came before "10" and pages skipped entries).
-    auditByPrefix: `SELECT a.id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable} a
+    // `a.*` then `id` again as text: pg keeps the last column of a name, the text one (a bigint
+    // would come back as a string anyway; this keeps it exact and explicit).
+    auditByPrefix: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key >= $1 AND key < $2 AND a.id < $3::bigint ORDER BY a.id DESC LIMIT $4`,
-    auditByKey: `SELECT a.id::text AS id, at, action, key, actor, reason, token, record FROM ${auditTable} a
+    auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
   };
 
@@ -236,11 +250,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return result;
     });
 
+  let migrated = false;
+
   return {
     backend: "postgres",
-    capabilities: { durable: true, shared: true, oneRoundTrip: true },
+    capabilities: { durable: true, shared: true, oneRoundTrip: true, listFilter: true },
+    location:
+      options.url === undefined ? "postgres (a pool passed by the caller)" : redactUrl(options.url),
 
-    async init() {
+    async init({ create }: InitOptions) {
       if (!pool) {
         const { default: pg } = await import("pg");
         const config: PoolConfig = {
@@ -259,6 +277,14 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         // 'error' event would crash the process.
         created.on("error", () => undefined);
         pool = created as unknown as PgPoolLike;
+      }
+      if (migrated) return true;
+      if (!create) {
+        const [found] = await one<{ exists: boolean }>(
+          "SELECT to_regclass($1) IS NOT NULL AS exists",
+          [keysTable],
+        );
+        return found?.exists === true;
       }
       // Two processes creating the tables at once would race in the catalog (duplicate
       // pg_type rows); a transaction-scoped advisory lock makes them take turns.
@@ -289,7 +315,22 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           record text
         )`);
         await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+        // Layout 2: liveness and audit facts. Asked first, so a started store does not take an
+        // exclusive table lock on every start just to find the columns there.
+        for (const [table, column, type] of [
+          [keysTable, "heartbeat_interval_ms", "integer"],
+          [auditTable, "detail", "text"],
+        ] as const) {
+          const { rows: present } = await client.query(
+            `SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`,
+            [table, column],
+          );
+          if (present.length === 0)
+            await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${type}`);
+        }
       });
+      migrated = true;
+      return true;
     },
 
     async put(records, audit): Promise<PutOutcome> {
@@ -321,20 +362,20 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       });
     },
 
-    async remove(keys, token, audit): Promise<RemoveOutcome> {
-      if (keys.length === 1 && !audit) {
+    async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
+      if (keys.length === 1 && !audit && !expected) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
         return removeOutcome(row && fromRow(row), token);
       }
       return transaction<RemoveOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
-        const conflicts = held.filter((r) => token !== null && r.token !== token);
-        if (conflicts.length > 0) return new Rollback({ ok: false as const, conflicts });
-        for (const record of held) {
+        const outcome = removeDecision(keys, held, token, expected);
+        if (!outcome.ok) return new Rollback(outcome);
+        for (const record of outcome.removed) {
           await client.query(sql.deleteOne, [keyBytes(record.key)]);
           if (audit) await client.query(sql.audit, auditValues(audit, record));
         }
-        return { ok: true as const, removed: inCallerOrder(held, keys) };
+        return outcome;
       });
     },
 
@@ -355,6 +396,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             patch.state ?? null,
             patch.error ? JSON.stringify(patch.error) : null,
             patch.heartbeatAt ?? null,
+            patch.heartbeatIntervalMs ?? null,
           ]);
           if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
           updated.push(fromRow(row));
@@ -368,10 +410,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return row ? fromRow(row) : null;
     },
 
-    async list({ prefix, after, limit }) {
+    async list({ prefix, after, limit, filter }) {
       const lower = keyBytes(after ?? prefix);
+      const bounds = [lower, upperBound(prefix), limit];
+      if (filter) {
+        const stmt = after === null ? sql.listFirstFiltered : sql.listAfterFiltered;
+        return (await one<KeyRow>(stmt, [...bounds, ...filterValues(filter)])).map(fromRow);
+      }
       const stmt = after === null ? sql.listFirst : sql.listAfter;
-      return (await one<KeyRow>(stmt, [lower, upperBound(prefix), limit])).map(fromRow);
+      return (await one<KeyRow>(stmt, bounds)).map(fromRow);
     },
 
     async audit({ prefix, key, before, limit }): Promise<AuditEntry[]> {

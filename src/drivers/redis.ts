@@ -25,9 +25,15 @@ import {
   toColumns,
 } from "../core/codec.js";
 import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
-import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
+import {
+  BackendConfigurationError,
+  BackendUnavailableError,
+  InvalidArgumentError,
+} from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { redactUrl } from "../core/url.js";
+import { checkDuration } from "../core/validation.js";
 
 export interface RedisDriverOptions {
   /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS. */
@@ -42,6 +48,10 @@ export interface RedisDriverOptions {
   commandTimeoutMs?: number;
   /** Bound on establishing a connection. Default 4000. */
   connectTimeoutMs?: number;
+  /** Accept a server whose `maxmemory-policy` may evict keys without a TTL (`allkeys-*`): an
+   *  evicted poison key silently frees its resource. Default false: such a server is refused
+   *  with BackendConfigurationError. URL form: `?allowEviction=true`. */
+  allowEviction?: boolean;
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = "{poison-store}:";
@@ -77,6 +87,7 @@ const COLUMNS: readonly (keyof RecordColumns)[] = [
   "created_at",
   "updated_at",
   "heartbeat_at",
+  "heartbeat_interval_ms",
   "operation",
   "owner",
   "error",
@@ -133,8 +144,11 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   return {
     backend: "redis",
     capabilities: { durable: true, shared: true, oneRoundTrip: true },
+    location:
+      options.url === undefined ? "redis (a client passed by the caller)" : redactUrl(options.url),
 
     async init() {
+      if (shas) return true;
       scriptText = await loadSources();
       if (!client) {
         const { Redis: RedisClient } = await import("ioredis");
@@ -176,7 +190,9 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
           return [name, sha] as const;
         }),
       );
+      await checkEviction(redis, settings.allowEviction);
       shas = Object.fromEntries(loaded) as Record<ScriptName, string>;
+      return true;
     },
 
     async put(records, audit) {
@@ -207,11 +223,17 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       };
     },
 
-    async remove(keys, token, audit) {
+    async remove(keys, token, audit, expected) {
       const reply = (await run(
         "remove",
         [indexKey, auditKey, ...keys.map(recordKey)],
-        [token ?? "", audit ? "1" : "", ...keys, ...auditFields(audit)],
+        [
+          token ?? "",
+          audit ? "1" : "",
+          ...keys,
+          ...expectedFields(expected),
+          ...auditFields(audit),
+        ],
       )) as [number, Reply[]];
       const found = indexedRecords(
         reply[1],
@@ -304,13 +326,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
 }
 
 function parseOptions(options: RedisDriverOptions) {
-  const positive = (name: string, value: number | undefined, fallback: number) => {
-    if (value === undefined) return fallback;
-    if (!Number.isFinite(value) || value <= 0)
-      throw new InvalidArgumentError(name, "must be a positive number of milliseconds");
-    return value;
-  };
   let keyPrefix = options.keyPrefix;
+  let allowEviction = options.allowEviction;
   let url = options.url ?? "redis://127.0.0.1:6379";
   const redis: RedisOptions = {};
   if (options.url !== undefined) {
@@ -323,6 +340,13 @@ function parseOptions(options: RedisDriverOptions) {
     const fromUrl = parsed.searchParams.get("keyPrefix");
     if (fromUrl !== null && keyPrefix === undefined) keyPrefix = fromUrl;
     parsed.searchParams.delete("keyPrefix");
+    const eviction = parsed.searchParams.get("allowEviction");
+    if (eviction !== null && allowEviction === undefined) {
+      if (eviction !== "true" && eviction !== "false")
+        throw new InvalidArgumentError("url", "?allowEviction must be true or false");
+      allowEviction = eviction === "true";
+    }
+    parsed.searchParams.delete("allowEviction");
     url = parsed.toString();
   }
   keyPrefix ??= DEFAULT_REDIS_KEY_PREFIX;
@@ -333,9 +357,30 @@ function parseOptions(options: RedisDriverOptions) {
     url,
     keyPrefix,
     redis,
-    commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs, 4000),
-    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 4000),
+    commandTimeoutMs: checkDuration("commandTimeoutMs", options.commandTimeoutMs, 4000),
+    connectTimeoutMs: checkDuration("connectTimeoutMs", options.connectTimeoutMs, 4000),
+    allowEviction: allowEviction === true,
   };
+}
+
+/** Policies that never evict a key without a TTL (poison keys have none). */
+const SAFE_EVICTION = /^(noeviction|volatile-[a-z]+)$/;
+
+/**
+ * Refuse a server that may evict poison keys to make room (`allkeys-*`): an acknowledged key
+ * would vanish silently and free its resource. Read from INFO, which managed Redis services
+ * keep even where CONFIG is disabled.
+ */
+async function checkEviction(redis: Redis, allowed: boolean): Promise<void> {
+  if (allowed) return;
+  const info = (await redis.info("memory")) as string;
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+  if (policy === undefined || SAFE_EVICTION.test(policy)) return;
+  throw new BackendConfigurationError(
+    "redis",
+    "maxmemory-policy",
+    `the server's maxmemory-policy is ${policy}, which evicts keys without a TTL when memory runs out: an acknowledged poison key could vanish and free its resource. Set maxmemory-policy to noeviction (or a volatile-* policy) on this server, or accept the risk with ?allowEviction=true (allowEviction: true)`,
+  );
 }
 
 /** The record as hash field/value pairs; absent optional fields are not stored. */
@@ -344,7 +389,7 @@ function recordFields(record: PoisonRecord): string[] {
   const out: string[] = [];
   for (const column of COLUMNS) {
     const value = columns[column];
-    if (value !== null) out.push(column, value);
+    if (value !== null && value !== undefined) out.push(column, String(value));
   }
   return out;
 }
@@ -354,6 +399,20 @@ function patchFields(patch: RecordPatch): string[] {
   if (patch.state !== undefined) out.push("state", patch.state);
   if (patch.error !== undefined) out.push("error", JSON.stringify(patch.error));
   if (patch.heartbeatAt !== undefined) out.push("heartbeat_at", patch.heartbeatAt);
+  if (patch.heartbeatIntervalMs !== undefined)
+    out.push("heartbeat_interval_ms", String(patch.heartbeatIntervalMs));
+  return out;
+}
+
+/** The expected version of each key for a compare-and-delete: five values per key (present,
+ *  token, state, updated_at, heartbeat_at), see remove.lua. */
+function expectedFields(expected: readonly (PoisonRecord | null)[] | undefined): string[] {
+  if (!expected) return ["0"];
+  const out = [String(expected.length * 5)];
+  for (const record of expected) {
+    if (!record) out.push("", "", "", "", "");
+    else out.push("1", record.token, record.state, record.updatedAt, record.heartbeatAt ?? "");
+  }
   return out;
 }
 
@@ -370,6 +429,7 @@ function auditFields(audit: AuditIntent | undefined): string[] {
     audit.reason,
   ];
   if (audit.token !== undefined) out.push("token", audit.token);
+  if (audit.evenIfAlive) out.push("evenIfAlive", "1");
   return out;
 }
 
@@ -389,6 +449,7 @@ function columnsOf(hash: Record<string, string> | Map<string, string>): RecordCo
     created_at: get("created_at") ?? "",
     updated_at: get("updated_at") ?? get("created_at") ?? "",
     heartbeat_at: get("heartbeat_at"),
+    heartbeat_interval_ms: get("heartbeat_interval_ms"),
     operation: get("operation"),
     owner: get("owner"),
     error: get("error"),
@@ -427,6 +488,7 @@ function fromStreamEntry(id: string, flat: readonly Reply[]): AuditEntry {
   };
   // The removed record is stored as hash fields, not JSON: `record` is filled from them.
   const entry = fromAuditColumns(id, key, columns);
+  if (fields.get("evenIfAlive") === "1") entry.evenIfAlive = true;
   if (recordFieldsOf.size > 0) entry.record = fromColumns(key, columnsOf(recordFieldsOf));
   return entry;
 }

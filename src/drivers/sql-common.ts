@@ -2,11 +2,18 @@
  * What the PostgreSQL and MySQL drivers share: identifier checks, key bytes and ordering, and a
  * timer that bounds one step against a server that stopped answering.
  */
-import { toColumns } from "../core/codec.js";
-import type { AuditIntent, PutOutcome, RemoveOutcome } from "../core/driver.js";
+import { auditDetail, toColumns } from "../core/codec.js";
+import {
+  type AuditIntent,
+  type ListFilter,
+  type PutOutcome,
+  type RemoveOutcome,
+  sameVersion,
+} from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { PoisonRecord } from "../core/records.js";
+import { checkDuration } from "../core/validation.js";
 
 /** A table name: `name` or `schema.name`, each part a plain SQL identifier (quoted when used). */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
@@ -22,12 +29,9 @@ export function checkTableName(argument: string, value: unknown, fallback: strin
   return value;
 }
 
+/** A driver's timeout option, in whole milliseconds. */
 export function checkMillis(argument: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidArgumentError(argument, "must be a positive number of milliseconds");
-  }
-  return Math.ceil(value);
+  return Math.ceil(checkDuration(argument, value, fallback));
 }
 
 /** Quote each part of a checked table name with `quote` (`"` for PostgreSQL, `` ` `` for MySQL). */
@@ -142,7 +146,7 @@ export function putOutcome(
 }
 
 /** The put statement's parameters, in the order both SQL drivers bind them: the key's bytes, the
- *  record's columns, then the audit entry to write when the row is really inserted. */
+ *  record's ten columns, then the audit entry to write when the row is really inserted. */
 export function putParameters(record: PoisonRecord, audit: AuditIntent | undefined): unknown[] {
   const c = toColumns(record);
   return [
@@ -152,6 +156,7 @@ export function putParameters(record: PoisonRecord, audit: AuditIntent | undefin
     c.created_at,
     c.updated_at,
     c.heartbeat_at,
+    c.heartbeat_interval_ms,
     c.operation,
     c.owner,
     c.error,
@@ -166,7 +171,7 @@ export function putParameters(record: PoisonRecord, audit: AuditIntent | undefin
 }
 
 /** An audit row's values, in the order the SQL drivers' INSERT names the columns: when, what,
- *  the key's bytes, who, why, the token asked for, and the record as it stood. */
+ *  the key's bytes, who, why, the token asked for, the record as it stood, and the detail. */
 export function auditValues(intent: AuditIntent, record: PoisonRecord): unknown[] {
   return [
     intent.at,
@@ -176,7 +181,40 @@ export function auditValues(intent: AuditIntent, record: PoisonRecord): unknown[
     intent.reason,
     intent.token ?? null,
     JSON.stringify(record),
+    auditDetail(intent),
   ];
+}
+
+/**
+ * The decision of a batch remove over rows read under lock: which present records conflict
+ * (another token, or — with `expected` — not the version the caller read) and whether a key the
+ * caller read as present has vanished. `held` holds the present rows, in any order.
+ */
+export function removeDecision(
+  keys: readonly string[],
+  held: readonly PoisonRecord[],
+  token: string | null,
+  expected: readonly (PoisonRecord | null)[] | undefined,
+): RemoveOutcome {
+  const byKey = new Map(held.map((record) => [record.key, record]));
+  const conflicts: PoisonRecord[] = [];
+  let changed = false;
+  keys.forEach((key, i) => {
+    const now = byKey.get(key);
+    const seen = expected?.[i] ?? null;
+    if (now && token !== null && now.token !== token) conflicts.push(now);
+    else if (expected && (now ? !seen || !sameVersion(now, seen) : seen)) {
+      changed = true;
+      if (now) conflicts.push(now);
+    }
+  });
+  if (conflicts.length > 0 || changed) return { ok: false, conflicts };
+  return { ok: true, removed: inCallerOrder([...held], keys) };
+}
+
+/** `value` for a filter parameter (NULL matches every row). */
+export function filterValues(filter: ListFilter | undefined): (string | null)[] {
+  return [filter?.token ?? null, filter?.state ?? null, filter?.operation ?? null];
 }
 
 /** The outcome of a single-key delete-if-token-matches from the row it found and locked (none:

@@ -8,18 +8,29 @@
  * their UTF-8 bytes so SQLite's memcmp order is the contract's key order and prefix ranges are
  * index scans that treat `%` and `_` as plain bytes.
  */
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Database, Statement, Transaction } from "better-sqlite3";
 import {
   type AuditColumns,
+  auditDetail,
   fromAuditColumns,
   fromColumns,
   type RecordColumns,
   toColumns,
 } from "../core/codec.js";
-import type { AuditIntent, PoisonDriver, RecordPatch } from "../core/driver.js";
+import {
+  type AuditIntent,
+  type InitOptions,
+  type ListFilter,
+  type PoisonDriver,
+  type RecordPatch,
+  sameVersion,
+} from "../core/driver.js";
 import { BackendUnavailableError } from "../core/errors.js";
 import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { checkDuration } from "../core/validation.js";
 
 export interface SqliteDriverOptions {
   /** File path, or `:memory:` for a private in-memory database. */
@@ -29,7 +40,7 @@ export interface SqliteDriverOptions {
 }
 
 /** The layout this code writes. Bump it and add a step to MIGRATIONS to change the layout. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** MIGRATIONS[n] moves a file from version n to n + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -56,6 +67,9 @@ const MIGRATIONS: readonly string[] = [
      record TEXT
    );
    CREATE INDEX poison_audit_by_key ON poison_audit (key, id);`,
+  // 2: liveness (heartbeat_interval_ms) and facts of an audit entry such as evenIfAlive (detail).
+  `ALTER TABLE poison_keys ADD COLUMN heartbeat_interval_ms INTEGER;
+   ALTER TABLE poison_audit ADD COLUMN detail TEXT;`,
 ];
 
 interface KeyRow extends RecordColumns {
@@ -72,37 +86,28 @@ const TOP = Buffer.from([0xff]);
 
 export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   const { path } = options;
-  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  const busyTimeoutMs = checkDuration("options.busyTimeoutMs", options.busyTimeoutMs, 5000);
   let db: Database | null = null;
-  let sql: ReturnType<typeof prepare> | null = null;
+  let reads: ReturnType<typeof prepareReads> | null = null;
+  let writes: ReturnType<typeof prepareWrites> | null = null;
   // One transaction wrapper, built once: better-sqlite3's transaction() is costly to call per
   // write, so each write passes its body to this one instead.
   let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
 
-  const prepare = (d: Database) => ({
+  // Reads select `*`: they also serve a file of an older layout, which only a write migrates.
+  const prepareReads = (d: Database) => ({
     // Point reads bind the key as text and cast it in SQL: the same UTF-8 bytes (keys are
     // well-formed and NUL-free), without allocating a Buffer per call.
     get: d.prepare("SELECT * FROM poison_keys WHERE key = CAST(? AS BLOB)"),
     token: d.prepare("SELECT token FROM poison_keys WHERE key = CAST(? AS BLOB)").pluck(),
-    insert: d.prepare(
-      `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at, operation, owner, error, data)
-       VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at, @operation, @owner, @error, @data)`,
-    ),
-    delete: d.prepare("DELETE FROM poison_keys WHERE key = ?"),
-    update: d.prepare(
-      `UPDATE poison_keys SET updated_at = @updated_at, state = coalesce(@state, state),
-         error = coalesce(@error, error), heartbeat_at = coalesce(@heartbeat_at, heartbeat_at)
-       WHERE key = @key`,
-    ),
     listFirst: d.prepare(
       "SELECT * FROM poison_keys WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
     ),
     listAfter: d.prepare(
       "SELECT * FROM poison_keys WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
     ),
-    audit: d.prepare(
-      "INSERT INTO poison_audit (at, action, key, actor, reason, token, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    ),
+    listFirstFiltered: d.prepare(filtered(">=")),
+    listAfterFiltered: d.prepare(filtered(">")),
     auditByPrefix: d.prepare(
       "SELECT * FROM poison_audit WHERE key >= ? AND key < ? AND id < ? ORDER BY id DESC LIMIT ?",
     ),
@@ -111,13 +116,37 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     ),
   });
 
-  const ready = () => {
-    if (!db || !sql || !atomic)
-      throw new BackendUnavailableError("sqlite", "the database is not open");
+  const prepareWrites = (d: Database) => ({
+    insert: d.prepare(
+      `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at,
+         heartbeat_interval_ms, operation, owner, error, data)
+       VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at,
+         @heartbeat_interval_ms, @operation, @owner, @error, @data)`,
+    ),
+    delete: d.prepare("DELETE FROM poison_keys WHERE key = ?"),
+    update: d.prepare(
+      `UPDATE poison_keys SET updated_at = @updated_at, state = coalesce(@state, state),
+         error = coalesce(@error, error), heartbeat_at = coalesce(@heartbeat_at, heartbeat_at),
+         heartbeat_interval_ms = coalesce(@heartbeat_interval_ms, heartbeat_interval_ms)
+       WHERE key = @key`,
+    ),
+    audit: d.prepare(
+      "INSERT INTO poison_audit (at, action, key, actor, reason, token, record, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+  });
+
+  const readable = () => {
+    if (!db || !reads) throw new BackendUnavailableError("sqlite", "the database is not open");
+    return reads;
+  };
+
+  const writable = () => {
+    if (!db || !reads || !writes || !atomic)
+      throw new BackendUnavailableError("sqlite", "the database is not open for writing");
     const transaction = atomic;
     /** Run `body` in one BEGIN IMMEDIATE transaction. */
     const immediate = <T>(body: () => T): T => transaction.immediate(body) as T;
-    return { db, sql, immediate };
+    return { read: reads, write: writes, immediate };
   };
 
   const read = (stmt: Statement, key: string): PoisonRecord | null => {
@@ -135,42 +164,80 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       intent.reason,
       intent.token ?? null,
       JSON.stringify(record),
+      auditDetail(intent),
     );
+  };
+
+  /** Open the file once; without `create`, only a file that exists (never make one). */
+  const connect = async (create: boolean): Promise<Database | null> => {
+    if (db) return db;
+    if (!create && (path === ":memory:" || path === "" || !existsSync(path))) {
+      // Never written is a fine answer only where a write could create the file: a missing
+      // directory is a wrong path, not an empty store.
+      if (path !== ":memory:" && path !== "" && !existsSync(dirname(resolve(path))))
+        throw new BackendUnavailableError(
+          "sqlite",
+          `cannot open ${JSON.stringify(path)} (its directory does not exist); check that its directory exists and is writable`,
+        );
+      return null;
+    }
+    const { default: BetterSqlite3 } = await import("better-sqlite3");
+    let opened: Database;
+    try {
+      opened = new BetterSqlite3(path, { timeout: busyTimeoutMs, fileMustExist: !create });
+    } catch (error) {
+      throw new BackendUnavailableError(
+        "sqlite",
+        `cannot open ${JSON.stringify(path)} (${(error as Error).message}); check that its directory exists and is writable`,
+        error,
+      );
+    }
+    // Per connection, changes nothing in the file.
+    opened.pragma("synchronous = FULL");
+    db = opened;
+    return opened;
   };
 
   return {
     backend: "sqlite",
-    capabilities: { durable: path !== ":memory:", shared: path !== ":memory:", oneRoundTrip: true },
+    capabilities: {
+      durable: path !== ":memory:",
+      shared: path !== ":memory:",
+      oneRoundTrip: true,
+      listFilter: true,
+    },
+    location: `sqlite:${path}`,
 
-    async init() {
-      const { default: BetterSqlite3 } = await import("better-sqlite3");
-      let opened: Database;
+    async init({ create }: InitOptions) {
+      if (writes) return true;
+      const opened = await connect(create);
+      if (!opened) return false;
       try {
-        opened = new BetterSqlite3(path, { timeout: busyTimeoutMs });
-      } catch (error) {
-        throw new BackendUnavailableError(
-          "sqlite",
-          `cannot open ${JSON.stringify(path)} (${(error as Error).message}); check that its directory exists and is writable`,
-          error,
-        );
-      }
-      try {
+        if (!create) {
+          const version = layoutVersion(opened, path);
+          if (version === 0) return false;
+          reads ??= prepareReads(opened);
+          return true;
+        }
         opened.pragma("journal_mode = WAL");
-        opened.pragma("synchronous = FULL");
         migrate(opened, path);
-        sql = prepare(opened);
+        reads = prepareReads(opened);
+        writes = prepareWrites(opened);
         atomic = opened.transaction((body: () => unknown) => body());
-        db = opened;
+        return true;
       } catch (error) {
-        opened.close();
+        if (!reads) {
+          opened.close();
+          db = null;
+        }
         throw error;
       }
     },
 
     async put(records, audit) {
-      const { sql, immediate } = ready();
+      const { read: r, write: w, immediate } = writable();
       return immediate(() => {
-        const current = records.map((record) => read(sql.get, record.key));
+        const current = records.map((record) => read(r.get, record.key));
         const conflicts = current.filter(
           (held, i): held is PoisonRecord => held !== null && held.token !== records[i]?.token,
         );
@@ -178,8 +245,8 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         const result = records.map((record, i) => {
           const held = current[i];
           if (held) return held;
-          sql.insert.run(toRow(record));
-          writeAudit(sql.audit, audit, record);
+          w.insert.run(toRow(record));
+          writeAudit(w.audit, audit, record);
           return record;
         });
         return {
@@ -190,27 +257,32 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       });
     },
 
-    async remove(keys, token, audit) {
-      const { sql, immediate } = ready();
+    async remove(keys, token, audit, expected) {
+      const { read: r, write: w, immediate } = writable();
       return immediate(() => {
-        const current = keys.map((key) => read(sql.get, key));
+        const current = keys.map((key) => read(r.get, key));
         const conflicts = current.filter(
-          (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
+          (held, i): held is PoisonRecord =>
+            held !== null &&
+            ((token !== null && held.token !== token) ||
+              (expected !== undefined && !sameAs(held, expected[i]))),
         );
-        if (conflicts.length > 0) return { ok: false as const, conflicts };
+        const vanished =
+          expected !== undefined && current.some((held, i) => held === null && expected[i]);
+        if (conflicts.length > 0 || vanished) return { ok: false as const, conflicts };
         const removed = current.filter((held): held is PoisonRecord => held !== null);
         for (const held of removed) {
-          sql.delete.run(Buffer.from(held.key, "utf8"));
-          writeAudit(sql.audit, audit, held);
+          w.delete.run(Buffer.from(held.key, "utf8"));
+          writeAudit(w.audit, audit, held);
         }
         return { ok: true as const, removed };
       });
     },
 
     async update(keys, token, patch: RecordPatch) {
-      const { sql, immediate } = ready();
+      const { read: r, write: w, immediate } = writable();
       return immediate(() => {
-        const current = keys.map((key) => read(sql.get, key));
+        const current = keys.map((key) => read(r.get, key));
         const missing = keys.filter((_, i) => current[i] === null);
         const conflicts = current.filter(
           (held): held is PoisonRecord => held !== null && held.token !== token,
@@ -218,45 +290,50 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         if (missing.length > 0 || conflicts.length > 0)
           return { ok: false as const, conflicts, missing };
         for (const key of keys) {
-          sql.update.run({
+          w.update.run({
             key: Buffer.from(key, "utf8"),
             updated_at: patch.updatedAt,
             state: patch.state ?? null,
             error: patch.error ? JSON.stringify(patch.error) : null,
             heartbeat_at: patch.heartbeatAt ?? null,
+            heartbeat_interval_ms: patch.heartbeatIntervalMs ?? null,
           });
         }
         return {
           ok: true as const,
-          records: keys.map((key) => read(sql.get, key) as PoisonRecord),
+          records: keys.map((key) => read(r.get, key) as PoisonRecord),
         };
       });
     },
 
     async get(key) {
-      return read(ready().sql.get, key);
+      return read(readable().get, key);
     },
 
     async getToken(key) {
-      return (ready().sql.token.get(key) as string | undefined) ?? null;
+      return (readable().token.get(key) as string | undefined) ?? null;
     },
 
-    async list({ prefix, after, limit }) {
-      const { sql } = ready();
+    async list({ prefix, after, limit, filter }) {
+      const r = readable();
       const lower = Buffer.from(after ?? prefix, "utf8");
       const upper = prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP;
-      const stmt = after === null ? sql.listFirst : sql.listAfter;
+      if (filter) {
+        const stmt = after === null ? r.listFirstFiltered : r.listAfterFiltered;
+        return (stmt.all(filterParams(lower, upper, limit, filter)) as KeyRow[]).map(fromRow);
+      }
+      const stmt = after === null ? r.listFirst : r.listAfter;
       return (stmt.all(lower, upper, limit) as KeyRow[]).map(fromRow);
     },
 
     async audit({ prefix, key, before, limit }) {
-      const { sql } = ready();
+      const r = readable();
       const beforeId = before === null ? Number.MAX_SAFE_INTEGER : Number(before);
       if (!Number.isSafeInteger(beforeId)) return [];
       const rows =
         key !== undefined
-          ? (sql.auditByKey.all(Buffer.from(key, "utf8"), beforeId, limit) as AuditRow[])
-          : (sql.auditByPrefix.all(
+          ? (r.auditByKey.all(Buffer.from(key, "utf8"), beforeId, limit) as AuditRow[])
+          : (r.auditByPrefix.all(
               Buffer.from(prefix, "utf8"),
               prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP,
               beforeId,
@@ -268,10 +345,57 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     async close() {
       db?.close();
       db = null;
-      sql = null;
+      reads = null;
+      writes = null;
       atomic = null;
     },
   };
+}
+
+/** True when `held` is still the version the caller read (`seen`). */
+function sameAs(held: PoisonRecord, seen: PoisonRecord | null | undefined): boolean {
+  return seen !== null && seen !== undefined && sameVersion(held, seen);
+}
+
+function filterParams(lower: Buffer, upper: Uint8Array, limit: number, filter: ListFilter) {
+  return {
+    lower,
+    upper,
+    limit,
+    token: filter.token ?? null,
+    state: filter.state ?? null,
+    operation: filter.operation ?? null,
+  };
+}
+
+/** A listing narrowed by a filter; a NULL filter value matches every row. */
+function filtered(lowerBound: ">" | ">="): string {
+  return `SELECT * FROM poison_keys WHERE key ${lowerBound} @lower AND key < @upper
+    AND (@token IS NULL OR token = @token) AND (@state IS NULL OR state = @state)
+    AND (@operation IS NULL OR operation = @operation)
+    ORDER BY key LIMIT @limit`;
+}
+
+/** The layout version recorded in the file, 0 when it has none of this library's tables. A
+ *  newer layout than this code understands is refused. Reads only. */
+function layoutVersion(db: Database, path: string): number {
+  const meta = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'poison_meta'")
+    .get();
+  if (!meta) return 0;
+  const row = db.prepare("SELECT value FROM poison_meta WHERE name = 'schema_version'").get() as
+    | { value: string }
+    | undefined;
+  const version = row ? Number(row.value) : 0;
+  if (version > SQLITE_SCHEMA_VERSION) throw newerLayout(path, version);
+  return version;
+}
+
+function newerLayout(path: string, version: number): BackendUnavailableError {
+  return new BackendUnavailableError(
+    "sqlite",
+    `${JSON.stringify(path)} has layout version ${version}, newer than this poison-store understands (${SQLITE_SCHEMA_VERSION}); upgrade poison-store`,
+  );
 }
 
 /** Bring the file to SQLITE_SCHEMA_VERSION in one immediate transaction, so two processes
@@ -283,12 +407,7 @@ function migrate(db: Database, path: string): void {
       | { value: string }
       | undefined;
     const version = row ? Number(row.value) : 0;
-    if (version > SQLITE_SCHEMA_VERSION) {
-      throw new BackendUnavailableError(
-        "sqlite",
-        `${JSON.stringify(path)} has layout version ${version}, newer than this poison-store understands (${SQLITE_SCHEMA_VERSION}); upgrade poison-store`,
-      );
-    }
+    if (version > SQLITE_SCHEMA_VERSION) throw newerLayout(path, version);
     for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
     db.prepare(
       "INSERT INTO poison_meta (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -1,13 +1,18 @@
 /** The errors PoisonGuard throws on purpose. Each extends PoisonStoreError with a stable code. */
 import { PoisonStoreError } from "../core/errors.js";
+import { describeLiveness, livenessOf } from "../core/liveness.js";
 import type { PoisonRecord } from "../core/records.js";
-import { DEFAULT_NAMESPACE } from "../core/store.js";
+import { type StoreWhere, shellQuote, storeFlags } from "../core/shell.js";
+import { safeString } from "../core/store.js";
+
+export { shellQuote };
 
 /** Stable codes of the guard's errors. Never renamed once published. */
 export const GuardErrorCode = {
   ResourcePoisoned: "RESOURCE_POISONED",
   OperationPoisoned: "OPERATION_POISONED",
   PoisonCleanupFailed: "POISON_CLEANUP_FAILED",
+  RunSettled: "RUN_SETTLED",
 } as const;
 export type GuardErrorCode = (typeof GuardErrorCode)[keyof typeof GuardErrorCode];
 
@@ -29,21 +34,31 @@ export class ResourcePoisonedError extends PoisonStoreError {
   readonly key: string;
   /** The holder's record as it stood when the run was refused. */
   readonly record: PoisonRecord;
+  /** Every refusing key's record, in the caller's order (`record` is the first): an operation
+   *  that needs several keys is recovered key by key, or all at once by token. */
+  readonly holders: readonly PoisonRecord[];
   /** The caller's token, or null for `assertHealthy`. */
   readonly token: string | null;
   readonly reason: RefusalReason;
 
-  /** `namespace`: the store's, so the CLI commands in the message name it when it is not the
-   *  default (an operator copies them as they are). */
+  /** `where`: the store's namespace (a string, as before) or its location and namespace, so
+   *  the CLI commands in the message go to that store when copied as they are. `holders`: every
+   *  refusing record (default: `record` alone). */
   constructor(
     record: PoisonRecord,
     token: string | null,
     reason: RefusalReason,
-    namespace: string = DEFAULT_NAMESPACE,
+    where: string | (StoreWhere & { holders?: readonly PoisonRecord[]; now?: Date }) = {},
   ) {
-    super(GuardErrorCode.ResourcePoisoned, refusalMessage(record, token, reason, namespace));
+    const place = typeof where === "string" ? { namespace: where } : where;
+    const holders = place.holders && place.holders.length > 0 ? place.holders : [record];
+    super(
+      GuardErrorCode.ResourcePoisoned,
+      refusalMessage(holders, token, reason, place, place.now ?? new Date()),
+    );
     this.key = record.key;
     this.record = record;
+    this.holders = holders;
     this.token = token;
     this.reason = reason;
   }
@@ -76,6 +91,8 @@ export class OperationPoisonedError extends PoisonStoreError {
     recordFailure?: unknown;
     /** The store's namespace, named in the CLI commands when it is not the default. */
     namespace?: string;
+    /** The store's location, named in the CLI commands as `--store`. */
+    location?: string;
   }) {
     const what = init.operation ? `operation ${JSON.stringify(init.operation)}` : "operation";
     const failure = describeThrown(init.cause);
@@ -84,13 +101,17 @@ export class OperationPoisonedError extends PoisonStoreError {
         ? "left its keys poisoned"
         : `left its keys in place, but the failure could not be recorded (${describeThrown(init.recordFailure)})`;
     const first = init.keys[0] ?? "KEY";
-    const ns = namespaceFlag(init.namespace ?? DEFAULT_NAMESPACE);
+    const ns = storeFlags({ location: init.location, namespace: init.namespace });
+    const all =
+      init.keys.length > 1
+        ? `; or all of this operation's keys at once: poison clear --all-of-token ${shellQuote(init.token)} --force --reason "what was repaired"${ns}`
+        : "";
     super(
       GuardErrorCode.OperationPoisoned,
       `${what} with token ${JSON.stringify(init.token)} failed after ${init.attempts} attempt(s) and ${recorded}: ${failure}. ` +
         `Keys: ${init.keys.map((k) => JSON.stringify(k)).join(", ")}. Every new operation on them is refused until an operator ` +
         `inspects and repairs the resource (poison show ${shellQuote(first)}${ns}), then clears each key ` +
-        `(poison clear ${shellQuote(first)} --token ${shellQuote(init.token)}${ns}).`,
+        `(poison clear ${shellQuote(first)} --token ${shellQuote(init.token)} --reason "what was repaired"${ns})${all}.`,
       { cause: init.cause },
     );
     this.keys = init.keys;
@@ -151,70 +172,102 @@ export class PoisonCleanupError extends PoisonStoreError {
   }
 }
 
-/** Quote for a POSIX shell when needed, so the printed command can be pasted as is. */
-export function shellQuote(value: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(value)) return value;
-  return `'${value.replaceAll("'", `'\\''`)}'`;
+/**
+ * A method of a GuardContext was called after its attempt settled (a stray branch of the body
+ * finishing late). Nothing was changed: once an attempt is over, its context can no longer
+ * release, check or touch the run's keys.
+ */
+export class RunSettledError extends PoisonStoreError {
+  /** The method that was refused, for example `markConsistent`. */
+  readonly method: string;
+
+  constructor(method: string, token: string) {
+    super(
+      GuardErrorCode.RunSettled,
+      `ctx.${method}() was called after its attempt of the run with token ${JSON.stringify(token)} had settled; nothing was changed. ` +
+        "Await every branch of the body before it returns or throws.",
+    );
+    this.method = method;
+  }
 }
 
-function describeThrown(value: unknown): string {
-  if (value instanceof Error) return `${value.name}: ${value.message}`;
-  if (typeof value === "object" && value !== null) {
-    const bag = value as { name?: unknown; message?: unknown };
-    if (typeof bag.message === "string")
-      return `${typeof bag.name === "string" ? bag.name : "Error"}: ${bag.message}`;
-  }
+/** `Name: message` of anything thrown; never throws, whatever the value (a revoked Proxy…). */
+export function describeThrown(value: unknown): string {
   try {
-    return String(value);
+    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    if (typeof value === "object" && value !== null) {
+      const bag = value as { name?: unknown; message?: unknown };
+      if (typeof bag.message === "string")
+        return `${typeof bag.name === "string" ? bag.name : "Error"}: ${bag.message}`;
+    }
   } catch {
-    return Object.prototype.toString.call(value);
+    // A hostile value (a Proxy whose traps throw): describe it without reading it.
   }
-}
-
-/** ` --namespace N` for a store outside the default namespace, else nothing. */
-function namespaceFlag(namespace: string): string {
-  return namespace === DEFAULT_NAMESPACE ? "" : ` --namespace ${shellQuote(namespace)}`;
+  return safeString(value);
 }
 
 function refusalMessage(
-  record: PoisonRecord,
+  holders: readonly PoisonRecord[],
   token: string | null,
   reason: RefusalReason,
-  namespace: string,
+  where: StoreWhere,
+  now: Date,
 ): string {
-  const key = shellQuote(record.key) + namespaceFlag(namespace);
+  const flags = storeFlags(where);
+  const first = holders[0] as PoisonRecord;
   const lines: string[] = [];
   const head =
-    reason === "poisoned-by-this-token"
-      ? `resource ${JSON.stringify(record.key)} is poisoned by this run's own token ${JSON.stringify(record.token)}`
-      : `resource ${JSON.stringify(record.key)} is quarantined by a poison key held by token ${JSON.stringify(record.token)}`;
+    holders.length > 1
+      ? `${holders.length} of the resources are quarantined by poison keys`
+      : reason === "poisoned-by-this-token"
+        ? `resource ${JSON.stringify(first.key)} is poisoned by this run's own token ${JSON.stringify(first.token)}`
+        : `resource ${JSON.stringify(first.key)} is quarantined by a poison key held by token ${JSON.stringify(first.token)}`;
   lines.push(
     `${head}; ${token === null ? "the read was refused" : `the run with token ${JSON.stringify(token)} was refused before it started`}.`,
   );
-  const since =
-    record.state === "poisoned" ? (record.error?.at ?? record.updatedAt) : record.createdAt;
-  let state = `  state: ${record.state} since ${since}`;
-  if (record.operation) state += `, operation ${JSON.stringify(record.operation)}`;
-  if (record.owner) state += `, owner ${record.owner}`;
-  lines.push(state);
-  if (record.state === "in-progress") {
+  const indent = holders.length > 1 ? "    " : "  ";
+  for (const record of holders) {
+    if (holders.length > 1)
+      lines.push(`  ${JSON.stringify(record.key)}: held by token ${JSON.stringify(record.token)}`);
+    const since =
+      record.state === "poisoned" ? (record.error?.at ?? record.updatedAt) : record.createdAt;
+    let state = `${indent}state: ${record.state} since ${since}`;
+    if (record.operation) state += `, operation ${JSON.stringify(record.operation)}`;
+    if (record.owner) state += `, owner ${record.owner}`;
+    lines.push(state);
+    if (record.state === "in-progress") {
+      lines.push(
+        record.heartbeatAt
+          ? `${indent}last heartbeat: ${record.heartbeatAt} (${describeLiveness(record, now)}; ${
+              livenessOf(record, now).live
+                ? "the operation is alive: let it finish"
+                : "an old heartbeat means the owner may have died; the key never expires by itself"
+            })`
+          : `${indent}no heartbeat recorded: the operation may still be running, or its owner died mid-way`,
+      );
+    }
     lines.push(
-      record.heartbeatAt
-        ? `  last heartbeat: ${record.heartbeatAt} (an old heartbeat means the owner may have died; the key never expires by itself)`
-        : "  no heartbeat recorded: the operation may still be running, or its owner died mid-way",
+      record.error
+        ? `${indent}recorded error: ${record.error.name}: ${record.error.message} (at ${record.error.at})`
+        : `${indent}recorded error: none`,
     );
   }
+  const key = shellQuote(first.key);
+  lines.push(`  inspect it:  poison show ${key}${flags}`);
   lines.push(
-    record.error
-      ? `  recorded error: ${record.error.name}: ${record.error.message} (at ${record.error.at})`
-      : "  recorded error: none",
+    `  once the resource is repaired, clear it as the owner:  poison clear ${key} --token ${shellQuote(first.token)} --reason "what was repaired"${flags}`,
   );
-  lines.push(`  inspect it:  poison show ${key}`);
   lines.push(
-    `  once the resource is repaired, clear it as the owner:  poison clear ${key} --token ${shellQuote(record.token)}`,
+    `  or as an operator:  poison clear ${key} --force --reason "what was repaired"${flags}`,
   );
-  lines.push(`  or as an operator:  poison clear ${key} --force --reason "…"`);
-  lines.push("  (add --store URL when the store is not the CLI's default)");
+  const tokens = [...new Set(holders.map((record) => record.token))];
+  if (holders.length > 1 && tokens.length === 1) {
+    lines.push(
+      `  or every key of that operation at once:  poison clear --all-of-token ${shellQuote(first.token)} --force --reason "what was repaired"${flags}`,
+    );
+  }
+  if (!flags.includes("--store"))
+    lines.push("  (add --store URL when the store is not the CLI's default)");
   if (reason === "poisoned-by-this-token") {
     lines.push(
       "  repair code may run over it with the same token by passing resumePoisoned: true to guard.run",

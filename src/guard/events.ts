@@ -1,4 +1,5 @@
 /** The guard's typed events, and how they reach listeners and an optional logger. */
+import type { PoisonLostError } from "../core/errors.js";
 import type { PoisonRecord } from "../core/records.js";
 import type { RefusalReason } from "./errors.js";
 
@@ -15,8 +16,15 @@ export type GuardEvent =
   /** The keys are held (all of them), the body is about to run for the first time. `resumed`:
    *  at least one key was already held by this token (a crashed or failed earlier run). */
   | (RunFields & { type: "started"; resumed: boolean; records: readonly PoisonRecord[] })
-  /** A run or `assertHealthy` was refused; nothing was written. */
-  | (RunFields & { type: "refused"; key: string; holder: PoisonRecord; reason: RefusalReason })
+  /** A run or `assertHealthy` was refused; nothing was written. `holders`: every refusing key's
+   *  record (`holder` is the first). */
+  | (RunFields & {
+      type: "refused";
+      key: string;
+      holder: PoisonRecord;
+      holders: readonly PoisonRecord[];
+      reason: RefusalReason;
+    })
   /** An attempt failed with an error marked `retryable`; the next attempt starts after `delayMs`. */
   | (RunFields & { type: "retried"; attempt: number; delayMs: number; error: unknown })
   /** The keys were deleted. */
@@ -35,8 +43,16 @@ export type GuardEvent =
   | (RunFields & { type: "cleanup-failed"; error: unknown })
   /** A heartbeat was written. */
   | (RunFields & { type: "heartbeat"; heartbeatAt: string })
-  /** A heartbeat could not be written; the run goes on. */
-  | (RunFields & { type: "heartbeat-failed"; error: unknown });
+  /** A heartbeat could not be written (the store did not answer); the run goes on. */
+  | (RunFields & { type: "heartbeat-failed"; error: unknown })
+  /** A key of the run was found absent (`holder` null) or held by another token: `ctx.signal`
+   *  aborts with `error`, and the run rejects with it once the body settles. */
+  | (RunFields & {
+      type: "lost";
+      key: string;
+      holder: PoisonRecord | null;
+      error: PoisonLostError;
+    });
 
 export type GuardEventType = GuardEvent["type"];
 export type GuardEventOf<T extends GuardEventType> = Extract<GuardEvent, { type: T }>;
@@ -63,6 +79,7 @@ const LEVEL: Record<GuardEventType, keyof GuardLogger> = {
   "cleanup-failed": "error",
   heartbeat: "debug",
   "heartbeat-failed": "warn",
+  lost: "error",
 };
 
 /** A listener registry. A listener or logger that throws is ignored: observers never change the
@@ -129,5 +146,7 @@ function summarize(event: GuardEvent): string {
       return `poison guard: ${what} heartbeat`;
     case "heartbeat-failed":
       return `poison guard: ${what} heartbeat failed`;
+    case "lost":
+      return `poison guard: ${what} lost key ${event.key} (${event.holder ? `now held by ${event.holder.token}` : "cleared"}); the run is aborted`;
   }
 }

@@ -9,11 +9,14 @@ import {
   BackendUnavailableError,
   InvalidArgumentError,
   PoisonConflictError,
+  PoisonLostError,
   PoisonNotFoundError,
 } from "../core/errors.js";
 import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
+import { backoffDelay, retry, sleep } from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
+  checkDuration,
   checkKeys,
   checkObject,
   checkOptionalString,
@@ -25,6 +28,7 @@ import {
   PoisonCleanupError,
   type RefusalReason,
   ResourcePoisonedError,
+  RunSettledError,
 } from "./errors.js";
 import {
   type GuardEvent,
@@ -99,7 +103,8 @@ export interface GuardContext {
   readonly token: string;
   /** 1 for the first execution. */
   readonly attempt: number;
-  /** Aborts when the caller's `signal` aborts. */
+  /** Aborts when the caller's `signal` aborts, and with PoisonLostError when the run finds one
+   *  of its keys cleared or taken over (within one heartbeat interval). */
   readonly signal: AbortSignal;
   /** True when at least one key was already held by this token before the run (a resume). */
   readonly resumed: boolean;
@@ -108,7 +113,16 @@ export interface GuardContext {
   /** Delete the keys now: the resource is known consistent from here on, so a later failure
    *  does not poison. Idempotent. Rejects (keys kept) if the store cannot be reached. */
   markConsistent(): Promise<void>;
+  /**
+   * Check, in one atomic token-checked round trip, that the run still holds every key (and
+   * refresh their heartbeat): for use right before an irreversible step. Rejects with
+   * PoisonLostError when a key is absent or held by another token (the run is then aborted), or
+   * with BackendUnavailableError when the store could not say.
+   */
+  assertHeld(): Promise<void>;
 }
+
+/** Every method of a context refuses once its attempt has settled (RunSettledError). */
 
 interface CheckedRun {
   keys: string[];
@@ -122,9 +136,16 @@ interface CheckedRun {
 /** Mutable state of one run, shared by the body's context, the heartbeat and the ending. */
 interface RunState {
   readonly run: CheckedRun;
+  /** Aborts the body's `ctx.signal`: with the caller's signal, or with the loss of a key. */
+  readonly controller: AbortController;
   /** True while the keys are (as far as we know) held by the run. */
   held: boolean;
   releasing: Promise<void> | null;
+  /** Set once a key was found cleared or taken over: from then on the run writes nothing. */
+  lost: PoisonLostError | null;
+  /** A delete of the run's keys had an unknown outcome: from then on a key found absent or
+   *  taken may be the run's own doing, so it is no longer evidence of a loss. */
+  deleteUncertain: boolean;
 }
 
 export class PoisonGuard {
@@ -144,17 +165,11 @@ export class PoisonGuard {
     this.store = store;
     this.#retry = checkRetry("options.retry", checked.retry, DEFAULT_RETRY);
     this.#storeRetry = checkRetry("options.storeRetry", checked.storeRetry, DEFAULT_STORE_RETRY);
-    const heartbeat = checked.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
-    if (
-      heartbeat !== false &&
-      (typeof heartbeat !== "number" || !Number.isFinite(heartbeat) || heartbeat <= 0)
-    ) {
-      throw new InvalidArgumentError(
-        "options.heartbeatIntervalMs",
-        "must be a positive number of milliseconds, or false",
-      );
-    }
-    this.#heartbeatMs = heartbeat;
+    const heartbeat = checked.heartbeatIntervalMs;
+    this.#heartbeatMs =
+      heartbeat === false
+        ? false
+        : checkDuration("options.heartbeatIntervalMs", heartbeat, DEFAULT_HEARTBEAT_INTERVAL_MS);
     this.#owner =
       checkOptionalString("options.owner", checked.owner, MAX_LABEL_BYTES) ?? processOwner();
     this.#random = optionalFunction<() => number>("options.random", checked.random) ?? Math.random;
@@ -172,15 +187,15 @@ export class PoisonGuard {
   }
 
   /**
-   * Refuse (ResourcePoisonedError) if any of `keys` is present, whoever holds it and whatever
-   * its state; resolve otherwise. Writes nothing: for read paths that must not serve a
-   * quarantined resource.
+   * Refuse (ResourcePoisonedError, naming every present key) if any of `keys` is present,
+   * whoever holds it and whatever its state; resolve otherwise. Writes nothing: for read paths
+   * that must not serve a quarantined resource.
    */
   async assertHealthy(keys: readonly string[]): Promise<void> {
     const checked = checkKeys(keys);
     const records = await Promise.all(checked.map((key) => this.store.inspectPoison(key)));
-    const present = records.find((record) => record !== null);
-    if (present) {
+    const present = records.filter((record): record is PoisonRecord => record !== null);
+    if (present.length > 0) {
       const run: CheckedRun = {
         keys: checked,
         token: "",
@@ -194,38 +209,51 @@ export class PoisonGuard {
   }
 
   /**
-   * Run `body` under poison keys (SPEC §5). Resolves with the body's value once the keys are
+   * Run `body` under poison keys (SPEC §5, §7). Resolves with the body's value once the keys are
    * deleted. Rejects with ResourcePoisonedError (nothing ran), OperationPoisonedError (the keys
-   * stay, poisoned), the body's own error (marked `cleanPoisons`, keys deleted; or after
-   * `markConsistent`), PoisonCleanupError (the body finished but the keys may still be present),
-   * or a store error from the initial put (BackendUnavailableError: the keys may have been
-   * written; a run with the same token resumes).
+   * stay, poisoned), PoisonLostError (a key was cleared or taken over while the run held it: the
+   * body was aborted, the keys still held are poisoned), the body's own error (marked
+   * `cleanPoisons`, keys deleted; or after `markConsistent`), PoisonCleanupError (the body
+   * finished but the keys may still be present), or a store error from the initial put
+   * (BackendUnavailableError: the keys may have been written; a run with the same token resumes).
    */
   async run<T>(spec: GuardedRun, body: (ctx: GuardContext) => Promise<T> | T): Promise<T> {
-    const run = checkRun(spec, this.#owner);
+    const run = checkRun(spec, this.#owner, this.#heartbeatMs);
     if (typeof body !== "function") {
       throw new InvalidArgumentError("body", "must be a function (ctx) => Promise<value>");
     }
     run.signal?.throwIfAborted();
 
     const acquired = await this.#acquire(run);
-    const state: RunState = { run, held: true, releasing: null };
+    const state: RunState = {
+      run,
+      controller: new AbortController(),
+      held: true,
+      releasing: null,
+      lost: null,
+      deleteUncertain: false,
+    };
     this.#emit(run, { type: "started", resumed: acquired.resumed, records: acquired.records });
 
-    const controller = new AbortController();
+    const { controller } = state;
     const onAbort = () => controller.abort(run.signal?.reason);
     run.signal?.addEventListener("abort", onAbort, { once: true });
     if (run.signal?.aborted) onAbort();
     const heartbeat = this.#startHeartbeat(state);
 
     try {
+      // A resumed run's records carry the earlier run's heartbeat: make them live now.
+      if (acquired.resumed && this.#heartbeatMs !== false) await this.#touch(state).catch(() => {});
       for (let attempt = 1; ; attempt++) {
-        if (!state.held) {
+        if (attempt > 1 && !state.held && !state.lost) {
           // markConsistent released the keys during an earlier attempt; this one changes the
           // resource again, so it must hold them again.
           await this.#acquire(run);
           state.held = true;
         }
+        let settled = false;
+        const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
+          settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
         const ctx: GuardContext = {
           keys: run.keys,
           token: run.token,
@@ -233,28 +261,37 @@ export class PoisonGuard {
           signal: controller.signal,
           resumed: acquired.resumed,
           records: acquired.records,
-          markConsistent: () => this.#markConsistent(state),
+          markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
+          assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
         };
         let value: T;
         try {
           value = await body(ctx);
         } catch (error) {
+          settled = true;
           if (
+            !state.lost &&
             isMarkedRetryable(error) &&
             attempt < this.#retry.maxAttempts &&
             !controller.signal.aborted
           ) {
             const delayMs = backoff(this.#retry, attempt, this.#random);
             this.#emit(run, { type: "retried", attempt, delayMs, error });
-            // An abort during the wait ends the run with this attempt's error.
-            if (await sleep(delayMs, controller.signal)) continue;
+            // An abort during the wait ends the run with this attempt's error; so does a key
+            // lost meanwhile, or a store that cannot confirm the run still holds its keys:
+            // never run the body again over a key that may be someone else's.
+            if ((await sleep(delayMs, controller.signal)) && (await this.#stillHeld(state)))
+              continue;
           }
           await state.releasing?.catch(() => undefined);
           await heartbeat.stop();
+          if (state.lost) return await this.#endLost(state, error, attempt);
           return await this.#fail(state, error, attempt);
         }
+        settled = true;
         await state.releasing?.catch(() => undefined);
         await heartbeat.stop();
+        if (state.lost) return await this.#endLost(state, undefined, attempt);
         if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
         this.#emit(run, { type: "succeeded", attempts: attempt });
         return value;
@@ -268,7 +305,7 @@ export class PoisonGuard {
   // ---- steps -----------------------------------------------------------------------------
 
   /** Hold every key, all or none, or refuse: one atomic put, which also tells which keys were
-   *  already held by this token (a resumed run) and hands back the holder's record on a
+   *  already held by this token (a resumed run) and hands back the holders' records on a
    *  conflict, so a plain run costs no extra read. */
   async #acquire(run: CheckedRun): Promise<{ records: PoisonRecord[]; resumed: boolean }> {
     let put: PutPoisonsResult;
@@ -277,13 +314,18 @@ export class PoisonGuard {
     } catch (error) {
       if (error instanceof PoisonConflictError) {
         // The put wrote nothing: it is all or none.
-        const holder = error.holderRecord ?? (await this.store.inspectPoison(error.key));
-        if (holder) this.#refuse(run, holder, "held-by-another-token", run.token);
+        const holders =
+          error.conflicts.length > 0
+            ? error.conflicts
+            : [await this.store.inspectPoison(error.key)].filter(
+                (record): record is PoisonRecord => record !== null,
+              );
+        if (holders.length > 0) this.#refuse(run, holders, "held-by-another-token", run.token);
       }
       throw error;
     }
-    const poisoned = put.records.find((record) => record.state === "poisoned");
-    if (poisoned && !run.resumePoisoned) {
+    const poisoned = put.records.filter((record) => record.state === "poisoned");
+    if (poisoned.length > 0 && !run.resumePoisoned) {
       // This token left a key poisoned: never run over it silently. Undo what this put wrote;
       // if even that fails, the extra keys are held by the same token and its next run (or the
       // operator clearing this token's keys) removes them: quarantine errs on the safe side.
@@ -297,37 +339,128 @@ export class PoisonGuard {
 
   #refuse(
     run: CheckedRun,
-    holder: PoisonRecord,
+    holders: readonly PoisonRecord[],
     reason: RefusalReason,
     token: string | null,
   ): never {
-    this.#emit(run, { type: "refused", key: holder.key, holder, reason }, token);
-    throw new ResourcePoisonedError(holder, token, reason, this.store.namespace);
-  }
-
-  /** Delete the run's keys. A key another token took meanwhile (after an operator cleared ours)
-   *  is not ours to delete: skip it and delete the rest. */
-  async #release(run: CheckedRun): Promise<void> {
-    await this.#storeStep(async () => {
-      try {
-        await this.store.deletePoisons(run.keys, run.token);
-      } catch (error) {
-        if (!(error instanceof PoisonConflictError)) throw error;
-        for (const key of run.keys) {
-          await this.store.deletePoison(key, run.token).catch((e: unknown) => {
-            if (!(e instanceof PoisonConflictError)) throw e;
-          });
-        }
-      }
+    const holder = holders[0] as PoisonRecord;
+    this.#emit(run, { type: "refused", key: holder.key, holder, holders, reason }, token);
+    throw new ResourcePoisonedError(holder, token, reason, {
+      namespace: this.store.namespace,
+      location: this.store.location,
+      holders,
     });
   }
 
+  /** A key of the run was found absent or held by another token: stop writing, abort the body,
+   *  tell listeners. Only the first finding counts. Null when the finding is no evidence: after
+   *  a delete of ours with an unknown outcome, the key may be gone by our own hand. */
+  #lose(
+    state: RunState,
+    finding: PoisonConflictError | PoisonNotFoundError,
+  ): PoisonLostError | null {
+    if (state.lost) return state.lost;
+    if (state.deleteUncertain) return null;
+    const holder = keyHolder(finding);
+    const lost = new PoisonLostError(finding.key, state.run.token, holder);
+    state.lost = lost;
+    this.#emit(state.run, { type: "lost", key: lost.key, holder, error: lost });
+    state.controller.abort(lost);
+    return lost;
+  }
+
+  /** A store error that proves a key is no longer the run's becomes the loss; others pass. */
+  #asLoss(state: RunState, error: unknown): unknown {
+    return isKeyGone(error) ? (this.#lose(state, error) ?? error) : error;
+  }
+
+  /** Refresh the heartbeat of every key, token-checked, in one step; `announce` emits the
+   *  `heartbeat` event (the periodic and asked-for ones; not the check before a retry). */
+  async #touch(state: RunState, announce = true): Promise<void> {
+    const { run } = state;
+    try {
+      const options = this.#heartbeatMs === false ? {} : { heartbeatIntervalMs: this.#heartbeatMs };
+      const records = await this.store.touchPoisons(run.keys, run.token, options);
+      const heartbeatAt = records[0]?.heartbeatAt;
+      if (heartbeatAt && announce) this.#emit(run, { type: "heartbeat", heartbeatAt });
+    } catch (error) {
+      // Keys our own markConsistent is releasing (or released) are not lost.
+      if (state.releasing || !state.held) throw error;
+      throw this.#asLoss(state, error);
+    }
+  }
+
+  /** Before a retry: the keys are still the run's (one token-checked round trip, retried while
+   *  the store is unavailable). After markConsistent there is nothing to check: the next
+   *  attempt takes the keys again. */
+  async #stillHeld(state: RunState): Promise<boolean> {
+    if (state.lost) return false;
+    if (!state.held) return true;
+    try {
+      await this.#storeStep(() => this.#touch(state, false));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async #assertHeld(state: RunState): Promise<void> {
+    if (state.lost) throw state.lost;
+    await state.releasing?.catch(() => undefined);
+    if (!state.held) {
+      // markConsistent gave the keys up on purpose: nothing protects the resource any more.
+      throw new PoisonLostError(state.run.keys[0] as string, state.run.token, null);
+    }
+    try {
+      await this.#touch(state);
+    } catch (error) {
+      // Not held, even where that is no evidence of someone else's doing (see #lose).
+      if (isKeyGone(error)) throw new PoisonLostError(error.key, state.run.token, keyHolder(error));
+      throw error;
+    }
+  }
+
+  /** Delete the run's keys (token-checked, all or none). A key found held by another token, or
+   *  already absent, was taken or cleared while the run held it: that is the loss of the key. */
+  async #release(state: RunState): Promise<void> {
+    const { run } = state;
+    let removed: string[];
+    try {
+      ({ removed } = await this.#storeStep(async () => {
+        try {
+          return await this.store.deletePoisons(run.keys, run.token);
+        } catch (error) {
+          // The delete may have applied: absent or taken keys prove nothing from here on.
+          if (error instanceof BackendUnavailableError) state.deleteUncertain = true;
+          throw error;
+        }
+      }));
+    } catch (error) {
+      if (!(state.deleteUncertain && error instanceof PoisonConflictError))
+        throw this.#asLoss(state, error);
+      // Our earlier delete may have applied and another run taken a key since. Delete, one by
+      // one, whatever is still ours.
+      for (const key of run.keys) {
+        await this.store.deletePoison(key, run.token).catch((e: unknown) => {
+          if (!(e instanceof PoisonConflictError)) throw e;
+        });
+      }
+      removed = [];
+    }
+    state.held = false;
+    const missing = run.keys.find((key) => !removed.includes(key));
+    if (missing !== undefined) {
+      const lost = this.#lose(state, new PoisonNotFoundError(missing));
+      if (lost) throw lost;
+    }
+  }
+
   #markConsistent(state: RunState): Promise<void> {
+    if (state.lost) return Promise.reject(state.lost);
     if (!state.held) return Promise.resolve();
     state.releasing ??= (async () => {
       try {
-        await this.#release(state.run);
-        state.held = false;
+        await this.#release(state);
         this.#emit(state.run, { type: "cleaned", reason: "marked-consistent" });
       } finally {
         state.releasing = null;
@@ -336,9 +469,9 @@ export class PoisonGuard {
     return state.releasing;
   }
 
-  /** The body failed for good: clean, poison, or rethrow as the marks say. */
   /** Delete the keys after a success or a clean-marked error; when that fails, the typed error
-   *  says which of the two it followed, with the body's value or error. */
+   *  says which of the two it followed, with the body's value or error. A loss found on the way
+   *  ends the run as lost. */
   async #cleanUp(
     state: RunState,
     done:
@@ -347,15 +480,18 @@ export class PoisonGuard {
   ): Promise<void> {
     const { run } = state;
     try {
-      await this.#release(run);
+      await this.#release(state);
     } catch (cause) {
+      if (cause instanceof PoisonLostError) {
+        await this.#endLost(state, done.outcome === "succeeded" ? undefined : done.bodyError, 1);
+      }
       this.#emit(run, { type: "cleanup-failed", error: cause });
       throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
     }
-    state.held = false;
     this.#emit(run, { type: "cleaned", reason: done.outcome });
   }
 
+  /** The body failed for good: clean, poison, or rethrow as the marks say. */
   async #fail(state: RunState, error: unknown, attempts: number): Promise<never> {
     const { run } = state;
     if (!state.held) {
@@ -371,11 +507,12 @@ export class PoisonGuard {
     let records: PoisonRecord[] = [];
     let recordFailure: unknown;
     try {
-      records = await this.#storeStep(() => this.#markPoisons(run, error));
+      records = await this.#storeStep(() => this.#markPoisons(state, error));
     } catch (failure) {
       // The keys stay in-progress and keep refusing other runs: fail safe, but say so.
       recordFailure = failure;
     }
+    if (state.lost) throw state.lost;
     this.#emit(run, {
       type: "poisoned",
       attempts,
@@ -391,17 +528,48 @@ export class PoisonGuard {
       records,
       recordFailure,
       namespace: this.store.namespace,
+      location: this.store.location,
     });
   }
 
-  /** Poison every key in one step; if an operator removed or reassigned one meanwhile, poison
-   *  those still ours one by one. */
-  async #markPoisons(run: CheckedRun, error: unknown): Promise<PoisonRecord[]> {
+  /**
+   * The run lost a key: it rejects with PoisonLostError. The keys it still holds were under an
+   * interrupted body, so they are marked poisoned (with the body's error, or the loss); the
+   * token check of every write keeps the lost keys untouched.
+   */
+  async #endLost(state: RunState, bodyError: unknown, attempts: number): Promise<never> {
+    const lost = state.lost as PoisonLostError;
+    if (state.held) {
+      let records: PoisonRecord[] = [];
+      let recordFailure: unknown;
+      const reason = bodyError === undefined ? lost : bodyError;
+      try {
+        records = await this.#storeStep(() => this.#markPoisons(state, reason));
+      } catch (failure) {
+        recordFailure = failure;
+      }
+      if (records.length > 0 || recordFailure !== undefined) {
+        this.#emit(state.run, {
+          type: "poisoned",
+          attempts,
+          error: reason,
+          ...(recordFailure === undefined ? {} : { recordFailure }),
+        });
+      }
+    }
+    throw lost;
+  }
+
+  /** Poison every key in one step; when one is no longer the run's (the loss of that key),
+   *  poison those still held one by one: each write is token-checked, so a key cleared or taken
+   *  over is never written. */
+  async #markPoisons(state: RunState, error: unknown): Promise<PoisonRecord[]> {
+    const { run } = state;
     try {
       return await this.store.markPoisons(run.keys, run.token, error);
     } catch (failure) {
-      if (!(failure instanceof PoisonConflictError || failure instanceof PoisonNotFoundError))
-        throw failure;
+      if (!isKeyGone(failure)) throw failure;
+      this.#lose(state, failure);
     }
     const records: PoisonRecord[] = [];
     for (const key of run.keys) {
@@ -417,30 +585,24 @@ export class PoisonGuard {
 
   #startHeartbeat(state: RunState): { stop(): Promise<void> } {
     if (this.#heartbeatMs === false) return { stop: async () => {} };
-    const { run } = state;
     let inFlight: Promise<void> | null = null;
     let stopped = false;
     const tick = () => {
-      if (stopped || inFlight || !state.held || state.releasing) return;
-      inFlight = this.store
-        .touchPoisons(run.keys, run.token)
-        .then(
-          (records) => {
-            const heartbeatAt = records[0]?.heartbeatAt;
-            if (heartbeatAt) this.#emit(run, { type: "heartbeat", heartbeatAt });
-          },
-          (error: unknown) => {
-            // Keys released meanwhile are not a failure; anything else is reported, never thrown.
-            if (!stopped && state.held && !state.releasing)
-              this.#emit(run, { type: "heartbeat-failed", error });
-          },
-        )
+      if (stopped || inFlight || !state.held || state.releasing || state.lost) return;
+      inFlight = this.#touch(state)
+        .catch((error: unknown) => {
+          // A loss was already handled by #touch; anything else (the store did not answer) is
+          // reported and the run goes on: the key is still there as far as anyone knows.
+          if (!stopped && !state.lost && state.held && !state.releasing)
+            this.#emit(state.run, { type: "heartbeat-failed", error });
+        })
         .finally(() => {
           inFlight = null;
         });
     };
+    // Not unref'd: the heartbeat is how a run learns it lost a key, so while the body runs it
+    // keeps the process alive like any other work in progress (it stops when the run ends).
     const timer = setInterval(tick, this.#heartbeatMs);
-    timer.unref();
     return {
       async stop() {
         stopped = true;
@@ -451,16 +613,12 @@ export class PoisonGuard {
   }
 
   /** A store write of the guard itself, retried while the backend is unavailable. */
-  async #storeStep<R>(step: () => Promise<R>): Promise<R> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (error) {
-        if (!(error instanceof BackendUnavailableError) || attempt >= this.#storeRetry.maxAttempts)
-          throw error;
-        await sleep(backoff(this.#storeRetry, attempt, this.#random), undefined);
-      }
-    }
+  #storeStep<R>(step: () => Promise<R>): Promise<R> {
+    return retry(step, {
+      ...this.#storeRetry,
+      random: this.#random,
+      shouldRetry: (error) => error instanceof BackendUnavailableError,
+    });
   }
 
   #emit(run: CheckedRun, fields: DistributiveOmit<GuardEvent, CommonField>, token?: string | null) {
@@ -474,38 +632,29 @@ export class PoisonGuard {
   }
 }
 
+/** A token-checked write found the key absent or held by another token. */
+function isKeyGone(error: unknown): error is PoisonConflictError | PoisonNotFoundError {
+  return error instanceof PoisonConflictError || error instanceof PoisonNotFoundError;
+}
+
+function keyHolder(error: PoisonConflictError | PoisonNotFoundError): PoisonRecord | null {
+  return error instanceof PoisonConflictError ? (error.holderRecord ?? null) : null;
+}
+
 type CommonField = "at" | "keys" | "token" | "operation";
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** The delay before attempt `failed + 1`: exponential from minDelayMs, capped at maxDelayMs,
  *  with "equal jitter" (a random point in the upper half) so racing retries spread out. */
 export function backoff(
-  retry: Required<RetryOptions>,
+  options: Required<RetryOptions>,
   failed: number,
   random: () => number,
 ): number {
-  const cap = Math.min(retry.maxDelayMs, retry.minDelayMs * 2 ** (failed - 1));
-  const jittered = cap * (0.5 + 0.5 * Math.min(Math.max(random(), 0), 1));
-  return Math.round(Math.max(retry.minDelayMs, Math.min(jittered, retry.maxDelayMs)));
+  return backoffDelay(options, failed, random);
 }
 
-/** Wait `ms`; resolves false early if `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function checkRun(spec: unknown, owner: string): CheckedRun {
+function checkRun(spec: unknown, owner: string, heartbeatMs: number | false): CheckedRun {
   const checked = checkObject("run", spec, false) ?? {};
   const keys = checkKeys(checked.keys, "run.keys");
   const token = checkToken(checked.token, "run.token");
@@ -517,6 +666,7 @@ function checkRun(spec: unknown, owner: string): CheckedRun {
   if (typeof resumePoisoned !== "boolean")
     throw new InvalidArgumentError("run.resumePoisoned", "must be a boolean");
   const info: PutPoisonInfo = { owner };
+  if (heartbeatMs !== false) info.heartbeatIntervalMs = heartbeatMs;
   if (operation !== undefined) info.operation = operation;
   if (checked.data !== undefined) info.data = checked.data;
   return { keys, token, operation, info, signal, resumePoisoned };
@@ -529,16 +679,17 @@ function checkRetry(
 ): Required<RetryOptions> {
   const checked = checkObject(argument, value, true) ?? {};
   const merged = { ...defaults, ...stripUndefined(checked) };
-  const { maxAttempts, minDelayMs, maxDelayMs } = merged;
+  const { maxAttempts } = merged;
   if (typeof maxAttempts !== "number" || !Number.isInteger(maxAttempts) || maxAttempts < 1)
     throw new InvalidArgumentError(`${argument}.maxAttempts`, "must be an integer of at least 1");
-  if (typeof minDelayMs !== "number" || !Number.isFinite(minDelayMs) || minDelayMs < 0)
-    throw new InvalidArgumentError(`${argument}.minDelayMs`, "must be a number of at least 0");
-  if (typeof maxDelayMs !== "number" || !Number.isFinite(maxDelayMs) || maxDelayMs < minDelayMs)
-    throw new InvalidArgumentError(
-      `${argument}.maxDelayMs`,
-      "must be a number of at least minDelayMs",
-    );
+  const minDelayMs = checkDuration(`${argument}.minDelayMs`, merged.minDelayMs, 0, {
+    allowZero: true,
+  });
+  const maxDelayMs = checkDuration(`${argument}.maxDelayMs`, merged.maxDelayMs, 0, {
+    allowZero: true,
+  });
+  if (maxDelayMs < minDelayMs)
+    throw new InvalidArgumentError(`${argument}.maxDelayMs`, "must be at least minDelayMs");
   return { maxAttempts, minDelayMs, maxDelayMs };
 }
 

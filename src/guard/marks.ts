@@ -54,6 +54,28 @@ function checkMarkable(error: unknown): asserts error is object {
   }
 }
 
+/** Set an own data property, or say why it cannot be set (a frozen or sealed error, a Proxy
+ *  that refuses): a typed error, never a bare TypeError from the engine. */
+function setMark(error: object, mark: keyof ErrorMarks): void {
+  let defined = false;
+  try {
+    defined = Reflect.defineProperty(error, mark, {
+      value: true,
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    });
+  } catch {
+    defined = false;
+  }
+  if (!defined) {
+    throw new InvalidArgumentError(
+      "error",
+      `cannot carry the ${mark} mark (it is frozen, sealed or refuses new properties); wrap it: throw ${mark === "retryable" ? "markRetryable" : "markCleanPoisons"}(new Error("…", { cause: error }))`,
+    );
+  }
+}
+
 /**
  * Mark `error` as transient: the guard runs the body again (same token, with backoff) while
  * attempts remain. With `{ cleanPoisons: true }`, if the attempts run out on this error the keys
@@ -65,12 +87,7 @@ export function markRetryable<E extends object>(
   options: { cleanPoisons?: boolean } = {},
 ): E {
   checkMarkable(error);
-  Object.defineProperty(error, "retryable", {
-    value: true,
-    enumerable: true,
-    configurable: true,
-    writable: true,
-  });
+  setMark(error, "retryable");
   if (options.cleanPoisons === true) markCleanPoisons(error);
   return error;
 }
@@ -81,11 +98,6 @@ export function markRetryable<E extends object>(
  */
 export function markCleanPoisons<E extends object>(error: E): E {
   checkMarkable(error);
-  Object.defineProperty(error, "cleanPoisons", {
-    value: true,
-    enumerable: true,
-    configurable: true,
-    writable: true,
-  });
+  setMark(error, "cleanPoisons");
   return error;
 }

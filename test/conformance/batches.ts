@@ -24,6 +24,37 @@ export function batches(ctx: SuiteContext): void {
     assert.equal(await store.getPoison(free), null, "all or none");
   });
 
+  it("a conflicting batch names every key held by another token, in the caller's order", async () => {
+    const store = ctx.open();
+    const [a, b, c, d] = [ctx.key("a"), ctx.key("b"), ctx.key("c"), ctx.key("d")];
+    await store.tryPutPoison(c, "third");
+    await store.tryPutPoison(a, "first");
+    const error = await rejectsWith(
+      store.tryPutPoisons([b, c, d, a], "next"),
+      PoisonConflictError,
+      {
+        key: c,
+        holder: "third",
+      },
+    );
+    assert.deepEqual(
+      error.conflicts.map((r) => [r.key, r.token]),
+      [
+        [c, "third"],
+        [a, "first"],
+      ],
+    );
+    for (const key of [b, d]) assert.equal(await store.getPoison(key), null);
+  });
+
+  it("deletePoisons says which keys it removed (a key already absent was not)", async () => {
+    const store = ctx.open();
+    const [a, b] = [ctx.key("a"), ctx.key("b")];
+    await store.tryPutPoison(a, "t");
+    assert.deepEqual(await store.deletePoisons([a, b], "t"), { removed: [a] });
+    assert.deepEqual(await store.deletePoisons([a, b], "t"), { removed: [] });
+  });
+
   it("markPoisons poisons every key in one step, keeping each record's fields", async () => {
     const times = [new Date("2031-01-01T00:00:00.000Z"), new Date("2031-01-01T00:01:00.000Z")];
     let i = 0;

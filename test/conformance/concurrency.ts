@@ -1,6 +1,7 @@
 /** Races: exactly one winner, wrong tokens never delete, batches are all or none. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import type { PoisonStoreClient } from "../../src/index.js";
 import { PoisonConflictError } from "../../src/index.js";
 import type { SuiteContext } from "./harness.js";
 
@@ -145,6 +146,42 @@ export function concurrency(ctx: SuiteContext): void {
       assert.ok(held.size > 0, "some run must win");
       for (const key of pool)
         assert.equal(await stores[0]?.getPoison(key), held.get(key) ?? null, key);
+    }
+  });
+
+  it("audited writes on distinct keys never fail for each other: 64 puts, 64 forced deletes (issue 11)", async () => {
+    const stores = [ctx.open(), ctx.open()];
+    const keys = Array.from({ length: 64 }, (_, i) => ctx.key(`audited-${i}`));
+    const audit = { actor: "load", reason: "64 at once" };
+    const puts = await Promise.allSettled(
+      keys.map((key, i) =>
+        (stores[i % 2] as PoisonStoreClient).tryPutPoison(key, `t${i}`, { audit }),
+      ),
+    );
+    const putFailures = puts.filter((r) => r.status === "rejected");
+    assert.deepEqual(
+      putFailures.map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+      "every audited put on its own key succeeds",
+    );
+    const deletes = await Promise.allSettled(
+      keys.map((key, i) => (stores[i % 2] as PoisonStoreClient).forceDeletePoison(key, audit)),
+    );
+    assert.deepEqual(
+      deletes
+        .filter((r) => r.status === "rejected")
+        .map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+      "every forced delete of its own key succeeds",
+    );
+    for (const key of keys) {
+      assert.equal(await stores[0]?.getPoison(key), null);
+      const entries = (await stores[0]?.auditLog({ key }))?.entries ?? [];
+      assert.deepEqual(
+        entries.map((e) => e.action),
+        ["force-delete", "put"],
+        "both writes audited, newest first",
+      );
     }
   });
 }

@@ -2,9 +2,11 @@
 import { batches } from "./batches.js";
 import { concurrency } from "./concurrency.js";
 import { coreContract } from "./core.js";
+import { filters } from "./filters.js";
 import { type DriverHarness, runSuite } from "./harness.js";
 import { lifecycle } from "./lifecycle.js";
 import { listing } from "./listing.js";
+import { liveness } from "./liveness.js";
 import { namespaces } from "./namespaces.js";
 import { records } from "./records.js";
 import { recovery } from "./recovery.js";
@@ -19,7 +21,9 @@ export function testDriver(harness: DriverHarness): Promise<void> {
     "input validation": validation,
     "records (SPEC §3)": records,
     listing,
+    "listing filters (SPEC §7)": filters,
     "recovery and audit": recovery,
+    "live holders (SPEC §7)": liveness,
     "batches for the guard": batches,
     namespaces,
     concurrency,

@@ -43,4 +43,17 @@ export function lifecycle(ctx: SuiteContext): void {
   it("a store that was never used closes cleanly", async () => {
     await ctx.harness.open().close();
   });
+
+  it("a store says where it is, without a password, and whether it holds storage", async () => {
+    const store = ctx.open();
+    assert.equal(typeof store.location, "string");
+    assert.ok(store.location.length > 0);
+    assert.doesNotMatch(store.location, /:[^:@/]+@/, "no password in the location");
+    await store.tryPutPoison(ctx.key(), "t");
+    assert.equal(await store.exists(), true);
+    // Reads on a namespace never written answer empty, whatever the backend.
+    const untouched = ctx.open({ namespace: `${ctx.namespace}untouched/` });
+    assert.deepEqual(await untouched.listPoisons(), { records: [], cursor: null });
+    assert.deepEqual(await untouched.auditLog(), { entries: [], cursor: null });
+  });
 }

@@ -196,4 +196,51 @@ export function validation(ctx: SuiteContext): void {
     assert.equal(record.state, "poisoned");
     assert.equal(record.error?.name, "Error");
   });
+
+  it("sparse key arrays and non-string entries are refused, nothing written (issue 11)", async () => {
+    const store = ctx.open();
+    const key = ctx.key();
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+    const holey = [, key] as unknown as string[];
+    for (const call of [
+      () => store.tryPutPoisons(holey, "t"),
+      () => store.deletePoisons(holey, "t"),
+      () => store.markPoisons(holey, "t", new Error("x")),
+      () => store.touchPoisons(holey, "t"),
+      () => store.forceDeletePoisons(holey, { actor: "a", reason: "r" }),
+      () => store.tryPutPoisons([key, 7 as unknown as string], "t"),
+      () => store.tryPutPoisons(new Array(2) as string[], "t"),
+    ]) {
+      await rejectsWith(call(), InvalidArgumentError);
+    }
+    assert.equal(await store.getPoison(key), null);
+    await store.tryPutPoison(key, "t");
+    await rejectsWith(store.deletePoisons(holey, "t"), InvalidArgumentError);
+    assert.equal(await store.getPoison(key), "t", "a refused delete removed nothing");
+  });
+
+  it("durations beyond what a timer can wait are refused, never clamped to 1 ms (issue 11)", async () => {
+    const huge = 2 ** 31;
+    for (const options of [
+      { timeoutMs: huge },
+      { timeoutMs: Number.POSITIVE_INFINITY },
+      { timeoutMs: 0 },
+      { clockSkewMs: -1 },
+      { clockSkewMs: huge },
+    ]) {
+      assert.throws(() => ctx.open(options), InvalidArgumentError, JSON.stringify(options));
+    }
+    const store = ctx.open({ timeoutMs: 2 ** 31 - 1 });
+    const key = ctx.key();
+    await rejectsWith(
+      store.tryPutPoison(key, "t", { heartbeatIntervalMs: huge }),
+      InvalidArgumentError,
+      { argument: "info.heartbeatIntervalMs" },
+    );
+    await rejectsWith(
+      store.tryPutPoison(key, "t", { heartbeatIntervalMs: 0 }),
+      InvalidArgumentError,
+    );
+    assert.equal(await store.getPoison(key), null);
+  });
 }

@@ -100,7 +100,8 @@ test(
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
     try {
-      await store.getPoison("probe"); // creates the tables
+      await store.tryPutPoison("probe", "probe"); // creates the tables (reads never do)
+      await store.deletePoison("probe", "probe");
       await holder.query("BEGIN");
       await holder.query(
         `INSERT INTO "${tables.table}" (key, token, state, created_at, updated_at)

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { BackendUnavailableError, openPoisonStore, redisDriver } from "../../src/index.js";
-import { backendSkipReason, testDriver } from "../conformance/index.js";
+import {
+  BackendConfigurationError,
+  BackendUnavailableError,
+  openPoisonStore,
+  redisDriver,
+} from "../../src/index.js";
+import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
@@ -50,7 +56,9 @@ describe("redis driver", { skip: skip ?? false }, () => {
     const store = openPoisonStore(redisDriver({ client, keyPrefix }), { namespace: "/rt/" });
     cleanup.push(() => store.close());
     const key = `rt/${randomUUID()}`;
-    await store.getPoison(key); // init: connect and SCRIPT LOAD, not counted
+    // Warm up: connect, SCRIPT LOAD and a first write on another key; none of it counts.
+    await store.tryPutPoison(`${key}/warm-up`, "warm-up");
+    await store.deletePoison(`${key}/warm-up`, "warm-up");
     const measured = await measureCorePaths(store, key, () => commands);
     for (const { label, count } of measured) {
       assert.equal(count, 1, `${label} took ${count} round trips`);
@@ -125,5 +133,82 @@ describe("redis driver", { skip: skip ?? false }, () => {
     const store = openPoisonStore(redisDriver({ url: "redis://127.0.0.1:1" }), { timeoutMs: 1000 });
     cleanup.push(() => store.close());
     await assert.rejects(store.getPoison("k"), BackendUnavailableError);
+  });
+});
+
+/*
+ * A Redis that may evict keys without a TTL would silently drop acknowledged poison keys when
+ * another client fills it (issue 11: 95 of 200 vanished). The driver refuses such a server at
+ * init unless told to accept the risk. A private server is started for this: the shared one's
+ * policy is not ours to change.
+ */
+describe("redis eviction policy", { skip: skip ?? false }, () => {
+  it("a server that may evict poison keys is refused, naming the setting; noeviction and volatile-* are fine", async (t) => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const server = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        "64mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+      ],
+      { stdio: "ignore" },
+    );
+    t.after(() => server.kill("SIGKILL"));
+    // Wait for the server: a fresh client per try (a failed connect is not retried by ioredis
+    // with lazyConnect).
+    let ready: Redis | undefined;
+    for (let i = 0; !ready; i++) {
+      const client = new Redis({
+        port,
+        host: "127.0.0.1",
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        ready = client;
+      } catch {
+        client.disconnect();
+        assert.ok(i < 100, "the private redis-server did not start");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    const admin = ready;
+    t.after(() => admin.disconnect());
+    const open = (query = "") => openPoisonStore(`redis://127.0.0.1:${port}${query}`);
+    const refused = open();
+    t.after(() => refused.close());
+    const error = await rejectsWith(refused.tryPutPoison("k", "t"), BackendConfigurationError, {
+      backend: "redis",
+      setting: "maxmemory-policy",
+    });
+    assert.match(error.message, /allkeys-lru/);
+    assert.match(error.message, /noeviction/);
+    assert.equal(
+      await admin.exists("{poison-store}:r:/__procedure_poison/k"),
+      0,
+      "nothing written",
+    );
+    const accepted = open("?allowEviction=true");
+    t.after(() => accepted.close());
+    await accepted.tryPutPoison("k", "t");
+    assert.equal(await accepted.getPoison("k"), "t");
+    for (const policy of ["noeviction", "volatile-lru", "volatile-ttl"]) {
+      await admin.config("SET", "maxmemory-policy", policy);
+      const store = open();
+      t.after(() => store.close());
+      assert.equal(await store.getPoison("k"), "t", `${policy} is accepted`);
+    }
   });
 });

@@ -1,7 +1,12 @@
 /** SPEC §5, before the body: all keys held, all or none; refusals; assertHealthy. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { InvalidArgumentError, type PoisonRecord, ResourcePoisonedError } from "../../src/index.js";
+import {
+  InvalidArgumentError,
+  type PoisonRecord,
+  ResourcePoisonedError,
+  storeFlags,
+} from "../../src/index.js";
 import { rejectsWith } from "../conformance/index.js";
 import type { GuardSuiteContext } from "./harness.js";
 
@@ -103,8 +108,10 @@ export function beforeBody(ctx: GuardSuiteContext): void {
       ResourcePoisonedError,
     );
     const quoted = `'${key.replace("'", `'\\''`)}'`;
-    // The store is not in the default namespace, so every command names it.
-    const ns = ` --namespace ${guard.store.namespace}`;
+    // The store is not in the default namespace, so every command names it (and the store,
+    // when its location is one a command can reach).
+    const ns = storeFlags({ location: guard.store.location, namespace: guard.store.namespace });
+    assert.match(ns, / --namespace /);
     for (const part of [
       JSON.stringify(key),
       'token "proc-42"',
@@ -113,10 +120,10 @@ export function beforeBody(ctx: GuardSuiteContext): void {
       'operation "alter-table"',
       "host-a:4242",
       "recorded error: RangeError: shard 7 did not answer",
-      `poison show ${quoted}${ns}`,
-      `poison clear ${quoted}${ns} --token proc-42`,
-      `poison clear ${quoted}${ns} --force --reason "…"`,
-      "--store URL",
+      `poison show ${quoted}${ns}\n`,
+      `poison clear ${quoted} --token proc-42 --reason "what was repaired"${ns}\n`,
+      `poison clear ${quoted} --force --reason "what was repaired"${ns}`,
+      /^memory:/.test(guard.store.location) ? "--store URL" : ` --store ${guard.store.location}`,
     ]) {
       assert.ok(error.message.includes(part), `message lacks ${part}:\n${error.message}`);
     }

@@ -40,14 +40,14 @@ export function faultyDriver(inner: PoisonDriver, faults: Faults): PoisonDriver 
   return {
     backend: inner.backend,
     capabilities: inner.capabilities,
-    init: () => inner.init(),
+    init: (options) => inner.init(options),
     put: async (records, audit) => {
       cut("put");
       return inner.put(records, audit);
     },
-    remove: async (keys, token, audit) => {
+    remove: async (keys, token, audit, expected) => {
       cut("remove");
-      return inner.remove(keys, token, audit);
+      return inner.remove(keys, token, audit, expected);
     },
     update: async (keys, token, patch) => {
       cut("update");

@@ -42,15 +42,24 @@ export function liveness(ctx: GuardSuiteContext): void {
     const guard = ctx.guard(store, { heartbeatIntervalMs: 20, onEvent: (e) => events.push(e) });
     const keys = [ctx.key(), ctx.key()];
     await guard.run({ keys, token: ctx.token() }, async () => {
-      const first = await eventually(
-        async () => (await store.inspectPoison(keys[0] as string))?.heartbeatAt,
-      );
+      // Live from the start: the put writes the interval and a first heartbeat.
+      const put = await store.inspectPoison(keys[0] as string);
+      assert.equal(put?.heartbeatIntervalMs, 20);
+      assert.equal(put?.heartbeatAt, put?.createdAt);
+      const first = put?.heartbeatAt as string;
       const later = await eventually(async () => {
         const record = await store.inspectPoison(keys[1] as string);
         return record?.heartbeatAt && record.heartbeatAt > first ? record : undefined;
       });
-      assert.equal(later.state, "in-progress");
-      assert.equal(later.updatedAt, later.heartbeatAt);
+      const again = await eventually(async () => {
+        const record = await store.inspectPoison(keys[1] as string);
+        return record?.heartbeatAt && record.heartbeatAt > (later.heartbeatAt as string)
+          ? record
+          : undefined;
+      });
+      assert.equal(again.state, "in-progress");
+      assert.equal(again.updatedAt, again.heartbeatAt);
+      assert.equal(again.heartbeatIntervalMs, 20);
     });
     assert.ok(events.filter((e) => e.type === "heartbeat").length >= 2);
     const types = events.map((e) => e.type).filter((t) => t !== "heartbeat");

@@ -81,6 +81,23 @@ describe("error marks", () => {
     assert.throws(() => markRetryable("busy" as unknown as object), InvalidArgumentError);
     assert.throws(() => markCleanPoisons(null as unknown as object), InvalidArgumentError);
   });
+
+  it("marking a frozen, sealed or refusing error is an InvalidArgumentError (issue 11)", () => {
+    const refusing = new Proxy(new Error("x"), {
+      defineProperty() {
+        throw new Error("trap");
+      },
+    });
+    for (const error of [
+      Object.freeze(new Error("frozen")),
+      Object.seal(new Error("sealed")),
+      Object.preventExtensions(new Error("fixed")),
+      refusing,
+    ]) {
+      assert.throws(() => markRetryable(error), InvalidArgumentError);
+      assert.throws(() => markCleanPoisons(error), /wrap it/);
+    }
+  });
 });
 
 describe("backoff", () => {

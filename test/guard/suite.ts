@@ -6,6 +6,7 @@ import { events } from "./events.js";
 import { faults } from "./faults.js";
 import { type GuardHarness, runGuardSuite } from "./harness.js";
 import { liveness } from "./liveness.js";
+import { lost } from "./lost.js";
 import { outcomes } from "./outcomes.js";
 
 export type { GuardHarness } from "./harness.js";
@@ -16,6 +17,7 @@ export function guardSuite(harness: GuardHarness): Promise<void> {
     "after the body": outcomes,
     "markConsistent and signal": context,
     "resume and heartbeats": liveness,
+    "lost keys and live holders (SPEC §7)": lost,
     "store failures": faults,
     "racing runs": concurrency,
     events,

@@ -13,7 +13,7 @@ import {
   type PoisonStoreClient,
 } from "../../src/index.js";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
-import { checkCloseDuringOutage } from "./outage.js";
+import { checkCloseDuringOutage, checkTightRetryLoop } from "./outage.js";
 import { measureCorePaths } from "./round-trips.js";
 
 export interface NetworkedHarness {
@@ -115,8 +115,10 @@ export function networkedChecks(harness: NetworkedHarness): void {
 
     it("each tryPutPoison / deletePoison / getPoison path is one statement and one round trip", async () => {
       const key = `round-trip/${randomUUID()}`;
-      // Warm up: create the tables and open the pooled connection; neither counts.
-      await store.getPoison(key);
+      // Warm up: create the tables and open the pooled connection with a write on another
+      // key (reads never create tables); none of it counts.
+      await store.tryPutPoison(`${key}/warm-up`, "warm-up");
+      await store.deletePoison(`${key}/warm-up`, "warm-up");
       proxy.delayMs = DELAY_MS;
       const measured = await measureCorePaths(store, key, () => counter.statements);
       proxy.delayMs = 0;
@@ -223,6 +225,19 @@ export function networkedChecks(harness: NetworkedHarness): void {
         await checkCloseDuringOutage(store, proxy, TIMEOUT_MS);
       } finally {
         proxy.mode = "pass";
+      }
+    });
+
+    it("a tight retry loop while the server is away never starves reconnection", async () => {
+      const store = harness.openThrough(proxy.port, {
+        timeoutMs: TIMEOUT_MS,
+        clientTimeoutMs: 800,
+      });
+      try {
+        await checkTightRetryLoop(store, proxy);
+      } finally {
+        proxy.mode = "pass";
+        await store.close();
       }
     });
 

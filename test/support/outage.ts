@@ -117,6 +117,54 @@ export async function checkCloseDuringOutage(
 }
 
 /**
+ * A caller retrying in a tight loop while the server is away (a documented pattern: retry with
+ * the same token) must not starve the client's own reconnection: every failed call settles
+ * only after the event loop has had a turn, so timers (here, the one that brings the server
+ * back) fire during the loop, and the loop succeeds soon after the server is back (issue 11).
+ */
+export async function checkTightRetryLoop(
+  store: PoisonStoreClient,
+  proxy: FaultProxy,
+): Promise<void> {
+  const key = `tight-loop/${randomUUID()}`;
+  await store.tryPutPoison(`${key}/warm-up`, "warm-up");
+  proxy.mode = "reset";
+  proxy.resetAll();
+  const started = performance.now();
+  let backAt = 0;
+  // If failures settled through microtasks only, this timer would never fire.
+  const timer = setTimeout(() => {
+    proxy.mode = "pass";
+    backAt = performance.now();
+  }, 300);
+  let attempts = 0;
+  try {
+    for (;;) {
+      attempts++;
+      try {
+        await store.tryPutPoison(key, "looping");
+        break;
+      } catch (error) {
+        assert.ok(error instanceof BackendUnavailableError, String(error));
+        assert.ok(
+          performance.now() - started < 15_000,
+          `no success within 15 s of the outage (${attempts} attempts; server back: ${backAt > 0})`,
+        );
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    proxy.mode = "pass";
+  }
+  assert.ok(backAt > 0, "the timer bringing the server back fired during the loop");
+  const recovery = performance.now() - backAt;
+  assert.ok(recovery < 10_000, `the loop succeeded ${Math.round(recovery)} ms after recovery`);
+  assert.equal(await store.getPoison(key), "looping");
+  await store.deletePoison(key, "looping");
+  await store.deletePoison(`${key}/warm-up`, "warm-up");
+}
+
+/**
  * The outage tests of a driver that talks to one server (Redis, etcd), registered in the
  * caller's describe: three ways to cut the proxy, each typed, bounded and recovered from by
  * the same store, and close() during an outage. `openThrough(port)` opens a store reaching the
@@ -151,5 +199,13 @@ export function outageTests(
     const proxy = await startFaultProxy(target);
     t.after(() => proxy.close());
     await checkCloseDuringOutage(openThrough(proxy.port), proxy, 1000);
+  });
+
+  it("a tight retry loop while the server is away never starves reconnection", async (t) => {
+    const proxy = await startFaultProxy(target);
+    t.after(() => proxy.close());
+    const store = openThrough(proxy.port);
+    t.after(() => store.close());
+    await checkTightRetryLoop(store, proxy);
   });
 }

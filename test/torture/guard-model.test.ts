@@ -15,4 +15,8 @@ it(`guard model: ${numRuns} generated schedules of concurrent runs keep every in
   t.diagnostic(JSON.stringify({ ...stats, elapsedMs: Math.round(stats.elapsedMs) }));
   assert.equal(stats.properties >= numRuns, true);
   assert.ok(stats.poisoned > 0 && stats.refused > 0 && stats.retries > 0, "every path was taken");
+  assert.ok(
+    stats.losses > 0 && stats.lost > 0,
+    "operators cleared keys of live runs, which ended lost",
+  );
 });

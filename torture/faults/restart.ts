@@ -4,7 +4,10 @@
  * the contention workload on stores that stay open. Checks: during the outage calls fail fast
  * (BackendUnavailableError within timeoutMs + a slack; anything else is an anomaly), some calls
  * fail during it and some succeed after it on the same stores, every store answers afterwards,
- * and the history is linearizable.
+ * and the history is linearizable. Beside the workload, one more store is driven by a tight
+ * retry loop with no pause at all (a documented pattern: retry with the same token): its failed
+ * calls must never starve the client's own reconnection, so it must succeed again soon after
+ * the server is back (issue 11).
  *
  * Redis here keeps nothing on disk (`--save "" --appendonly no`), so a restart empties it: its
  * history is checked as two epochs, before the new server started and after, each from absent
@@ -101,6 +104,22 @@ export async function runRestart(
   const windows: { stopAt: number; stoppedAt: number; startAt: number; upAt: number }[] = [];
   const pacer = new FaultPacer(MIN_CALLS_AFTER_FAULTS);
   let down = false;
+  // The tight loop: no pause between attempts, whatever they answer.
+  const tight = backend.open({ namespace, timeoutMs: TIMEOUT_MS });
+  const tightState = { stop: false, calls: 0, okAfterLastRestart: 0 };
+  const tightLoop = (async () => {
+    const key = `tight/${randomUUID()}`;
+    while (!tightState.stop) {
+      tightState.calls++;
+      try {
+        await tight.tryPutPoison(key, "tight");
+        await tight.deletePoison(key, "tight");
+        if (windows.length === options.restarts && !down) tightState.okAfterLastRestart++;
+      } catch {
+        // Retried at once.
+      }
+    }
+  })();
   try {
     const faults = (async () => {
       try {
@@ -147,6 +166,16 @@ export async function runRestart(
 
     // Every store answers again, within a few seconds, without being re-created.
     const unanswered = await storesNotAnswering(stores, RECOVER_WITHIN_MS);
+    const tightDeadline = performance.now() + RECOVER_WITHIN_MS;
+    while (tightState.okAfterLastRestart === 0 && performance.now() < tightDeadline)
+      await sleep(50);
+    tightState.stop = true;
+    await tightLoop;
+    if (windows.length > 0 && tightState.okAfterLastRestart === 0) {
+      problems.push(
+        `a tight retry loop (${tightState.calls} calls) never succeeded within ${RECOVER_WITHIN_MS} ms of the server's return: failed calls starved the client's reconnection`,
+      );
+    }
     if (unanswered > 0) {
       problems.push(
         `${unanswered} store(s) did not answer within ${RECOVER_WITHIN_MS} ms after the workload`,
@@ -192,6 +221,9 @@ export async function runRestart(
       elapsedMs: performance.now() - started,
     };
   } finally {
+    tightState.stop = true;
+    await tightLoop;
+    await tight.close().catch(() => undefined);
     // Never leave the shared server down.
     if (down || (await backend.unavailable?.()) !== null) {
       await server.start().catch(() => undefined);
