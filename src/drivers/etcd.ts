@@ -83,34 +83,27 @@ interface Snapshot {
 const MAX_ATTEMPTS = 16;
 
 export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
+  return etcdDriverOn(etcdGateway(options), options);
+}
+
+/** One etcd cluster's JSON gateway: its endpoints and a POST that fails over between them. */
+export interface EtcdGateway {
+  readonly endpoints: readonly string[];
+  /** POST one request (`/v3/kv/range`, `/v3/kv/txn`…) and return its JSON answer; transport
+   *  failures are BackendUnavailableError. */
+  post(path: string, body: unknown): Promise<Record<string, unknown>>;
+}
+
+/** The gateway a driver talks through; shared by the `greptimedb` layout, which also reads
+ *  GreptimeDB's own keys through it. */
+export function etcdGateway(options: EtcdDriverOptions): EtcdGateway {
   const endpoints = parseEndpoints(options);
-  const meta = options.metaPrefix ?? metaFromUrl(options.url) ?? DEFAULT_ETCD_META_PREFIX;
-  if (meta.length === 0 || meta.includes("\u0000")) {
-    throw new InvalidArgumentError("metaPrefix", "must be a non-empty string without NUL");
-  }
   const timeoutMs = options.requestTimeoutMs ?? 4000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new InvalidArgumentError("requestTimeoutMs", "must be a positive number of milliseconds");
   }
   const doFetch = options.fetch ?? fetch;
-  const metaBytes = utf8(meta);
-  const metaEnd = upperBound(metaBytes) as Buffer;
-  const recordPrefix = `${meta}record/`;
-  const auditPrefix = `${meta}audit/`;
-  const recordKey = (storageKey: string) => utf8(recordPrefix + storageKey);
-  /** A fresh audit key: unique, and outside the 16-digit names of the old counter ids. */
-  const newAuditKey = (i: number) => utf8(`${auditPrefix}e-${randomUUID()}-${i}`);
   let preferred = 0;
-
-  const checkKey = (storageKey: string) => {
-    if (storageKey.startsWith(meta)) {
-      throw new InvalidArgumentError(
-        "key",
-        `falls under the etcd driver's reserved prefix ${JSON.stringify(meta)}; choose another namespace or metaPrefix`,
-      );
-    }
-    return utf8(storageKey);
-  };
 
   /** POST one request, trying the next endpoint when one cannot be connected to. */
   const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
@@ -155,6 +148,34 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
     }
     const reason = lastError instanceof Error ? describeFetchError(lastError) : String(lastError);
     throw new BackendUnavailableError("etcd", `no endpoint answered (${reason})`, lastError);
+  };
+
+  return { endpoints, post };
+}
+
+/** The driver over a gateway (`etcdDriver` makes its own). */
+export function etcdDriverOn(gateway: EtcdGateway, options: EtcdDriverOptions): PoisonDriver {
+  const { endpoints, post } = gateway;
+  const meta = options.metaPrefix ?? metaFromUrl(options.url) ?? DEFAULT_ETCD_META_PREFIX;
+  if (meta.length === 0 || meta.includes("\u0000")) {
+    throw new InvalidArgumentError("metaPrefix", "must be a non-empty string without NUL");
+  }
+  const metaBytes = utf8(meta);
+  const metaEnd = upperBound(metaBytes) as Buffer;
+  const recordPrefix = `${meta}record/`;
+  const auditPrefix = `${meta}audit/`;
+  const recordKey = (storageKey: string) => utf8(recordPrefix + storageKey);
+  /** A fresh audit key: unique, and outside the 16-digit names of the old counter ids. */
+  const newAuditKey = (i: number) => utf8(`${auditPrefix}e-${randomUUID()}-${i}`);
+
+  const checkKey = (storageKey: string) => {
+    if (storageKey.startsWith(meta)) {
+      throw new InvalidArgumentError(
+        "key",
+        `falls under the etcd driver's reserved prefix ${JSON.stringify(meta)}; choose another namespace or metaPrefix`,
+      );
+    }
+    return utf8(storageKey);
   };
 
   const txn = async (
@@ -520,7 +541,8 @@ function tokenOf(value: Buffer): string {
   return text;
 }
 
-function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
+/** A record with a token-checked update's fields applied. */
+export function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
   const out: PoisonRecord = { ...record, updatedAt: patch.updatedAt };
   if (patch.state !== undefined) out.state = patch.state;
   if (patch.error !== undefined) out.error = patch.error;
