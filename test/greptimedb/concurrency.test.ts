@@ -132,7 +132,7 @@ bench(
   "PostgreSQL: GreptimeDB's SERIALIZABLE transactions against our clears and puts",
   await backendSkipReason("postgres", postgresUnavailable),
   () => postgresPlace({ storeKeyPrefix: "gt", schema: true }),
-  (place, table) => postgresGreptime(() => pgClient(), table),
+  (_place, table) => postgresGreptime(() => pgClient(), table),
   (get) => {
     it("its delete_poison compared, we cleared: its DELETE fails with 40001, its retry finds the key absent", async () => {
       const b = get();
@@ -229,7 +229,7 @@ bench(
   "MariaDB: GreptimeDB's transactions at SERIALIZABLE and REPEATABLE READ against our clears",
   await backendSkipReason("mysql", mysqlUnavailable),
   () => mysqlPlace({ storeKeyPrefix: "gt", schema: true }),
-  (place, table) =>
+  (_place, table) =>
     mysqlGreptime(
       () => mysqlConnection(),
       table,
