@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make every server the tests need answer on loopback, idempotently, and say what was done:
 #   PostgreSQL 127.0.0.1:5432 (database `test`), MariaDB 127.0.0.1:3306 (database `test`),
-#   Redis 127.0.0.1:6379, etcd 127.0.0.1:2379.
+#   Redis 127.0.0.1:6379, etcd 127.0.0.1:2379;
+# then, beside them, the secured servers of scripts/services-tls.sh (TLS and credentials: etcd
+# 2479, Redis 6380, MariaDB 3307, PostgreSQL's ssl on 5432) with a throw-away CA.
 # A server that already answers is left alone (never stopped or restarted: others may use it).
 # One that is installed but stopped is started; one that is missing is installed from Debian
 # (`apt-get update` once). Exits non-zero when any server still does not answer.
@@ -166,8 +168,11 @@ mariadb
 redis
 etcd_service
 
+command -v openssl >/dev/null || apt_install openssl
+bash "$(dirname "$0")/services-tls.sh" || FAILED+=(secured-servers)
+
 if [ "${#FAILED[@]}" -gt 0 ]; then
   say "FAILED: ${FAILED[*]} (see the messages above)"
   exit 1
 fi
-say "all servers answer: postgres 5432, mariadb 3306, redis 6379, etcd 2379"
+say "all servers answer: postgres 5432, mariadb 3306, redis 6379, etcd 2379, and the secured ones"

@@ -90,6 +90,13 @@ export {
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TIMER_MS, MAX_TOKEN_BYTES } from "./core/validation.js";
 export {
+  DEFAULT_ETCD_MAX_REQUEST_BYTES,
+  type EtcdHttpRequest,
+  type EtcdHttpResponse,
+  type EtcdTransport,
+  EtcdTransportError,
+} from "./drivers/etcd/gateway.js";
+export {
   DEFAULT_ETCD_META_PREFIX,
   type EtcdDriverOptions,
   etcdDriver,
@@ -113,6 +120,7 @@ export {
   redisDriver,
 } from "./drivers/redis.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
+export type { TlsOptions } from "./drivers/tls.js";
 export { greptimeLayoutOf } from "./greptimedb/driver.js";
 export {
   type ClearAdvice,

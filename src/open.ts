@@ -37,9 +37,19 @@ const SCHEMES: Record<string, Scheme> = {
   "postgresql:": { form: "postgresql://USER@HOST:PORT/DB", open: (url) => postgresDriver({ url }) },
   "mysql:": { form: "mysql://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
   "mariadb:": { form: "mariadb://USER@HOST:PORT/DB", open: (url) => mysqlDriver({ url }) },
-  "etcd:": { form: "etcd://host:port[,host:port…]", open: (url) => etcdDriver({ url }) },
+  "etcd:": {
+    form: "etcd://[user:password@]host:port[,host:port…]",
+    open: (url) => etcdDriver({ url }),
+  },
+  "etcds:": {
+    form: "etcds://[user:password@]host:port[,host:port…][?ca=PATH&cert=PATH&key=PATH]",
+    open: (url) => etcdDriver({ url }),
+  },
   "redis:": { form: "redis://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
-  "rediss:": { form: "rediss://host:port[/db][?keyPrefix=P]", open: (url) => redisDriver({ url }) },
+  "rediss:": {
+    form: "rediss://[user:password@]host:port[/db][?ca=PATH&cert=PATH&key=PATH]",
+    open: (url) => redisDriver({ url }),
+  },
 };
 
 /** The URL forms `openPoisonStore` accepts, for help texts. */

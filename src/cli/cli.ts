@@ -64,7 +64,8 @@ const EXIT_CODES_HELP = `Exit codes:
   2  usage error: bad option, argument or store URL
   3  conflict: the key is held by another token
   4  not found: the key is not present
-  5  backend unavailable: the store could not be reached or timed out`;
+  5  backend unavailable (the store could not be reached or timed out) or misconfigured
+     (a wrong password, a missing database, an untrusted certificate: the message says what to fix)`;
 
 /** Run one command line; resolves with the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {

@@ -66,6 +66,7 @@ export function exitCodeOf(code: string): ExitCode {
     case ErrorCode.PoisonNotFound:
       return ExitCode.NotFound;
     case ErrorCode.BackendUnavailable:
+    case ErrorCode.BackendConfiguration:
       return ExitCode.BackendUnavailable;
     case ErrorCode.InvalidArgument:
       return ExitCode.Usage;
@@ -116,6 +117,8 @@ function fixFor(error: PoisonStoreError, help: string): string | undefined {
       return `correct the argument; see \`${help}\``;
     case ErrorCode.BackendUnavailable:
       return "check that the backend named by --store (or POISON_STORE_URL) is reachable, then retry; --timeout MS waits longer";
+    case ErrorCode.BackendConfiguration:
+      return `fix the backend's ${(error as { setting?: unknown }).setting ?? "setup"} as the message says (in --store, POISON_STORE_URL or on the server); running again unchanged will fail the same way`;
     case ErrorCode.PoisonNotFound:
       return "list what is there with `poison list`; check --store and --namespace";
     case ErrorCode.PoisonConflict:

@@ -87,28 +87,59 @@ export function palette(enabled: boolean): Palette {
  */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'`]*:)[^\s"'`]*@/gi;
 
-/** The password of a URL, raw and percent-decoded, or none. */
+/**
+ * The password of a URL as it may have been meant, or none: up to the last `@` of the authority
+ * (the URL parsers' reading), and up to the last `@` before whitespace (a password typed with a
+ * raw `/`), each raw and percent-decoded. Over-reading only hides more.
+ */
 export function urlPasswords(url: string): string[] {
-  const match = /^[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:([^\s]*)@/i.exec(url);
-  const raw = match?.[1];
-  if (!raw) return [];
-  let decoded = raw;
-  try {
-    decoded = decodeURIComponent(raw);
-  } catch {
-    // Not valid percent-encoding: the raw form is all there is to hide.
+  const candidates = [
+    /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*?:([^/?#]*)@[^/?#@]*(?:[/?#]|$)/is.exec(url)?.[1],
+    /^[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:(\S*)@/i.exec(url)?.[1],
+  ];
+  const out = new Set<string>();
+  for (const raw of candidates) {
+    if (!raw) continue;
+    out.add(raw);
+    try {
+      out.add(decodeURIComponent(raw));
+    } catch {
+      // Not valid percent-encoding: the raw form is all there is to hide.
+    }
   }
-  return [...new Set([raw, decoded])];
+  return [...out];
+}
+
+/**
+ * Every way a secret may be spelt in output: as itself, percent-encoded (as URL parsers
+ * re-encode a user's URL), and escaped once or twice for JSON or a quoted string (a message that
+ * quotes the URL with JSON.stringify, inside a `--json` document). Backslashes and quotes are
+ * what these escapes change; the forms that equal the secret collapse into one.
+ */
+export function secretForms(secret: string): string[] {
+  const jsonEscaped = (text: string) => JSON.stringify(text).slice(1, -1);
+  const quoted = (text: string) => text.replace(/[\\'"]/g, "\\$&");
+  const bases = [secret, encodeURIComponent(secret)];
+  const forms = new Set<string>();
+  for (const base of bases) {
+    for (const form of [base, jsonEscaped(base), jsonEscaped(jsonEscaped(base)), quoted(base)])
+      forms.add(form);
+  }
+  // Longest first: a form that contains another is replaced whole.
+  return [...forms].sort((a, b) => b.length - a.length);
 }
 
 /**
  * Build the function every output goes through. Beyond the URL pattern, the literal passwords
- * of the store URL in use are hidden too, because a driver may quote them outside a URL
- * (for example "password authentication failed for secret"). Very short passwords (under 3
- * characters) are only hidden in URL form: hiding every `a` in the output would make it useless.
+ * of the store URL in use are hidden too, in every spelling of {@link secretForms}, because a
+ * driver may quote them outside a URL (for example "password authentication failed for
+ * secret"). Very short passwords (under 3 characters) are only hidden in URL form: hiding every
+ * `a` in the output would make it useless.
  */
 export function redactor(secrets: readonly string[]): (text: string) => string {
-  const literals = secrets.filter((secret) => secret.length >= 3);
+  const literals = [
+    ...new Set(secrets.filter((secret) => secret.length >= 3).flatMap(secretForms)),
+  ].sort((a, b) => b.length - a.length);
   return (text) => {
     let out = text.replace(URL_PASSWORD, "$1***@");
     for (const secret of literals) out = out.replaceAll(secret, "***");

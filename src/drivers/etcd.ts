@@ -1,8 +1,9 @@
 /**
- * `etcd://host:port[,host:port…]` — etcd v3 through its JSON gateway (`/v3/kv/txn`, `/v3/kv/range`)
- * with Node's own fetch: no gRPC stack to install, and each call is one HTTP request whose
- * bytes the tests can count. Every write is one etcd transaction whose compares make it atomic
- * and race-free; a failed compare reads back what is there in the same transaction.
+ * `etcd://host:port[,host:port…]` (`etcds://` for TLS, `user:password@` for etcd's auth) — etcd
+ * v3 through its JSON gateway (`/v3/kv/txn`, `/v3/kv/range`) over node:http(s), in
+ * ./etcd/gateway.ts: no gRPC stack to install, and each call is one HTTP request the tests can
+ * count. Every write is one etcd transaction whose compares make it atomic and race-free; a
+ * failed compare reads back what is there in the same transaction.
  *
  * Layout (GreptimeDB-compatible; see docs/BACKENDS-KV.md):
  * - `<namespace>K` → `{"token":"<token>"}` exactly, as GreptimeDB's metadata store writes it;
@@ -32,19 +33,28 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
+import {
+  createEtcdGateway,
+  type EtcdConnectionOptions,
+  type EtcdTransport,
+  parseEtcdLocation,
+} from "./etcd/gateway.js";
 
-export interface EtcdDriverOptions {
-  /** `etcd://host:port[,host:port…][?metaPrefix=P]`. */
+export interface EtcdDriverOptions extends EtcdConnectionOptions {
+  /** `etcd://[user:password@]host:port[,host:port…][?metaPrefix=P]`; `etcds://` for TLS, with
+   *  `ca`, `cert`, `key` (file paths) and `maxRequestBytes` as further parameters. */
   url?: string;
-  /** Instead of a URL: base URLs such as `http://127.0.0.1:2379`, tried in order. */
-  endpoints?: string[];
   /** Where records and the audit log live. Default `/__poison_store/`. */
   metaPrefix?: string;
   /** One HTTP request without an answer after this long fails (its outcome unknown). Keep it
    *  below the store's timeoutMs. Default 4000. */
   requestTimeoutMs?: number;
-  /** The fetch to use (for tests that count requests, or a custom dispatcher). */
-  fetch?: typeof fetch;
+  /** The server's `--max-request-bytes` (default 1.5 MiB): a larger request is refused with
+   *  InvalidArgumentError before it is sent. Raise it with the server's. */
+  maxRequestBytes?: number;
+  /** Sends each HTTP request: `(request, send) => send(request)` by default. For tests that
+   *  count or delay requests. */
+  transport?: EtcdTransport;
 }
 
 export const DEFAULT_ETCD_META_PREFIX = "/__poison_store/";
@@ -83,83 +93,18 @@ interface Snapshot {
 const MAX_ATTEMPTS = 16;
 
 export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
-  return etcdDriverOn(etcdGateway(options), options);
-}
-
-/** One etcd cluster's JSON gateway: its endpoints and a POST that fails over between them. */
-export interface EtcdGateway {
-  readonly endpoints: readonly string[];
-  /** POST one request (`/v3/kv/range`, `/v3/kv/txn`…) and return its JSON answer; transport
-   *  failures are BackendUnavailableError. */
-  post(path: string, body: unknown): Promise<Record<string, unknown>>;
-}
-
-/** The gateway a driver talks through; shared by the `greptimedb` layout, which also reads
- *  GreptimeDB's own keys through it. */
-export function etcdGateway(options: EtcdDriverOptions): EtcdGateway {
-  const endpoints = parseEndpoints(options);
+  const connection = parseEtcdLocation(options);
+  const meta =
+    options.metaPrefix ?? connection.params.get("metaPrefix") ?? DEFAULT_ETCD_META_PREFIX;
+  if (meta.length === 0 || meta.includes("\u0000")) {
+    throw new InvalidArgumentError("metaPrefix", "must be a non-empty string without NUL");
+  }
   const timeoutMs = options.requestTimeoutMs ?? 4000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new InvalidArgumentError("requestTimeoutMs", "must be a positive number of milliseconds");
   }
-  const doFetch = options.fetch ?? fetch;
-  let preferred = 0;
-
-  /** POST one request, trying the next endpoint when one cannot be connected to. */
-  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
-    let lastError: unknown;
-    for (let i = 0; i < endpoints.length; i++) {
-      const index = (preferred + i) % endpoints.length;
-      const endpoint = endpoints[index] as string;
-      let response: Response;
-      try {
-        response = await doFetch(`${endpoint}${path}`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (error) {
-        // A timeout leaves the outcome unknown: do not send the request again elsewhere. A
-        // refused or reset connection is tried on the next endpoint (writes are idempotent
-        // under their token, so a request that did land is safe to repeat).
-        if (
-          error instanceof Error &&
-          (error.name === "TimeoutError" || error.name === "AbortError")
-        ) {
-          throw new BackendUnavailableError(
-            "etcd",
-            `${endpoint} did not answer within ${timeoutMs} ms (requestTimeoutMs)`,
-            error,
-          );
-        }
-        lastError = error;
-        continue;
-      }
-      const text = await response.text();
-      if (!response.ok) {
-        throw new BackendUnavailableError(
-          "etcd",
-          `${endpoint}${path} answered HTTP ${response.status}: ${text.slice(0, 300)}`,
-        );
-      }
-      preferred = index;
-      return JSON.parse(text) as Record<string, unknown>;
-    }
-    const reason = lastError instanceof Error ? describeFetchError(lastError) : String(lastError);
-    throw new BackendUnavailableError("etcd", `no endpoint answered (${reason})`, lastError);
-  };
-
-  return { endpoints, post };
-}
-
-/** The driver over a gateway (`etcdDriver` makes its own). */
-export function etcdDriverOn(gateway: EtcdGateway, options: EtcdDriverOptions): PoisonDriver {
-  const { endpoints, post } = gateway;
-  const meta = options.metaPrefix ?? metaFromUrl(options.url) ?? DEFAULT_ETCD_META_PREFIX;
-  if (meta.length === 0 || meta.includes("\u0000")) {
-    throw new InvalidArgumentError("metaPrefix", "must be a non-empty string without NUL");
-  }
+  const gateway = createEtcdGateway(connection, { ...options, requestTimeoutMs: timeoutMs });
+  const post = gateway.post;
   const metaBytes = utf8(meta);
   const metaEnd = upperBound(metaBytes) as Buffer;
   const recordPrefix = `${meta}record/`;
@@ -254,7 +199,7 @@ export function etcdDriverOn(gateway: EtcdGateway, options: EtcdDriverOptions): 
   const location =
     options.url !== undefined
       ? redactUrl(options.url)
-      : `etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, "")).join(",")}${
+      : `${connection.tls ? "etcds" : "etcd"}://${connection.endpoints.map((e) => e.replace(/^https?:\/\//, "")).join(",")}${
           meta === DEFAULT_ETCD_META_PREFIX ? "" : `?metaPrefix=${encodeURIComponent(meta)}`
         }`;
 
@@ -490,7 +435,7 @@ export function etcdDriverOn(gateway: EtcdGateway, options: EtcdDriverOptions): 
     },
 
     async close() {
-      // fetch keeps no connection that needs closing beyond its idle pool.
+      await gateway.close();
     },
   };
 }
@@ -617,32 +562,4 @@ function guard(key: Buffer, seen: Kv | null): Compare {
   return seen
     ? { key: b64(key), target: "MOD", result: "EQUAL", mod_revision: seen.modRevision }
     : { key: b64(key), target: "CREATE", result: "EQUAL", create_revision: "0" };
-}
-
-function parseEndpoints(options: EtcdDriverOptions): string[] {
-  if (options.endpoints && options.endpoints.length > 0) {
-    return options.endpoints.map((e) => e.replace(/\/+$/, ""));
-  }
-  const url = options.url ?? "etcd://127.0.0.1:2379";
-  const match = /^etcd:\/\/([^/?#]+)\/?(\?.*)?$/i.exec(url);
-  if (!match) {
-    throw new InvalidArgumentError("url", "must look like etcd://host:port[,host:port…]");
-  }
-  return (match[1] as string).split(",").map((hostPort) => {
-    const trimmed = hostPort.trim();
-    if (!/^(\[[0-9a-f:.]+\]|[^:[\]]+)(:\d{1,5})?$/i.test(trimmed)) {
-      throw new InvalidArgumentError("url", `bad etcd endpoint ${JSON.stringify(trimmed)}`);
-    }
-    return `http://${/:\d+$/.test(trimmed) ? trimmed : `${trimmed}:2379`}`;
-  });
-}
-
-function metaFromUrl(url: string | undefined): string | undefined {
-  const query = url?.split("?")[1];
-  return query ? (new URLSearchParams(query).get("metaPrefix") ?? undefined) : undefined;
-}
-
-function describeFetchError(error: Error): string {
-  const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
 }

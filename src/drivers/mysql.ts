@@ -30,6 +30,12 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import {
+  type MysqlConnection,
+  mysqlConfigurationError,
+  mysqlConnection,
+  mysqlSsl,
+} from "./mysql-connection.js";
+import {
   auditIdBound,
   auditValues,
   checkMillis,
@@ -47,6 +53,7 @@ import {
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
+import type { TlsOptions } from "./tls.js";
 
 /** The part of a `mysql2/promise` pooled connection the driver uses. */
 export interface MysqlConnectionLike {
@@ -62,8 +69,13 @@ export interface MysqlPoolLike {
 }
 
 export interface MysqlDriverOptions {
-  /** `mysql://user:password@host:port/database` (`mariadb://` is the same). */
+  /** `mysql://user:password@host:port/database` (`mariadb://` is the same), with
+   *  `?ssl-mode=VERIFY_IDENTITY&ssl-ca=PATH[&ssl-cert=PATH&ssl-key=PATH]` for TLS (see
+   *  ./mysql-connection.ts). */
   url?: string;
+  /** TLS with `url` (PEM text or file paths); verification is on unless `rejectUnauthorized`
+   *  is false (UNSAFE). Merged with the URL's ssl-ca/ssl-cert/ssl-key. */
+  tls?: TlsOptions;
   /** An existing `mysql2/promise` pool to use instead of `url`. The caller owns it: `close()`
    *  leaves it open. Give it `connectTimeout`, and set `innodb_lock_wait_timeout` low on its
    *  connections, so a dead client cannot hold row locks for long. */
@@ -147,6 +159,10 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
   let pool: MysqlPoolLike | null = options.pool ?? null;
+  if (options.pool !== undefined && options.tls !== undefined) {
+    throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
+  }
+  const connection = options.url === undefined ? null : mysqlConnection(options.url, options.tls);
 
   const ddl = [
     `CREATE TABLE IF NOT EXISTS ${keysTable} (
@@ -287,7 +303,9 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       () => current.getConnection(),
       body,
       (connection, error) => (error ? connection.destroy() : connection.release()),
-    );
+    ).catch((error: unknown) => {
+      throw mysqlConfigurationError(error) ?? error;
+    });
   };
 
   /** A deadlock victim's transaction was rolled back whole, so running it again is safe. InnoDB
@@ -373,7 +391,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       if (!pool) {
         const mysql = await import("mysql2/promise");
         const config: PoolOptions = {
-          uri: (options.url as string).replace(/^mariadb:/i, "mysql:"),
+          uri: (connection as MysqlConnection).uri,
+          ...(connection?.tls ? { ssl: await mysqlSsl(connection.tls) } : {}),
           connectionLimit: options.maxConnections ?? 10,
           connectTimeout: connectTimeoutMs,
           enableKeepAlive: true,

@@ -33,6 +33,11 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import {
+  postgresConfigurationError,
+  postgresConnection,
+  postgresSsl,
+} from "./postgres-connection.js";
+import {
   auditIdBound,
   auditValues,
   checkMillis,
@@ -50,6 +55,7 @@ import {
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
+import type { TlsOptions } from "./tls.js";
 
 /** The part of a `pg` pooled client the driver uses. */
 export interface PgClientLike {
@@ -67,8 +73,13 @@ export interface PgPoolLike {
 }
 
 export interface PostgresDriverOptions {
-  /** `postgres://user:password@host:port/database` (any form `pg` accepts). */
+  /** `postgres://user:password@host:port/database` (any form `pg` accepts), with
+   *  `?sslmode=verify-full&sslrootcert=PATH[&sslcert=PATH&sslkey=PATH]` for TLS (see
+   *  ./postgres-connection.ts). */
   url?: string;
+  /** TLS with `url` (PEM text or file paths); verification is on unless `rejectUnauthorized`
+   *  is false (UNSAFE). Merged with the URL's sslrootcert/sslcert/sslkey. */
+  tls?: TlsOptions;
   /** An existing `pg` Pool to use instead of `url`. The caller owns it: `close()` leaves it
    *  open. Give it `connectionTimeoutMillis` and `query_timeout` so a dead server cannot hang
    *  its connections. */
@@ -115,6 +126,11 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
   let pool: PgPoolLike | null = options.pool ?? null;
+  if (options.pool !== undefined && options.tls !== undefined) {
+    throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
+  }
+  const connection =
+    options.url === undefined ? null : postgresConnection(options.url, options.tls);
 
   const sql = {
     /*
@@ -227,7 +243,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         client.off("error", ignore);
         client.release(error ?? false);
       },
-    );
+    ).catch((error: unknown) => {
+      throw postgresConfigurationError(error) ?? error;
+    });
   };
 
   const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
@@ -262,7 +280,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (!pool) {
         const { default: pg } = await import("pg");
         const config: PoolConfig = {
-          connectionString: options.url,
+          connectionString: connection?.connectionString,
+          ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
           max: options.maxConnections ?? 10,
           connectionTimeoutMillis: connectTimeoutMs,
           query_timeout: queryTimeoutMs,

@@ -34,10 +34,22 @@ import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import { checkDuration } from "../core/validation.js";
+import {
+  explainConnectFailure,
+  RedisErrorLog,
+  redisFailure,
+  redisTls,
+  redisTlsSources,
+} from "./redis-connection.js";
+import type { TlsOptions, TlsSources } from "./tls.js";
 
 export interface RedisDriverOptions {
-  /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS. */
+  /** `redis://[user:password@]host[:port][/db][?keyPrefix=P]`; `rediss://` for TLS, with
+   *  `ca`, `cert`, `key` (file paths) as further parameters. */
   url?: string;
+  /** TLS for a `rediss://` URL (PEM text or file paths); verification is on unless
+   *  `rejectUnauthorized` is false (UNSAFE). */
+  tls?: TlsOptions;
   /** An ioredis client to use instead of a URL. The caller owns it: close() leaves it open, and
    *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). */
   client?: Redis;
@@ -105,6 +117,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const ownsClient = options.client === undefined;
   let shas: Record<ScriptName, string> | null = null;
   let scriptText: Record<ScriptName, string> | null = null;
+  const errorLog = new RedisErrorLog();
 
   const ready = (): Redis => {
     if (!client) throw new BackendUnavailableError("redis", "not connected");
@@ -126,12 +139,13 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   };
 
   /** A command that timed out leaves its connection in an unknown state (a late reply would be
-   *  taken for the next command's): drop it so ioredis connects afresh. */
+   *  taken for the next command's): drop it so ioredis connects afresh. The error is then
+   *  classified (redis-connection.ts): what to fix, or the connection's real cause. */
   const afterFailure = (error: unknown): unknown => {
     if (ownsClient && error instanceof Error && /timed out/i.test(error.message)) {
       client?.disconnect(true);
     }
-    return error;
+    return redisFailure(error, ownsClient ? errorLog : null, settings.tls !== null);
   };
   const guard = async <T>(promise: Promise<T>): Promise<T> => {
     try {
@@ -154,6 +168,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         const { Redis: RedisClient } = await import("ioredis");
         const created = new RedisClient(settings.url, {
           ...settings.redis,
+          ...(settings.tls ? { tls: await redisTls(settings.tls) } : {}),
           lazyConnect: true,
           // Fail at once while disconnected instead of queueing: a call must never hang or be
           // replayed later behind the caller's back.
@@ -172,14 +187,15 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
           // again when the server comes back.
           retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
         });
-        created.on("error", () => {
-          // Connection errors surface through the calls; without a listener ioredis logs them.
-        });
+        // Connection errors surface through the calls (classified with the latest of them);
+        // without a listener ioredis logs them.
+        created.on("error", (error: Error) => errorLog.record(error));
+        created.on("ready", () => errorLog.clear());
         try {
           await created.connect();
         } catch (error) {
           created.disconnect(false);
-          throw error;
+          throw await explainConnectFailure(error, errorLog, settings);
         }
         client = created;
       }
@@ -330,6 +346,10 @@ function parseOptions(options: RedisDriverOptions) {
   let allowEviction = options.allowEviction;
   let url = options.url ?? "redis://127.0.0.1:6379";
   const redis: RedisOptions = {};
+  let tls: TlsSources | null = null;
+  let host = "127.0.0.1";
+  let port = 6379;
+  if (options.url === undefined) tls = redisTlsSources(null, options.tls);
   if (options.url !== undefined) {
     let parsed: URL;
     try {
@@ -337,6 +357,9 @@ function parseOptions(options: RedisDriverOptions) {
     } catch {
       throw new InvalidArgumentError("url", "not a valid redis:// URL");
     }
+    tls = redisTlsSources(parsed, options.tls);
+    host = parsed.hostname.replace(/^\[(.*)\]$/, "$1") || host;
+    port = parsed.port ? Number(parsed.port) : port;
     const fromUrl = parsed.searchParams.get("keyPrefix");
     if (fromUrl !== null && keyPrefix === undefined) keyPrefix = fromUrl;
     parsed.searchParams.delete("keyPrefix");
@@ -357,6 +380,9 @@ function parseOptions(options: RedisDriverOptions) {
     url,
     keyPrefix,
     redis,
+    tls,
+    host,
+    port,
     commandTimeoutMs: checkDuration("commandTimeoutMs", options.commandTimeoutMs, 4000),
     connectTimeoutMs: checkDuration("connectTimeoutMs", options.connectTimeoutMs, 4000),
     allowEviction: allowEviction === true,

@@ -4,15 +4,18 @@
  * and audit entries under `<storeKeyPrefix>/__poison_store/` (inside the metasrv's chroot, outside
  * every range GreptimeDB reads). Every write is one etcd transaction comparing revisions, so it is
  * linearizable with GreptimeDB's own poison transactions on the same keys (value compares, also
- * etcd transactions). The reader of GreptimeDB's other keys goes through the same gateway.
+ * etcd transactions). GreptimeDB's other keys are read through a gateway of the same kind (same
+ * endpoints, TLS and credentials).
  */
-import { etcdDriverOn, etcdGateway } from "../drivers/etcd.js";
+
+import { createEtcdGateway, parseEtcdLocation } from "../drivers/etcd/gateway.js";
+import { etcdDriver } from "../drivers/etcd.js";
 import type { GreptimeDriver, GreptimeMetadataReader } from "./driver.js";
 import { ownMetaPrefix, type StoredEntry } from "./layout.js";
 import type { GreptimeLayout } from "./options.js";
 
 export interface GreptimeEtcdOptions {
-  /** `etcd://host:port[,host:port…]` without the layout's parameters. */
+  /** `etcd[s]://[user:password@]host:port[,host:port…]` without the layout's parameters. */
   url: string;
   layout: GreptimeLayout;
   /** Where the store is, safe to print. */
@@ -27,10 +30,12 @@ interface RawKv {
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 
 export function greptimeEtcdDriver(options: GreptimeEtcdOptions): GreptimeDriver {
-  const gateway = etcdGateway({ url: options.url });
-  const driver = etcdDriverOn(gateway, {
+  const driver = etcdDriver({
     url: options.url,
     metaPrefix: ownMetaPrefix(options.layout.storeKeyPrefix),
+  });
+  const gateway = createEtcdGateway(parseEtcdLocation({ url: options.url }), {
+    requestTimeoutMs: 4000,
   });
   const entries = (reply: Record<string, unknown>): StoredEntry[] =>
     ((reply.kvs as RawKv[] | undefined) ?? []).map((kv) => ({
@@ -57,6 +62,7 @@ export function greptimeEtcdDriver(options: GreptimeEtcdOptions): GreptimeDriver
       return found;
     },
     async range(prefix, limit) {
+      if (prefix === "") throw new Error("a range read needs a prefix");
       const start = Buffer.from(prefix, "utf8");
       const end = Buffer.from(start);
       // UTF-8 never holds 0xFF, so bumping the last byte bounds the prefix (an empty prefix is
@@ -78,5 +84,8 @@ export function greptimeEtcdDriver(options: GreptimeEtcdOptions): GreptimeDriver
     ...driver,
     location: options.location,
     greptime: { layout: options.layout, metadata },
+    async close() {
+      await Promise.all([driver.close(), gateway.close()]);
+    },
   };
 }

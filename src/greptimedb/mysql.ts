@@ -17,7 +17,9 @@
  * transaction prevents that, so this layout never puts poison keys on MySQL.
  */
 import type { Pool, PoolOptions } from "mysql2/promise";
+import { BackendConfigurationError } from "../core/errors.js";
 import type { MysqlConnectionLike, MysqlPoolLike } from "../drivers/mysql.js";
+import { mysqlConfigurationError, mysqlConnection, mysqlSsl } from "../drivers/mysql-connection.js";
 import { onConnection, Rollback } from "../drivers/sql-common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
@@ -41,6 +43,8 @@ export interface GreptimeMysqlOptions {
 
 const ER_LOCK_DEADLOCK = 1213;
 const ER_NO_SUCH_TABLE = 1146;
+const ER_TABLEACCESS_DENIED_ERROR = 1142;
+const ER_COLUMNACCESS_DENIED_ERROR = 1143;
 const TRANSACTION_ATTEMPTS = 10;
 /** The largest value of each column type GreptimeDB's table may have for `v`. */
 const VALUE_LIMITS: Record<string, number> = {
@@ -67,6 +71,8 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
       ? quoteMysql(layout.table)
       : `${quoteMysql(layout.schema)}.${quoteMysql(layout.table)}`;
   const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  // TLS parameters (ssl-mode, ssl-ca…) as the mysql driver reads them.
+  const connection = mysqlConnection(options.url, undefined);
   let pool: MysqlPoolLike | null = null;
   let poolPromise: Promise<MysqlPoolLike> | null = null;
 
@@ -75,7 +81,8 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
     poolPromise ??= (async () => {
       const mysql = await import("mysql2/promise");
       const config: PoolOptions = {
-        uri: options.url.replace(/^mariadb:/i, "mysql:"),
+        uri: connection.uri,
+        ...(connection.tls ? { ssl: await mysqlSsl(connection.tls) } : {}),
         connectionLimit: options.maxConnections ?? 10,
         connectTimeout: options.connectTimeoutMs ?? 5000,
         enableKeepAlive: true,
@@ -104,8 +111,23 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
       "mysql",
       () => current.getConnection(),
       body,
-      (connection, error) => (error ? connection.destroy() : connection.release()),
-    );
+      (c, error) => (error ? c.destroy() : c.release()),
+    ).catch((error: unknown) => {
+      throw configurationError(error) ?? error;
+    });
+  };
+  /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
+  const configurationError = (error: unknown) => {
+    const errno = (error as { errno?: unknown })?.errno;
+    if (errno === ER_TABLEACCESS_DENIED_ERROR || errno === ER_COLUMNACCESS_DENIED_ERROR) {
+      return new BackendConfigurationError(
+        "mysql",
+        "privileges",
+        `${(error as Error).message}; grant the user SELECT on ${table} (and INSERT, UPDATE, DELETE on it to clear with allowWrite)`,
+        error,
+      );
+    }
+    return mysqlConfigurationError(error);
   };
   /** Rows of a statement. Buffers go as hex literals (X'…'): no character set touches them. */
   const rows = async <R>(c: MysqlConnectionLike, text: string, values: unknown[]): Promise<R[]> => {
@@ -148,12 +170,16 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
       );
       const valueLimit = VALUE_LIMITS[types.get("v") ?? ""];
       if (types.get("k") !== "varbinary" || valueLimit === undefined) {
-        throw new Error(
+        throw new BackendConfigurationError(
+          "mysql",
+          "table",
           `${table} is not GreptimeDB's metadata table (expected k VARBINARY(3072) PRIMARY KEY, v MEDIUMBLOB or BLOB; found ${[
             ...types,
           ]
             .map(([name, type]) => `${name} ${type}`)
-            .join(", ")})`,
+            .join(
+              ", ",
+            )}); name the metasrv's meta_table_name with table (and its database in the URL or schema)`,
         );
       }
       return { exists: true, maxValueBytes: valueLimit };

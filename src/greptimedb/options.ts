@@ -52,6 +52,7 @@ type Parameter = (typeof PARAMETERS)[number];
 
 const BACKENDS: Record<string, GreptimeBackend> = {
   "etcd:": "etcd",
+  "etcds:": "etcd",
   "postgres:": "postgres",
   "postgresql:": "postgres",
   "mysql:": "mysql",
@@ -115,7 +116,7 @@ export function resolveGreptimeLayout(url: string, options: GreptimeLayoutOption
   if (!backend) {
     throw new InvalidArgumentError(
       "url",
-      `the greptimedb layout reads GreptimeDB's metadata backends: etcd://, postgres:// or mysql:// URLs, not ${JSON.stringify(redactUrl(url))}`,
+      `the greptimedb layout reads GreptimeDB's metadata backends: etcd:// (etcds://), postgres:// or mysql:// URLs, not ${JSON.stringify(redactUrl(url))}`,
     );
   }
   const storeKeyPrefix = checkPrefix(

@@ -12,8 +12,13 @@
  * SERIALIZABLE does not change ours: BEGIN names it).
  */
 import type { PoolConfig } from "pg";
-import { BackendUnavailableError } from "../core/errors.js";
+import { BackendConfigurationError } from "../core/errors.js";
 import type { PgClientLike, PgPoolLike } from "../drivers/postgres.js";
+import {
+  postgresConfigurationError,
+  postgresConnection,
+  postgresSsl,
+} from "../drivers/postgres-connection.js";
 import { onConnection, Rollback } from "../drivers/sql-common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
@@ -52,6 +57,8 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
       ? quotePg(layout.table)
       : `${quotePg(layout.schema)}.${quotePg(layout.table)}`;
   const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  // TLS parameters (sslmode, sslrootcert…) as the postgres driver reads them.
+  const connection = postgresConnection(options.url, undefined);
   let pool: PgPoolLike | null = null;
   let poolPromise: Promise<PgPoolLike> | null = null;
 
@@ -60,7 +67,8 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
     poolPromise ??= (async () => {
       const { default: pg } = await import("pg");
       const config: PoolConfig = {
-        connectionString: options.url,
+        connectionString: connection.connectionString,
+        ...(connection.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
         max: options.maxConnections ?? 10,
         connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
         query_timeout: queryTimeoutMs,
@@ -93,7 +101,21 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
         client.off("error", ignore);
         client.release(error ?? false);
       },
-    );
+    ).catch((error: unknown) => {
+      throw configurationError(error) ?? error;
+    });
+  };
+  /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
+  const configurationError = (error: unknown) => {
+    if ((error as { code?: unknown })?.code === "42501") {
+      return new BackendConfigurationError(
+        "postgres",
+        "privileges",
+        `${(error as Error).message}; grant the user SELECT on ${table} (and INSERT, UPDATE, DELETE on it to clear with allowWrite)`,
+        error,
+      );
+    }
+    return postgresConfigurationError(error);
   };
   const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
     (await client.query(text, values)).rows as R[];
@@ -130,11 +152,14 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
       if (columns.length === 0) return { exists: false, maxValueBytes: null };
       const types = new Map(columns.map((c) => [c.name, c.type]));
       if (types.get("k") !== "bytea" || types.get("v") !== "bytea") {
-        throw new BackendUnavailableError(
+        throw new BackendConfigurationError(
           "postgres",
+          "table",
           `${table} is not GreptimeDB's metadata table (expected k bytea PRIMARY KEY, v bytea; found ${columns
             .map((c) => `${c.name} ${c.type}`)
-            .join(", ")})`,
+            .join(
+              ", ",
+            )}); name the metasrv's meta_table_name / meta_schema_name with table / schema`,
         );
       }
       return { exists: true, maxValueBytes: null };

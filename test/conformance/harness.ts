@@ -39,13 +39,16 @@ export interface SuiteContext {
 
 export type Behaviour = (ctx: SuiteContext) => void;
 
+const baseName = (name: string) => name.replace(/-tls$/, "");
+
 /** Decide whether the backend runs, loudly; in CI (POISON_REQUIRE_ALL=1) a skip is a failure. */
 export async function backendSkipReason(name: string, unavailable?: () => Promise<string | null>) {
   const filter = process.env.POISON_DRIVERS?.split(",")
     .map((s) => s.trim())
     .filter(Boolean);
   let reason: string | null = null;
-  if (filter && filter.length > 0 && !filter.includes(name))
+  // A secured variant ("postgres-tls") runs with its backend ("postgres") or by its own name.
+  if (filter && filter.length > 0 && !filter.includes(name) && !filter.includes(baseName(name)))
     reason = `not in POISON_DRIVERS=${filter.join(",")}`;
   else if (unavailable) reason = await unavailable();
   if (reason === null) return null;

@@ -3,12 +3,14 @@ import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import {
   BackendUnavailableError,
+  type EtcdTransport,
   etcdDriver,
   InvalidArgumentError,
   openPoisonStore,
   PoisonConflictError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
 import { etcdUnavailable } from "../support/servers.js";
@@ -89,12 +91,14 @@ describe("etcd driver", { skip: skip ?? false }, () => {
 
   it("each core call is one round trip (one transaction), on success and on conflict", async () => {
     let requests = 0;
-    const counting: typeof fetch = (input, init) => {
+    const counting: EtcdTransport = (request, send) => {
       requests++;
-      return fetch(input, init);
+      return send(request);
     };
     const namespace = `/poison-test/${randomUUID()}/`;
-    const store = openPoisonStore(etcdDriver({ url, metaPrefix, fetch: counting }), { namespace });
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
+      namespace,
+    });
     cleanup.push(() => store.close());
     const key = "rt/1";
     // Warm up: init (health reads) and a first write on another key; none of it counts.
@@ -197,6 +201,154 @@ describe("etcd driver", { skip: skip ?? false }, () => {
     await store.tryPutPoison("k", "t");
     assert.equal(await store.getPoison("k"), "t");
     await store.deletePoison("k", "t");
+  });
+
+  it("several endpoints: a write cut off after it was sent is never sent again elsewhere (issue 11 item 10)", async () => {
+    const proxy = await startFaultProxy({ host: HOST, port: PORT });
+    cleanup.push(() => proxy.close());
+    const namespace = `/poison-test/${randomUUID()}/`;
+    const writes: string[] = [];
+    // Reads pass through the proxy; the answer to the first write is cut after etcd applied it.
+    const cutWrites: EtcdTransport = (request, send) => {
+      const write = request.body.includes("request_delete_range");
+      if (write) writes.push(request.endpoint);
+      proxy.mode = write && writes.length === 1 ? "cut-reply" : "pass";
+      return send(request);
+    };
+    const store = openPoisonStore(
+      etcdDriver({
+        url: `etcd://127.0.0.1:${proxy.port},${HOST}:${PORT}`,
+        metaPrefix,
+        transport: cutWrites,
+      }),
+      { namespace },
+    );
+    const direct = openPoisonStore(etcdDriver({ url, metaPrefix }), { namespace });
+    cleanup.push(
+      () => store.close(),
+      () => direct.close(),
+    );
+    await direct.tryPutPoison("k", "holder");
+    const outcome = await store.forceDeletePoison("k", { actor: "test", reason: "cut" }).then(
+      (record) => record,
+      (error: unknown) => error,
+    );
+    assert.ok(
+      outcome instanceof BackendUnavailableError,
+      `the outcome is unknown, not ${JSON.stringify(outcome)}`,
+    );
+    assert.match(outcome.message, /never sent again/);
+    assert.deepEqual(writes, [`http://127.0.0.1:${proxy.port}`], "sent to one endpoint only");
+    // The first attempt did apply, once: retrying with the same call now answers from evidence.
+    assert.equal(await direct.getPoison("k"), null);
+    const forced = (await direct.auditLog({ key: "k" })).entries.filter(
+      (entry) => entry.action === "force-delete",
+    );
+    assert.equal(forced.length, 1);
+    // A read is not a write: it fails over to the next endpoint.
+    proxy.mode = "reset";
+    proxy.resetAll();
+    assert.equal(await store.getPoison("k"), null);
+  });
+
+  it("a request over the server's size limit is refused before sending, typed (issue 11 item 9)", async () => {
+    let requests = 0;
+    const counting: EtcdTransport = (request, send) => {
+      requests++;
+      return send(request);
+    };
+    const namespace = `/poison-test/${randomUUID()}/`;
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
+      namespace,
+    });
+    cleanup.push(() => store.close());
+    await store.tryPutPoison("warm-up", "t"); // init, not counted
+    const data = "x".repeat(60_000);
+    const keys = Array.from({ length: 42 }, (_, i) => `big/${i}`);
+    const before = requests;
+    const error = await rejectsWith(
+      store.tryPutPoisons(keys, "t", { data }),
+      InvalidArgumentError,
+      {
+        argument: "request size",
+      },
+    );
+    assert.equal(requests, before, "nothing was sent");
+    assert.match(error.message, /--max-request-bytes/);
+    assert.match(error.message, /maxRequestBytes/);
+    assert.match(error.message, /1572864/);
+    for (const key of keys.slice(0, 3)) assert.equal(await store.getPoison(key), null);
+    // Just under the limit still goes through: the estimate errs high by little.
+    const fits = keys.slice(0, 20);
+    await store.tryPutPoisons(fits, "t", { data });
+    assert.equal(await store.getPoison(fits[19] as string), "t");
+    await store.deletePoisons(fits, "t");
+  });
+
+  it("the server's own size refusal is typed too, for a limit set higher than the server's", async () => {
+    const namespace = `/poison-test/${randomUUID()}/`;
+    const store = openPoisonStore(
+      etcdDriver({ url, metaPrefix, maxRequestBytes: 8 * 1024 * 1024 }),
+      { namespace },
+    );
+    cleanup.push(() => store.close());
+    const data = "x".repeat(60_000);
+    // ~1.7 MB: over etcd's 1.5 MiB raft limit, under its 2 MiB gRPC limit; then over both.
+    for (const count of [28, 42]) {
+      const keys = Array.from({ length: count }, (_, i) => `server-big/${count}/${i}`);
+      const error = await rejectsWith(
+        store.tryPutPoisons(keys, "t", { data }),
+        InvalidArgumentError,
+        { argument: "request size" },
+      );
+      assert.match(error.message, /nothing was applied/);
+      assert.equal(await store.getPoison(keys[0] as string), null);
+    }
+  });
+
+  it("maxRequestBytes: from the option or the URL; a smaller limit refuses smaller requests", async () => {
+    const data = "x".repeat(20_000);
+    for (const driver of [
+      etcdDriver({ url, metaPrefix, maxRequestBytes: 10_000 }),
+      etcdDriver({ url: `${url}?maxRequestBytes=10000&metaPrefix=${metaPrefix}` }),
+    ]) {
+      const store = openPoisonStore(driver, { namespace: `/poison-test/${randomUUID()}/` });
+      cleanup.push(() => store.close());
+      const error = await rejectsWith(
+        store.tryPutPoison("k", "t", { data }),
+        InvalidArgumentError,
+        {
+          argument: "request size",
+        },
+      );
+      assert.match(error.message, /limit of 10000 bytes/);
+      await store.tryPutPoison("small", "t");
+      await store.deletePoison("small", "t");
+    }
+    assert.throws(() => etcdDriver({ url, maxRequestBytes: 0 }), InvalidArgumentError);
+    assert.throws(() => etcdDriver({ url: `${url}?maxRequestBytes=lots` }), InvalidArgumentError);
+  });
+
+  it("URLs: unknown parameters, TLS settings on etcd:// and bad user information are refused", () => {
+    for (const bad of [
+      `${url}?cacert=/x.pem`,
+      `${url}?ca=/x.pem`,
+      "etcd://user@127.0.0.1:2379",
+      "etcd://:pw@127.0.0.1:2379",
+      "etcd://u:%ZZ@127.0.0.1:2379",
+    ]) {
+      const error = (() => {
+        try {
+          etcdDriver({ url: bad });
+          return null;
+        } catch (caught) {
+          return caught;
+        }
+      })();
+      assert.ok(error instanceof InvalidArgumentError, `${bad}: ${String(error)}`);
+      assert.ok(!error.message.includes("%ZZ") && !error.message.includes(":pw"), error.message);
+    }
+    assert.throws(() => etcdDriver({ url, tls: { ca: "/x.pem" } }), InvalidArgumentError);
   });
 
   outageTests({ host: HOST, port: PORT }, (port) =>

@@ -10,7 +10,6 @@ import { after, describe, it } from "node:test";
 import { encodePoisonValue, poisonStorageKey } from "../../src/greptimedb/layout.js";
 import {
   BackendConfigurationError,
-  BackendUnavailableError,
   greptimeClusterState,
   HolderAliveError,
   InvalidArgumentError,
@@ -116,7 +115,9 @@ function backendTests(
         const store = open(
           `${name === "postgres" ? postgresUrl : mysqlUrl}?layout=greptimedb&table=${table}`,
         );
-        const error = await rejectsWith(store.listPoisons(), BackendUnavailableError);
+        const error = await rejectsWith(store.listPoisons(), BackendConfigurationError, {
+          setting: "table",
+        });
         assert.match(error.message, /is not GreptimeDB's metadata table/);
       } finally {
         if (name === "postgres") {

@@ -15,7 +15,10 @@ export type ProxyMode =
   | "reset"
   /** Accept a connection, then drop it when the client sends its first bytes (a server that
    *  dies right after the handshake). */
-  | "hangup";
+  | "hangup"
+  /** Forward requests, but reset the client's connection when the answer arrives: the server
+   *  did the work, the client never hears of it. */
+  | "cut-reply";
 
 export interface FaultProxy {
   readonly port: number;
@@ -44,6 +47,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     from.on("data", (chunk: Buffer) => {
       if (up) stats.chunksUp++;
       if (proxy.mode === "blackhole") return;
+      if (!up && proxy.mode === "cut-reply") {
+        if (!to.destroyed) to.resetAndDestroy();
+        return;
+      }
       const send = () => {
         if (!to.destroyed) to.write(chunk);
       };
