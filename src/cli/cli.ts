@@ -53,6 +53,10 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     value: "MS",
     help: "give up on the backend after MS milliseconds (default 5000)",
   },
+  "allow-write": {
+    type: "boolean",
+    help: "let a store that opens read-only be written: ?layout=greptimedb (see docs/GREPTIMEDB.md)",
+  },
   json: { type: "boolean", help: "print one JSON document on stdout instead of text" },
   verbose: { type: "boolean", help: "on failure, also print the stack trace" },
   help: { type: "boolean", short: "h", help: "show help" },
@@ -207,6 +211,7 @@ function globalOptions(
     storeLabel: labelOf(storeUrl),
     namespace: pick("namespace") ?? (env.POISON_NAMESPACE || undefined),
     timeoutMs,
+    allowWrite: values["allow-write"] === true,
     json: values.json === true,
     verbose: values.verbose === true,
   };

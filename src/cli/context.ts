@@ -43,6 +43,8 @@ export interface GlobalOptions {
   storeLabel: string;
   namespace: string | undefined;
   timeoutMs: number | undefined;
+  /** `--allow-write`: the store may write although it opens read-only (greptimedb layout). */
+  allowWrite: boolean;
   json: boolean;
   verbose: boolean;
 }
@@ -114,8 +116,9 @@ export class CommandContext {
 
   /** Open the store, run `body`, and always close the store, whatever happens. */
   async withStore<T>(body: (store: PoisonStoreClient) => Promise<T>): Promise<T> {
-    const options: { namespace?: string; timeoutMs?: number } = {};
+    const options: { namespace?: string; timeoutMs?: number; allowWrite?: boolean } = {};
     if (this.global.namespace !== undefined) options.namespace = this.global.namespace;
+    if (this.global.allowWrite) options.allowWrite = true;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
     const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
     let result: T;

@@ -69,6 +69,7 @@ export function exitCodeOf(code: string): ExitCode {
     case ErrorCode.BackendConfiguration:
       return ExitCode.BackendUnavailable;
     case ErrorCode.InvalidArgument:
+    case ErrorCode.ReadOnlyStore:
       return ExitCode.Usage;
     default:
       return ExitCode.Unexpected;
@@ -123,6 +124,10 @@ function fixFor(error: PoisonStoreError, help: string): string | undefined {
       return "list what is there with `poison list`; check --store and --namespace";
     case ErrorCode.PoisonConflict:
       return "inspect the key with `poison show KEY` before acting on this resource";
+    case ErrorCode.ReadOnlyStore:
+      return (error as { byAllowWrite?: unknown }).byAllowWrite === true
+        ? "once `poison show KEY` and the runbook in docs/GREPTIMEDB.md say to clear, run the command again with --allow-write"
+        : "this layout never does that on this backend (docs/GREPTIMEDB.md); clearing works with --allow-write";
     default:
       return `rerun with --verbose for details; see \`${help}\``;
   }

@@ -1,4 +1,6 @@
 import type { PoisonRecord, PoisonState } from "../../core/records.js";
+import { greptimeLayoutOf } from "../../greptimedb/driver.js";
+import { greptimeClusterState, type PoisonExplanation } from "../../greptimedb/explain.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode, errorJson, toCliError, usageError } from "../errors.js";
 import {
@@ -9,6 +11,13 @@ import {
   JsonArrayWriter,
   StreamingTable,
 } from "../format.js";
+import {
+  explainRecords,
+  explanationJson,
+  switchesLine,
+  tableCell,
+  verdictCell,
+} from "../greptimedb.js";
 
 /** Records asked of the store per round trip: memory stays bounded by this, whatever the total. */
 export const LIST_PAGE_SIZE = 500;
@@ -48,10 +57,28 @@ an operation holds it now, or died holding it.`,
     const json = ctx.global.json;
 
     return ctx.withStore(async (store) => {
-      const table = new StreamingTable<PoisonRecord>(ctx.out, listColumns(now));
+      // On ?layout=greptimedb: each key's table and verdict, and the metasrv's switches.
+      const cluster = greptimeLayoutOf(store) ? await greptimeClusterState(store) : null;
+      let explained = new Map<PoisonRecord, PoisonExplanation>();
+      const columns = listColumns(now);
+      if (cluster) {
+        columns.splice(
+          1,
+          0,
+          { title: "TABLE", max: 40, value: (r) => tableCell(explained.get(r)) },
+          { title: "GREPTIMEDB", max: 40, value: (r) => verdictCell(explained.get(r)) },
+        );
+        if (!json) await ctx.out.line(ctx.out.colour.dim(switchesLine(cluster)));
+      }
+      const table = new StreamingTable<PoisonRecord>(ctx.out, columns);
       const stream = new JsonArrayWriter(
         ctx.out,
-        { ...ctx.where(store), prefix: prefix ?? null, state: state ?? null },
+        {
+          ...ctx.where(store),
+          prefix: prefix ?? null,
+          state: state ?? null,
+          ...(cluster ? { metasrv: cluster } : {}),
+        },
         "records",
       );
       let shown = 0;
@@ -70,7 +97,14 @@ an operation holds it now, or died holding it.`,
             rows.push(record);
             shown++;
           }
-          await (json ? stream.write(rows) : table.write(rows));
+          if (cluster) explained = (await explainRecords(store, rows)) ?? explained;
+          const out = cluster
+            ? rows.map((r) => {
+                const e = explained.get(r);
+                return e ? { ...r, greptimedb: explanationJson(e) } : r;
+              })
+            : rows;
+          await (json ? stream.write(out) : table.write(rows));
           cursor = page.cursor;
           // At the limit with more pages left: there may be more (we do not read on to find out).
           if (limit !== undefined && shown >= limit && cursor !== null) truncated = true;

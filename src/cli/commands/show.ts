@@ -1,7 +1,14 @@
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
+import { UNKNOWN_TIME } from "../../drivers/etcd.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { age, cell, colourState, errorSummary, printable, StreamingTable } from "../format.js";
+import {
+  explainRecords,
+  explanationJson,
+  printExplanation,
+  printGreptimeHint,
+} from "../greptimedb.js";
 import type { Printer } from "../io.js";
 import { historyColumns } from "./history.js";
 
@@ -28,13 +35,20 @@ owner recorded (with its stack), the data it kept for repair, and the audit hist
       const record = await store.inspectPoison(key);
       const history = (await store.auditLog({ key, limit: SHOW_HISTORY_LIMIT })).entries;
       if (!record) throw notPresent(key, history[0]);
+      // On ?layout=greptimedb: the table, the procedure holding the key, the verdict.
+      const explanation = (await explainRecords(store, [record]))?.get(record);
       if (ctx.global.json) {
-        await ctx.out.json({ ...ctx.where(store), record, history });
+        const greptimedb = explanation
+          ? { greptimedb: explanationJson(explanation), metasrv: explanation.cluster }
+          : {};
+        await ctx.out.json({ ...ctx.where(store), record, history, ...greptimedb });
         return ExitCode.Ok;
       }
       await printRecord(ctx.out, record, ctx.now());
+      if (explanation) await printExplanation(ctx.out, explanation);
       await printHistory(ctx.out, history, ctx.now());
-      await printHint(ctx.out, record);
+      if (explanation) await printGreptimeHint(ctx.out, record, explanation);
+      else await printHint(ctx.out, record);
       return ExitCode.Ok;
     });
   },
@@ -62,8 +76,8 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
     ["token", cell(record.token)],
     ["operation", cell(record.operation)],
     ["owner", cell(record.owner)],
-    ["created", `${record.createdAt} (${age(record.createdAt, now)} ago)`],
-    ["updated", `${record.updatedAt} (${age(record.updatedAt, now)} ago)`],
+    ["created", when(record.createdAt, now)],
+    ["updated", when(record.updatedAt, now)],
     [
       "heartbeat",
       record.heartbeatAt ? `${record.heartbeatAt} (${age(record.heartbeatAt, now)} ago)` : "-",
@@ -79,6 +93,13 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
   await out.line(c.dim("data"));
   const data = record.data === undefined ? "-" : compactJson(record.data);
   for (const line of data.split("\n")) await out.line(`  ${line}`);
+}
+
+/** A time and its age; unknown for a key written by another tool (GreptimeDB). */
+function when(iso: string, now: Date): string {
+  return iso === UNKNOWN_TIME
+    ? "unknown (written by another tool)"
+    : `${iso} (${age(iso, now)} ago)`;
 }
 
 export async function printHistory(out: Printer, history: AuditEntry[], now: Date): Promise<void> {
