@@ -147,6 +147,8 @@ export async function printGreptimeHint(
   record: PoisonRecord,
   e: PoisonExplanation,
 ): Promise<void> {
+  // The location names the layout and the store key prefix: --store alone reaches the key.
+  const store = ` --store ${shellQuote(e.cluster.location)}`;
   const c = out.colour;
   await out.line();
   if (e.advice.verdict === "wait") {
@@ -156,7 +158,7 @@ export async function printGreptimeHint(
   await out.line(c.dim("to clear, once the table is repaired and verified (docs/GREPTIMEDB.md):"));
   await out.line(
     c.dim(
-      `  poison clear ${shellQuote(record.key)} --allow-write --force --expect-token ${shellQuote(record.token)} --reason "what you repaired"`,
+      `  poison clear ${shellQuote(record.key)} --allow-write --force --expect-token ${shellQuote(record.token)} --reason "what you repaired"${store}`,
     ),
   );
 }
