@@ -168,10 +168,10 @@ async function inParallel<T, R>(items: readonly T[], run: (item: T) => Promise<R
 async function clusterState(
   store: PoisonStoreClient,
   driver: GreptimeDriver,
+  metadataFound: boolean,
   found?: Map<string, Uint8Array>,
 ): Promise<GreptimeClusterState> {
   const { layout } = driver.greptime;
-  const metadataFound = await store.exists(); // also refuses a closed store
   const keys = switchKeys(layout.storeKeyPrefix);
   const present = found ?? (await getMany(driver, Object.values(keys)));
   return {
@@ -188,7 +188,7 @@ export async function greptimeClusterState(
   store: PoisonStoreClient,
 ): Promise<GreptimeClusterState> {
   const driver = driverOf(store);
-  return clusterState(store, driver);
+  return clusterState(store, driver, await store.exists()); // exists() refuses a closed store
 }
 
 /** The explanation of one poison key, or null when it is absent. */
@@ -213,6 +213,8 @@ export async function explainPoisons(
   records: readonly PoisonRecord[],
 ): Promise<PoisonExplanation[]> {
   const driver = driverOf(store);
+  // Through the store first: a closed store refuses (StoreClosedError) before any read.
+  const metadataFound = await store.exists();
   const prefix = driver.greptime.layout.storeKeyPrefix;
   const switches = switchKeys(prefix);
   const storageKeys = records.map((record) => store.namespace + record.key);
@@ -222,6 +224,7 @@ export async function explainPoisons(
   const cluster = await clusterState(
     store,
     driver,
+    metadataFound,
     new Map([...found].filter(([key]) => Object.values(switches).includes(key))),
   );
 

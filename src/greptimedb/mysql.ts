@@ -76,7 +76,9 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
   let pool: MysqlPoolLike | null = null;
   let poolPromise: Promise<MysqlPoolLike> | null = null;
 
+  let closed = false;
   const getPool = (): Promise<MysqlPoolLike> => {
+    if (closed) return Promise.reject(new Error("the driver was closed"));
     if (pool) return Promise.resolve(pool);
     poolPromise ??= (async () => {
       const mysql = await import("mysql2/promise");
@@ -235,6 +237,7 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
     },
 
     async close() {
+      closed = true;
       const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
       pool = null;
       poolPromise = null;

@@ -62,7 +62,9 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
   let pool: PgPoolLike | null = null;
   let poolPromise: Promise<PgPoolLike> | null = null;
 
+  let closed = false;
   const getPool = (): Promise<PgPoolLike> => {
+    if (closed) return Promise.reject(new Error("the driver was closed"));
     if (pool) return Promise.resolve(pool);
     poolPromise ??= (async () => {
       const { default: pg } = await import("pg");
@@ -214,6 +216,7 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
     isMissingTable: (error) => MISSING.has(String((error as { code?: unknown })?.code)),
 
     async close() {
+      closed = true;
       const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
       pool = null;
       poolPromise = null;

@@ -23,6 +23,7 @@ import {
   PoisonConflictError,
   type PoisonStoreClient,
   ReadOnlyStoreError,
+  StoreClosedError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith } from "../conformance/index.js";
 import {
@@ -393,5 +394,13 @@ describe("greptimedb layout options", () => {
       argument: "store",
     });
     await Promise.all([store.close(), same.close()]);
+  });
+
+  it("explanations refuse a closed store before reading anything", async () => {
+    const store = openPoisonStore("etcd://127.0.0.1:1?layout=greptimedb");
+    await store.close();
+    await rejectsWith(explainPoison(store, "table/1"), StoreClosedError);
+    await rejectsWith(explainPoisons(store, []), StoreClosedError);
+    await rejectsWith(greptimeClusterState(store), StoreClosedError);
   });
 });
