@@ -95,7 +95,9 @@ async function recovery(place: MetadataPlace): Promise<void> {
   assert.equal(runPoison(["show", POISON_KEY, ...store]).code, 4);
 }
 
-const etcdSkip = await privateEtcdUnavailable();
+// A private etcd (the `etcd` binary): listed as the etcd backend for POISON_DRIVERS and
+// POISON_REQUIRE_ALL.
+const etcdSkip = await backendSkipReason("etcd", privateEtcdUnavailable);
 const postgresSkip = await backendSkipReason("postgres", postgresUnavailable);
 describe("poison CLI on ?layout=greptimedb", () => {
   let etcd: PrivateEtcd | null = null;

@@ -314,7 +314,9 @@ async function scenario(place: MetadataPlace): Promise<void> {
   }
 }
 
-const etcdSkip = await privateEtcdUnavailable();
+// A private etcd (the `etcd` binary): listed as the etcd backend for POISON_DRIVERS and
+// POISON_REQUIRE_ALL.
+const etcdSkip = await backendSkipReason("etcd", privateEtcdUnavailable);
 let etcd: PrivateEtcd | null = null;
 placeTests("etcd (a private server)", etcdSkip, async () => {
   etcd = await startPrivateEtcd();
