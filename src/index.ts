@@ -49,6 +49,7 @@ export {
   PoisonLostError,
   PoisonNotFoundError,
   PoisonStoreError,
+  ReadOnlyStoreError,
   StoreClosedError,
 } from "./core/errors.js";
 export { compareKeys } from "./core/keys.js";
@@ -121,6 +122,27 @@ export {
 } from "./drivers/redis.js";
 export { SQLITE_SCHEMA_VERSION, type SqliteDriverOptions, sqliteDriver } from "./drivers/sqlite.js";
 export type { TlsOptions } from "./drivers/tls.js";
+export { greptimeLayoutOf } from "./greptimedb/driver.js";
+export {
+  type ClearAdvice,
+  explainPoison,
+  explainPoisons,
+  type GreptimeClusterState,
+  type GreptimeTableRef,
+  greptimeClusterState,
+  type PoisonExplanation,
+} from "./greptimedb/explain.js";
+export type {
+  ProcedureMessage,
+  ProcedureStatus,
+  ProcedureSummary,
+  Switches as GreptimeSwitches,
+} from "./greptimedb/layout.js";
+export type {
+  GreptimeBackend,
+  GreptimeLayout,
+  GreptimeLayoutOptions,
+} from "./greptimedb/options.js";
 export {
   type CleanupOutcome,
   GuardErrorCode,

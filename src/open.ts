@@ -14,8 +14,14 @@ import { mysqlDriver } from "./drivers/mysql.js";
 import { postgresDriver } from "./drivers/postgres.js";
 import { redisDriver } from "./drivers/redis.js";
 import { sqliteDriver } from "./drivers/sqlite.js";
+import { openGreptimeStore } from "./greptimedb/open.js";
+import { type GreptimeLayoutOptions, wantsGreptimeLayout } from "./greptimedb/options.js";
 
-export type OpenPoisonStoreOptions = PoisonStoreOptions;
+/** The store's options, and (with `layout: "greptimedb"`) the layout's: see docs/GREPTIMEDB.md. */
+export type OpenPoisonStoreOptions = PoisonStoreOptions & GreptimeLayoutOptions;
+
+/** Options that only the greptimedb layout takes. */
+const LAYOUT_OPTIONS = ["storeKeyPrefix", "table", "schema", "allowWrite"] as const;
 
 interface Scheme {
   /** How the URL looks, for error messages and docs. */
@@ -60,6 +66,17 @@ export function openPoisonStore(
   url: string | PoisonDriver,
   options: OpenPoisonStoreOptions = {},
 ): PoisonStoreClient {
+  const given = options ?? {};
+  if (typeof url === "string" && wantsGreptimeLayout(url, given)) {
+    return openGreptimeStore(url, given);
+  }
+  const stray = [...LAYOUT_OPTIONS, "layout" as const].find((name) => given[name] !== undefined);
+  if (stray !== undefined) {
+    throw new InvalidArgumentError(
+      `options.${stray}`,
+      'applies only to the greptimedb layout: open a URL with layout: "greptimedb" (or ?layout=greptimedb)',
+    );
+  }
   if (typeof url !== "string") return createPoisonStore(url, options);
   const match = /^([a-z][a-z0-9+.-]*:)/i.exec(url);
   const scheme = match ? SCHEMES[(match[1] as string).toLowerCase()] : undefined;

@@ -57,6 +57,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCode.BackendUnavailable]: 503,
   [ErrorCode.BackendConfiguration]: 503,
   [ErrorCode.StoreClosed]: 503,
+  // The store opens read-only (the greptimedb layout without allowWrite): not this caller's role.
+  [ErrorCode.ReadOnlyStore]: 403,
 };
 
 interface CodedError {
@@ -98,6 +100,10 @@ export function describeFailure(
     case ErrorCode.InvalidArgument:
       body.argument = error.argument;
       body.reason = error.reason;
+      break;
+    case ErrorCode.ReadOnlyStore:
+      body.operation = error.operation;
+      body.byAllowWrite = error.byAllowWrite;
       break;
     case ErrorCode.PoisonConflict:
       body.key = error.key;

@@ -45,7 +45,7 @@ const SCHEMAS: Record<string, Schema> = {
           code: {
             type: "string",
             description:
-              "Stable: INVALID_ARGUMENT, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, POISON_NOT_FOUND, METHOD_NOT_ALLOWED, POISON_CONFLICT, HOLDER_ALIVE, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, TOO_MANY_REQUESTS, BACKEND_UNAVAILABLE, BACKEND_CONFIGURATION, STORE_CLOSED, SHUTTING_DOWN, INTERNAL.",
+              "Stable: INVALID_ARGUMENT, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, POISON_NOT_FOUND, METHOD_NOT_ALLOWED, POISON_CONFLICT, HOLDER_ALIVE, READ_ONLY_STORE, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, TOO_MANY_REQUESTS, BACKEND_UNAVAILABLE, BACKEND_CONFIGURATION, STORE_CLOSED, SHUTTING_DOWN, INTERNAL.",
           },
           message: { type: "string", description: "What went wrong and what to do next." },
           argument: { type: "string" },
@@ -192,7 +192,9 @@ const jsonContent = (schema: Schema) => ({ "application/json": { schema } });
 const ERROR_RESPONSES: Record<string, { description: string }> = {
   "400": { description: `${ErrorCode.InvalidArgument}: a parameter or body field is malformed.` },
   "401": { description: `${AdminErrorCode.Unauthenticated}: no bearer token, or not a valid one.` },
-  "403": { description: `${AdminErrorCode.Forbidden}: the token's role is not enough.` },
+  "403": {
+    description: `${AdminErrorCode.Forbidden}: the token's role is not enough; or READ_ONLY_STORE: the store opens read-only (the greptimedb layout without allowWrite).`,
+  },
   "404": { description: `${ErrorCode.PoisonNotFound}: the key is not present.` },
   "409": {
     description: `${ErrorCode.PoisonConflict}: held by another token; ${ErrorCode.HolderAlive}: the holder is live.`,

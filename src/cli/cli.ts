@@ -75,6 +75,10 @@ export const STORE_OPTIONS: Record<string, OptionSpec> = {
     value: "MS",
     help: "give up on the backend after MS milliseconds (default: the context's, else 5000)",
   },
+  "allow-write": {
+    type: "boolean",
+    help: "let a store that opens read-only be written (?layout=greptimedb; see docs/GREPTIMEDB.md)",
+  },
 };
 
 /** Options of every command. */
@@ -402,6 +406,7 @@ function resolveSettings(
       timeoutSource,
       context: entry ? contextName : null,
       contextNamespace: entry?.namespace,
+      allowWrite: values["allow-write"] === true,
       json: values.json === true,
       verbose: values.verbose === true,
     },
@@ -422,6 +427,7 @@ function localSettings(values: Readonly<Record<string, string | boolean>>): Glob
     timeoutSource: undefined,
     context: null,
     contextNamespace: undefined,
+    allowWrite: false,
     json: values.json === true,
     verbose: values.verbose === true,
   };

@@ -67,6 +67,8 @@ export interface GlobalOptions {
   context: string | null;
   /** The namespace the context in use sets, if any. */
   contextNamespace: string | undefined;
+  /** `--allow-write`: a store that opens read-only (the greptimedb layout) may be written. */
+  allowWrite: boolean;
   json: boolean;
   verbose: boolean;
 }
@@ -154,8 +156,9 @@ export class CommandContext {
 
   /** Open the store, run `body`, and always close the store, whatever happens. */
   async withStore<T>(body: (store: PoisonStoreClient) => Promise<T>): Promise<T> {
-    const options: { namespace?: string; timeoutMs?: number } = {};
+    const options: { namespace?: string; timeoutMs?: number; allowWrite?: boolean } = {};
     if (this.global.namespace !== undefined) options.namespace = this.global.namespace;
+    if (this.global.allowWrite) options.allowWrite = true;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
     const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
     this.#store = store;

@@ -85,6 +85,7 @@ export function exitCodeOf(code: string): ExitCode {
     case ErrorCode.BackendConfiguration:
       return ExitCode.BackendUnavailable;
     case ErrorCode.InvalidArgument:
+    case ErrorCode.ReadOnlyStore:
       return ExitCode.Usage;
     case ErrorCode.HolderAlive:
       return ExitCode.HolderAlive;
@@ -182,6 +183,10 @@ function fixFor(
       return `list what is there with \`poison list${flags}\`; check --store and --namespace`;
     case ErrorCode.PoisonConflict:
       return `inspect the key with \`poison show KEY${flags}\` before acting on this resource`;
+    case ErrorCode.ReadOnlyStore:
+      return (error as { byAllowWrite?: unknown }).byAllowWrite === true
+        ? `once \`poison show KEY${flags}\` and the runbook in docs/GREPTIMEDB.md say to clear, run the command again with --allow-write`
+        : "this layout never does that on this backend (docs/GREPTIMEDB.md); clearing works with --allow-write";
     case ErrorCode.StoreClosed:
       return "this is a bug in the CLI; rerun with --verbose and report it";
     default:

@@ -1,10 +1,12 @@
 /** Small formatting helpers for tables and ages. Human output only; `--json` never uses them. */
 import type { PoisonRecord } from "../core/records.js";
+import { UNKNOWN_TIME } from "../drivers/etcd.js";
 import type { Palette, Printer } from "./io.js";
 
 /** `42s`, `5m12s`, `3h05m`, `2d04h`: how long ago `iso` was, or `-` when unknown. */
 export function age(iso: string | undefined, now: Date): string {
-  if (!iso) return "-";
+  // UNKNOWN_TIME: a key written by another tool (GreptimeDB) has no time of ours.
+  if (!iso || iso === UNKNOWN_TIME) return "-";
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return "?";
   let seconds = Math.max(0, Math.floor((now.getTime() - then) / 1000));

@@ -15,6 +15,7 @@ export const ErrorCode = {
   HolderAlive: "HOLDER_ALIVE",
   PoisonLost: "POISON_LOST",
   BackendConfiguration: "BACKEND_CONFIGURATION",
+  ReadOnlyStore: "READ_ONLY_STORE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -188,6 +189,33 @@ export class BackendConfigurationError extends PoisonStoreError {
     );
     this.backend = backend;
     this.setting = setting;
+  }
+}
+
+/**
+ * A write on a store that does not allow it: nothing was changed. The `greptimedb` layout opens
+ * read-only (it changes another system's metadata), so every put, delete, mark or touch is refused
+ * until the store is opened with `allowWrite: true` (URL `?allowWrite=true`, CLI `--allow-write`).
+ * Some writes are refused even then (`byAllowWrite` false): the layout never puts poison keys
+ * into GreptimeDB's MySQL table, where GreptimeDB's own transactions could overwrite them.
+ */
+export class ReadOnlyStoreError extends PoisonStoreError {
+  readonly backend: string;
+  /** The refused call's kind: `put`, `delete` or `update` (mark, touch). */
+  readonly operation: "put" | "delete" | "update";
+  /** True when opening the store with `allowWrite: true` permits this write. */
+  readonly byAllowWrite: boolean;
+
+  constructor(
+    backend: string,
+    operation: "put" | "delete" | "update",
+    byAllowWrite: boolean,
+    message: string,
+  ) {
+    super(ErrorCode.ReadOnlyStore, message);
+    this.backend = backend;
+    this.operation = operation;
+    this.byAllowWrite = byAllowWrite;
   }
 }
 

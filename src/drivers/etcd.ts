@@ -486,7 +486,8 @@ function tokenOf(value: Buffer): string {
   return text;
 }
 
-function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
+/** A record with a token-checked update's fields applied. */
+export function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
   const out: PoisonRecord = { ...record, updatedAt: patch.updatedAt };
   if (patch.state !== undefined) out.state = patch.state;
   if (patch.error !== undefined) out.error = patch.error;

@@ -5,6 +5,7 @@ import {
   InvalidArgumentError,
   type PoisonRecord,
   ResourcePoisonedError,
+  shellQuote,
   storeFlags,
 } from "../../src/index.js";
 import { rejectsWith } from "../conformance/index.js";
@@ -123,7 +124,9 @@ export function beforeBody(ctx: GuardSuiteContext): void {
       `poison show ${quoted}${ns}\n`,
       `poison clear ${quoted} --token proc-42 --reason "what was repaired"${ns}\n`,
       `poison clear ${quoted} --force --reason "what was repaired"${ns}`,
-      /^memory:/.test(guard.store.location) ? "--store URL" : ` --store ${guard.store.location}`,
+      /^memory:/.test(guard.store.location)
+        ? "--store URL"
+        : ` --store ${shellQuote(guard.store.location)}`,
     ]) {
       assert.ok(error.message.includes(part), `message lacks ${part}:\n${error.message}`);
     }

@@ -2,6 +2,8 @@ import type { PoisonStoreClient } from "../../core/contract.js";
 import { livenessOf } from "../../core/liveness.js";
 import type { ListPoisonsOptions, ListState, PoisonRecord } from "../../core/records.js";
 import { shellQuote } from "../../core/shell.js";
+import { greptimeLayoutOf } from "../../greptimedb/driver.js";
+import { greptimeClusterState, type PoisonExplanation } from "../../greptimedb/explain.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
 import {
@@ -12,6 +14,13 @@ import {
   JsonArrayWriter,
   StreamingTable,
 } from "../format.js";
+import {
+  explainRecords,
+  explanationJson,
+  switchesLine,
+  tableCell,
+  verdictCell,
+} from "../greptimedb.js";
 
 /** Records asked of the store per round trip: memory stays bounded by this, whatever the total. */
 export const LIST_PAGE_SIZE = 500;
@@ -71,7 +80,20 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
 
     return ctx.withStore(async (store) => {
       await ctx.checkStorage(store);
-      const table = new StreamingTable<PoisonRecord>(ctx.out, listColumns(ctx.now()));
+      // On ?layout=greptimedb: each key's table and verdict, and the metasrv's switches.
+      const cluster = greptimeLayoutOf(store) ? await greptimeClusterState(store) : null;
+      let explained = new Map<PoisonRecord, PoisonExplanation>();
+      const columns = listColumns(ctx.now());
+      if (cluster) {
+        columns.splice(
+          1,
+          0,
+          { title: "TABLE", max: 40, value: (r) => tableCell(explained.get(r)) },
+          { title: "GREPTIMEDB", max: 40, value: (r) => verdictCell(explained.get(r)) },
+        );
+        if (!json) await ctx.out.line(ctx.out.colour.dim(switchesLine(cluster)));
+      }
+      const table = new StreamingTable<PoisonRecord>(ctx.out, columns);
       const stream = new JsonArrayWriter(
         ctx.out,
         {
@@ -80,6 +102,7 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
           state: filters.state ?? null,
           token: filters.token ?? null,
           operation: filters.operation ?? null,
+          ...(cluster ? { metasrv: cluster } : {}),
         },
         "records",
       );
@@ -92,7 +115,14 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
             limit === undefined ? LIST_PAGE_SIZE : limit - shown,
           );
           const page = await store.listPoisons({ ...filters, limit: pageSize, cursor });
-          await (json ? stream.write(page.records) : table.write(page.records));
+          if (cluster) explained = (await explainRecords(store, page.records)) ?? explained;
+          const documents = cluster
+            ? page.records.map((r) => {
+                const e = explained.get(r);
+                return e ? { ...r, greptimedb: explanationJson(e) } : r;
+              })
+            : page.records;
+          await (json ? stream.write(documents) : table.write(page.records));
           shown += page.records.length;
           cursor = page.cursor;
         } while (cursor !== null && (limit === undefined || shown < limit));

@@ -2,11 +2,25 @@ import type { PoisonStoreClient } from "../../core/contract.js";
 import { describeLiveness, livenessOf } from "../../core/liveness.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
 import { shellQuote } from "../../core/shell.js";
+import { UNKNOWN_TIME } from "../../drivers/etcd.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { age, cell, colourState, errorSummary, printable, StreamingTable } from "../format.js";
+import {
+  explainRecords,
+  explanationJson,
+  printExplanation,
+  printGreptimeHint,
+} from "../greptimedb.js";
 import type { Palette, Printer } from "../io.js";
 import { historyColumns } from "./history.js";
+
+/** A time and its age; unknown for a key written by another tool (GreptimeDB). */
+function when(iso: string, now: Date): string {
+  return iso === UNKNOWN_TIME
+    ? "unknown (written by another tool)"
+    : `${cell(iso)} (${age(iso, now)} ago)`;
+}
 
 /** Audit entries shown under a record; `poison history KEY` has them all. */
 export const SHOW_HISTORY_LIMIT = 20;
@@ -37,18 +51,25 @@ Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
       const record = await store.inspectPoison(key);
       const history = (await store.auditLog({ key, limit: SHOW_HISTORY_LIMIT })).entries;
       if (!record) throw notPresent(ctx, store, key, history[0]);
+      // On ?layout=greptimedb: the table, the procedure holding the key, the verdict.
+      const explanation = (await explainRecords(store, [record]))?.get(record);
       if (ctx.global.json) {
         await ctx.out.json({
           ...ctx.where(store),
           record,
           liveness: livenessJson(record, ctx.now()),
           history,
+          ...(explanation
+            ? { greptimedb: explanationJson(explanation), metasrv: explanation.cluster }
+            : {}),
         });
         return ExitCode.Ok;
       }
       await printRecord(ctx.out, record, ctx.now());
+      if (explanation) await printExplanation(ctx.out, explanation);
       await printHistory(ctx, history);
-      await printHint(ctx, record);
+      if (explanation) await printGreptimeHint(ctx.out, record, explanation);
+      else await printHint(ctx, record);
       return ExitCode.Ok;
     });
   },
@@ -99,8 +120,8 @@ export async function printRecord(out: Printer, record: PoisonRecord, now: Date)
     ["token", cell(record.token)],
     ["operation", cell(record.operation)],
     ["owner", cell(record.owner)],
-    ["created", `${cell(record.createdAt)} (${age(record.createdAt, now)} ago)`],
-    ["updated", `${cell(record.updatedAt)} (${age(record.updatedAt, now)} ago)`],
+    ["created", when(record.createdAt, now)],
+    ["updated", when(record.updatedAt, now)],
     [
       "heartbeat",
       record.heartbeatAt

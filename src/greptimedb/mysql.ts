@@ -1,0 +1,253 @@
+/**
+ * The greptimedb layout on MySQL / MariaDB: the rows of GreptimeDB's `` `<meta_table_name>` ``
+ * (`k VARBINARY(3072) PRIMARY KEY, v MEDIUMBLOB`, `BLOB` in tables of older releases), through
+ * npm `mysql2`.
+ *
+ * Deletes and updates are one transaction at the server's isolation (InnoDB: REPEATABLE READ)
+ * that takes exclusive row locks with `SELECT … ORDER BY k FOR UPDATE` before deciding: every
+ * GreptimeDB write of those rows waits for our commit, and a GreptimeDB compare that reads a
+ * snapshot from before it then deletes nothing (its `DELETE` finds the row gone) or answers the
+ * conflict it would have answered just before us.
+ *
+ * **Puts are refused, always.** GreptimeDB sets SERIALIZABLE with a `SET SESSION` on its pool
+ * and begins the transaction on whatever connection the pool lends next, so its transactions may
+ * run at REPEATABLE READ, where its compare reads a snapshot: a key we insert after that snapshot
+ * is then overwritten by its `INSERT … ON DUPLICATE KEY UPDATE`, and both sides believe they hold
+ * it (reproduced on MariaDB 10.11; docs/GREPTIMEDB.md). Nothing we can do in our own
+ * transaction prevents that, so this layout never puts poison keys on MySQL.
+ */
+import type { Pool, PoolOptions } from "mysql2/promise";
+import { BackendConfigurationError } from "../core/errors.js";
+import type { MysqlConnectionLike, MysqlPoolLike } from "../drivers/mysql.js";
+import { mysqlConfigurationError, mysqlConnection, mysqlSsl } from "../drivers/mysql-connection.js";
+import { onConnection, Rollback } from "../drivers/sql-common.js";
+import type { GreptimeDriver } from "./driver.js";
+import {
+  type JoinedRow,
+  type KvDialect,
+  type KvRow,
+  type KvTransaction,
+  kvSqlDriver,
+} from "./kv-sql.js";
+import type { GreptimeLayout } from "./options.js";
+
+export interface GreptimeMysqlOptions {
+  /** The connection URL without the layout's parameters. */
+  url: string;
+  layout: GreptimeLayout;
+  location: string;
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+const ER_LOCK_DEADLOCK = 1213;
+const ER_NO_SUCH_TABLE = 1146;
+const ER_TABLEACCESS_DENIED_ERROR = 1142;
+const ER_COLUMNACCESS_DENIED_ERROR = 1143;
+const TRANSACTION_ATTEMPTS = 10;
+/** The largest value of each column type GreptimeDB's table may have for `v`. */
+const VALUE_LIMITS: Record<string, number> = {
+  blob: 65_535,
+  mediumblob: 16_777_215,
+  longblob: 4_294_967_295,
+};
+
+export const MYSQL_PUT_REFUSAL =
+  "the greptimedb layout never puts poison keys into GreptimeDB's MySQL table: GreptimeDB's own " +
+  "transactions there may run at REPEATABLE READ and overwrite a key another client inserted, so " +
+  "both would believe they hold it (docs/GREPTIMEDB.md); nothing was changed. Clearing keys " +
+  "(forceDeletePoison, deletePoison) works with allowWrite.";
+
+/** `` `name` `` with any backquote doubled. */
+export function quoteMysql(name: string): string {
+  return `\`${name.replaceAll("`", "``")}\``;
+}
+
+export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriver {
+  const { layout } = options;
+  const table =
+    layout.schema === null
+      ? quoteMysql(layout.table)
+      : `${quoteMysql(layout.schema)}.${quoteMysql(layout.table)}`;
+  const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  // TLS parameters (ssl-mode, ssl-ca…) as the mysql driver reads them.
+  const connection = mysqlConnection(options.url, undefined);
+  let pool: MysqlPoolLike | null = null;
+  let poolPromise: Promise<MysqlPoolLike> | null = null;
+
+  let closed = false;
+  const getPool = (): Promise<MysqlPoolLike> => {
+    if (closed) return Promise.reject(new Error("the driver was closed"));
+    if (pool) return Promise.resolve(pool);
+    poolPromise ??= (async () => {
+      const mysql = await import("mysql2/promise");
+      const config: PoolOptions = {
+        uri: connection.uri,
+        ...(connection.tls ? { ssl: await mysqlSsl(connection.tls) } : {}),
+        connectionLimit: options.maxConnections ?? 10,
+        connectTimeout: options.connectTimeoutMs ?? 5000,
+        enableKeepAlive: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+      };
+      const created: Pool = mysql.createPool(config);
+      // A connection abandoned by the client keeps its locks until its lock waits end: keep them
+      // as short as the client's own bound.
+      const lockWaitSeconds = Math.max(1, Math.ceil(queryTimeoutMs / 1000));
+      created.pool.on("connection", (connection) => {
+        connection.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`, () => {
+          // A failure here surfaces on the connection's next statement.
+        });
+      });
+      pool = created as unknown as MysqlPoolLike;
+      return pool;
+    })();
+    return poolPromise;
+  };
+
+  const withConnection = async <T>(body: (c: MysqlConnectionLike) => Promise<T>): Promise<T> => {
+    const current = await getPool();
+    return onConnection(
+      queryTimeoutMs,
+      "mysql",
+      () => current.getConnection(),
+      body,
+      (c, error) => (error ? c.destroy() : c.release()),
+    ).catch((error: unknown) => {
+      throw configurationError(error) ?? error;
+    });
+  };
+  /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
+  const configurationError = (error: unknown) => {
+    const errno = (error as { errno?: unknown })?.errno;
+    if (errno === ER_TABLEACCESS_DENIED_ERROR || errno === ER_COLUMNACCESS_DENIED_ERROR) {
+      return new BackendConfigurationError(
+        "mysql",
+        "privileges",
+        `${(error as Error).message}; grant the user SELECT on ${table} (and INSERT, UPDATE, DELETE on it to clear with allowWrite)`,
+        error,
+      );
+    }
+    return mysqlConfigurationError(error);
+  };
+  /** Rows of a statement. Buffers go as hex literals (X'…'): no character set touches them. */
+  const rows = async <R>(c: MysqlConnectionLike, text: string, values: unknown[]): Promise<R[]> => {
+    const [result] = await c.query(text, values);
+    return Array.isArray(result) ? (result as R[]) : [];
+  };
+  const one = <R>(text: string, values: unknown[]) =>
+    withConnection((c) => rows<R>(c, text, values));
+
+  const sql = {
+    read: `SELECT k, v FROM ${table} WHERE k IN (?)`,
+    lock: `SELECT k, v FROM ${table} WHERE k IN (?) ORDER BY k FOR UPDATE`,
+    upsert: `INSERT INTO ${table} (k, v) VALUES ? ON DUPLICATE KEY UPDATE v = VALUES(v)`,
+    delete: `DELETE FROM ${table} WHERE k IN (?)`,
+    bump: `INSERT INTO ${table} (k, v) VALUES (?, ?)
+      ON DUPLICATE KEY UPDATE v = CONCAT(CAST(v AS UNSIGNED) + ?)`,
+    counter: `SELECT v FROM ${table} WHERE k = ? FOR UPDATE`,
+    rangeAsc: `SELECT k, v FROM ${table} WHERE k >= ? AND k < ? ORDER BY k LIMIT ?`,
+    rangeDesc: `SELECT k, v FROM ${table} WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT ?`,
+    listFirst: `SELECT p.k, p.v, r.v AS rv FROM ${table} p LEFT JOIN ${table} r ON r.k = CONCAT(?, p.k)
+      WHERE p.k >= ? AND p.k < ? ORDER BY p.k LIMIT ?`,
+    listAfter: `SELECT p.k, p.v, r.v AS rv FROM ${table} p LEFT JOIN ${table} r ON r.k = CONCAT(?, p.k)
+      WHERE p.k > ? AND p.k < ? ORDER BY p.k LIMIT ?`,
+    columns: `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+      WHERE table_schema = coalesce(?, DATABASE()) AND table_name = ?`,
+  };
+
+  const dialect: KvDialect = {
+    backend: "mysql",
+    tableName: table,
+
+    async tableState() {
+      const columns = await one<{ name: Buffer | string; type: Buffer | string }>(sql.columns, [
+        layout.schema,
+        layout.table,
+      ]);
+      if (columns.length === 0) return { exists: false, maxValueBytes: null };
+      const types = new Map(
+        columns.map((c) => [String(c.name).toLowerCase(), String(c.type).toLowerCase()]),
+      );
+      const valueLimit = VALUE_LIMITS[types.get("v") ?? ""];
+      if (types.get("k") !== "varbinary" || valueLimit === undefined) {
+        throw new BackendConfigurationError(
+          "mysql",
+          "table",
+          `${table} is not GreptimeDB's metadata table (expected k VARBINARY(3072) PRIMARY KEY, v MEDIUMBLOB or BLOB; found ${[
+            ...types,
+          ]
+            .map(([name, type]) => `${name} ${type}`)
+            .join(
+              ", ",
+            )}); name the metasrv's meta_table_name with table (and its database in the URL or schema)`,
+        );
+      }
+      return { exists: true, maxValueBytes: valueLimit };
+    },
+
+    read: (keys) => (keys.length === 0 ? Promise.resolve([]) : one<KvRow>(sql.read, [keys])),
+
+    range: (low, high, limit, descending) =>
+      one<KvRow>(descending ? sql.rangeDesc : sql.rangeAsc, [low, high, limit]),
+
+    listJoined: (low, exclusive, high, limit, recordPrefix) =>
+      one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [recordPrefix, low, high, limit]),
+
+    async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await withConnection(async (c) => {
+            await c.query("START TRANSACTION");
+            const tx: KvTransaction = {
+              lock: (keys) =>
+                keys.length === 0 ? Promise.resolve([]) : rows<KvRow>(c, sql.lock, [keys]),
+              async upsert(entries) {
+                if (entries.length > 0) await c.query(sql.upsert, [entries.map((e) => [e.k, e.v])]);
+              },
+              async delete(keys) {
+                if (keys.length > 0) await c.query(sql.delete, [keys]);
+              },
+              async bump(key, n) {
+                await c.query(sql.bump, [key, Buffer.from(String(n)), n]);
+                const [row] = await rows<{ v: Buffer }>(c, sql.counter, [key]);
+                return BigInt(row ? row.v.toString("utf8") : "0");
+              },
+            };
+            const result = await body(tx);
+            if (result instanceof Rollback) {
+              await c.query("ROLLBACK");
+              return result.value;
+            }
+            await c.query("COMMIT");
+            return result;
+          });
+        } catch (error) {
+          const errno = (error as { errno?: unknown }).errno;
+          if (errno !== ER_LOCK_DEADLOCK || attempt >= TRANSACTION_ATTEMPTS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+        }
+      }
+    },
+
+    isMissingTable: (error) => {
+      const errno = (error as { errno?: unknown })?.errno;
+      return errno === ER_NO_SUCH_TABLE;
+    },
+
+    async close() {
+      closed = true;
+      const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
+      pool = null;
+      poolPromise = null;
+      if (current) await current.end();
+    },
+  };
+
+  return kvSqlDriver(dialect, {
+    layout,
+    location: options.location,
+    puts: { refusal: MYSQL_PUT_REFUSAL },
+  });
+}

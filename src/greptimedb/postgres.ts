@@ -1,0 +1,228 @@
+/**
+ * The greptimedb layout on PostgreSQL: the rows of GreptimeDB's `"<meta_schema_name>".
+ * "<meta_table_name>"` (`k bytea PRIMARY KEY, v bytea`), through npm `pg`.
+ *
+ * Our transactions run at READ COMMITTED and lock before they decide (`SELECT … FOR UPDATE`).
+ * GreptimeDB's run at SERIALIZABLE with a plain `SELECT` as their compare, so a write of ours that
+ * commits between its compare and its write makes its write fail with 40001, and it retries on a
+ * fresh snapshot (`RdsStore::txn`): its delete of a key we deleted then finds it absent; its
+ * upsert of a key we inserted then finds it held. Our put inserts with `ON CONFLICT DO NOTHING`,
+ * which waits for an in-flight insert of the same key, and then reads the holder under a lock.
+ * We retry our own transaction on 40001 and 40P01 too (a server whose default isolation is
+ * SERIALIZABLE does not change ours: BEGIN names it).
+ */
+import type { PoolConfig } from "pg";
+import { BackendConfigurationError } from "../core/errors.js";
+import type { PgClientLike, PgPoolLike } from "../drivers/postgres.js";
+import {
+  postgresConfigurationError,
+  postgresConnection,
+  postgresSsl,
+} from "../drivers/postgres-connection.js";
+import { onConnection, Rollback } from "../drivers/sql-common.js";
+import type { GreptimeDriver } from "./driver.js";
+import {
+  type JoinedRow,
+  type KvDialect,
+  type KvRow,
+  type KvTransaction,
+  kvSqlDriver,
+} from "./kv-sql.js";
+import type { GreptimeLayout } from "./options.js";
+
+export interface GreptimePostgresOptions {
+  /** The connection URL without the layout's parameters. */
+  url: string;
+  layout: GreptimeLayout;
+  location: string;
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+const SERIALIZATION_FAILURE = "40001";
+const DEADLOCK_DETECTED = "40P01";
+const MISSING = new Set(["42P01", "3F000"]); // undefined_table, invalid_schema_name
+const TRANSACTION_ATTEMPTS = 10;
+
+/** `"name"` with any `"` doubled: always one identifier, whatever it holds. */
+export function quotePg(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export function greptimePostgresDriver(options: GreptimePostgresOptions): GreptimeDriver {
+  const { layout } = options;
+  const table =
+    layout.schema === null
+      ? quotePg(layout.table)
+      : `${quotePg(layout.schema)}.${quotePg(layout.table)}`;
+  const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  // TLS parameters (sslmode, sslrootcert…) as the postgres driver reads them.
+  const connection = postgresConnection(options.url, undefined);
+  let pool: PgPoolLike | null = null;
+  let poolPromise: Promise<PgPoolLike> | null = null;
+
+  let closed = false;
+  const getPool = (): Promise<PgPoolLike> => {
+    if (closed) return Promise.reject(new Error("the driver was closed"));
+    if (pool) return Promise.resolve(pool);
+    poolPromise ??= (async () => {
+      const { default: pg } = await import("pg");
+      const config: PoolConfig = {
+        connectionString: connection.connectionString,
+        ...(connection.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
+        max: options.maxConnections ?? 10,
+        connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+        query_timeout: queryTimeoutMs,
+        statement_timeout: queryTimeoutMs,
+        lock_timeout: queryTimeoutMs,
+        idle_in_transaction_session_timeout: Math.max(queryTimeoutMs * 2, 10_000),
+        keepAlive: true,
+      };
+      const created = new pg.Pool(config);
+      created.on("error", () => undefined);
+      pool = created as unknown as PgPoolLike;
+      return pool;
+    })();
+    return poolPromise;
+  };
+
+  const withClient = async <T>(body: (client: PgClientLike) => Promise<T>): Promise<T> => {
+    const current = await getPool();
+    const ignore = () => undefined;
+    return onConnection(
+      queryTimeoutMs,
+      "postgres",
+      async () => {
+        const client = await current.connect();
+        client.on("error", ignore);
+        return client;
+      },
+      body,
+      (client, error) => {
+        client.off("error", ignore);
+        client.release(error ?? false);
+      },
+    ).catch((error: unknown) => {
+      throw configurationError(error) ?? error;
+    });
+  };
+  /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
+  const configurationError = (error: unknown) => {
+    if ((error as { code?: unknown })?.code === "42501") {
+      return new BackendConfigurationError(
+        "postgres",
+        "privileges",
+        `${(error as Error).message}; grant the user SELECT on ${table} (and INSERT, UPDATE, DELETE on it to clear with allowWrite)`,
+        error,
+      );
+    }
+    return postgresConfigurationError(error);
+  };
+  const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
+    (await client.query(text, values)).rows as R[];
+  const one = <R>(text: string, values: unknown[]) =>
+    withClient((client) => rows<R>(client, text, values));
+
+  const sql = {
+    read: `SELECT k, v FROM ${table} WHERE k = ANY($1::bytea[])`,
+    lock: `SELECT k, v FROM ${table} WHERE k = ANY($1::bytea[]) ORDER BY k FOR UPDATE`,
+    insertIfAbsent: `INSERT INTO ${table} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING RETURNING k`,
+    upsert: `INSERT INTO ${table} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+      ON CONFLICT (k) DO UPDATE SET v = excluded.v`,
+    delete: `DELETE FROM ${table} WHERE k = ANY($1::bytea[])`,
+    bump: `INSERT INTO ${table} AS m (k, v) VALUES ($1, convert_to($2::text, 'UTF8'))
+      ON CONFLICT (k) DO UPDATE SET v = convert_to((convert_from(m.v, 'UTF8')::bigint + $3::bigint)::text, 'UTF8')
+      RETURNING convert_from(m.v, 'UTF8') AS v`,
+    rangeAsc: `SELECT k, v FROM ${table} WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3`,
+    rangeDesc: `SELECT k, v FROM ${table} WHERE k >= $1 AND k < $2 ORDER BY k DESC LIMIT $3`,
+    listFirst: `SELECT p.k, p.v, r.v AS rv FROM ${table} p LEFT JOIN ${table} r ON r.k = $4::bytea || p.k
+      WHERE p.k >= $1 AND p.k < $2 ORDER BY p.k LIMIT $3`,
+    listAfter: `SELECT p.k, p.v, r.v AS rv FROM ${table} p LEFT JOIN ${table} r ON r.k = $4::bytea || p.k
+      WHERE p.k > $1 AND p.k < $2 ORDER BY p.k LIMIT $3`,
+    // The relation as GreptimeDB names it (search_path when no schema), and its columns' types.
+    columns: `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+      FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+  };
+
+  const dialect: KvDialect = {
+    backend: "postgres",
+    tableName: table,
+
+    async tableState() {
+      const columns = await one<{ name: string; type: string }>(sql.columns, [table]);
+      if (columns.length === 0) return { exists: false, maxValueBytes: null };
+      const types = new Map(columns.map((c) => [c.name, c.type]));
+      if (types.get("k") !== "bytea" || types.get("v") !== "bytea") {
+        throw new BackendConfigurationError(
+          "postgres",
+          "table",
+          `${table} is not GreptimeDB's metadata table (expected k bytea PRIMARY KEY, v bytea; found ${columns
+            .map((c) => `${c.name} ${c.type}`)
+            .join(
+              ", ",
+            )}); name the metasrv's meta_table_name / meta_schema_name with table / schema`,
+        );
+      }
+      return { exists: true, maxValueBytes: null };
+    },
+
+    read: (keys) => one<KvRow>(sql.read, [keys]),
+
+    range: (low, high, limit, descending) =>
+      one<KvRow>(descending ? sql.rangeDesc : sql.rangeAsc, [low, high, limit]),
+
+    listJoined: (low, exclusive, high, limit, recordPrefix) =>
+      one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [low, high, limit, recordPrefix]),
+
+    async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await withClient(async (client) => {
+            await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+            const tx: KvTransaction = {
+              lock: (keys) => rows<KvRow>(client, sql.lock, [keys]),
+              insertIfAbsent: async (key, value) =>
+                (await rows(client, sql.insertIfAbsent, [key, value])).length === 1,
+              async upsert(entries) {
+                if (entries.length === 0) return;
+                await client.query(sql.upsert, [entries.map((e) => e.k), entries.map((e) => e.v)]);
+              },
+              async delete(keys) {
+                if (keys.length > 0) await client.query(sql.delete, [keys]);
+              },
+              async bump(key, n) {
+                const [row] = await rows<{ v: string }>(client, sql.bump, [key, String(n), n]);
+                return BigInt(row?.v ?? "0");
+              },
+            };
+            const result = await body(tx);
+            if (result instanceof Rollback) {
+              await client.query("ROLLBACK");
+              return result.value;
+            }
+            await client.query("COMMIT");
+            return result;
+          });
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          const retryable = code === SERIALIZATION_FAILURE || code === DEADLOCK_DETECTED;
+          if (!retryable || attempt >= TRANSACTION_ATTEMPTS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+        }
+      }
+    },
+
+    isMissingTable: (error) => MISSING.has(String((error as { code?: unknown })?.code)),
+
+    async close() {
+      closed = true;
+      const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
+      pool = null;
+      poolPromise = null;
+      if (current) await current.end();
+    },
+  };
+
+  return kvSqlDriver(dialect, { layout, location: options.location, puts: true });
+}
