@@ -12,7 +12,7 @@ export {
   parseAdminTokens,
   readAdminTokens,
 } from "./admin/auth.js";
-export type { ChangeEvent, ChangeType, PollingOptions } from "./admin/events.js";
+export type { PollingOptions } from "./admin/events.js";
 export {
   type AdminAnonymousAccess,
   type AdminMetricsSource,
@@ -22,6 +22,12 @@ export {
   type PoisonAdminOptions,
 } from "./admin/handler.js";
 export type { AdminRecord } from "./admin/routes.js";
+export {
+  OBSERVED_CALLS,
+  type StoreCallEvent,
+  type StoreCallListener,
+  type StoreCallName,
+} from "./core/calls.js";
 export type { PoisonStore, PoisonStoreClient } from "./core/contract.js";
 export {
   type AuditIntent,
@@ -89,6 +95,19 @@ export {
   processOwner,
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TIMER_MS, MAX_TOKEN_BYTES } from "./core/validation.js";
+export {
+  type ChangeEvent,
+  type ChangeStream,
+  type ChangeType,
+  DEFAULT_WATCH_MAX_KEYS,
+  DEFAULT_WATCH_POLL_INTERVAL_MS,
+  type DriverChange,
+  type DriverWatch,
+  type DriverWatchEvent,
+  type DriverWatchQuery,
+  MAX_QUEUED_CHANGES,
+  type WatchOptions,
+} from "./core/watch.js";
 export {
   DEFAULT_ETCD_MAX_REQUEST_BYTES,
   type EtcdHttpRequest,
