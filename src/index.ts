@@ -51,6 +51,7 @@ export {
   HolderAliveError,
   InvalidArgumentError,
   isPoisonStoreError,
+  MissingDependencyError,
   PoisonConflictError,
   PoisonLostError,
   PoisonNotFoundError,
@@ -171,12 +172,16 @@ export {
   ResourcePoisonedError,
   RunSettledError,
 } from "./guard/errors.js";
-export type {
-  GuardEvent,
-  GuardEventOf,
-  GuardEventType,
-  GuardListener,
-  GuardLogger,
+export {
+  GUARD_RUN_CHANNEL,
+  GUARD_RUN_OUTCOMES,
+  type GuardEvent,
+  type GuardEventOf,
+  type GuardEventType,
+  type GuardListener,
+  type GuardLogger,
+  type GuardRunOutcome,
+  type GuardRunSettled,
 } from "./guard/events.js";
 export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -195,6 +200,27 @@ export {
   markCleanPoisons,
   markRetryable,
 } from "./guard/marks.js";
+export {
+  type CollectMetricsOptions,
+  collectMetrics,
+  DEFAULT_CALL_BUCKETS,
+  DEFAULT_METRICS_INTERVAL_MS,
+  DEFAULT_METRICS_MAX_KEYS,
+  type MetricsRegistry,
+  type PoisonMetrics,
+} from "./observability/metrics.js";
+export {
+  DEFAULT_NOTIFY_CHECK_INTERVAL_MS,
+  DEFAULT_NOTIFY_MAX_KEYS,
+  DEFAULT_NOTIFY_RETRY,
+  type NotificationKind,
+  type NotificationPayload,
+  type Notifier,
+  type NotifierEvent,
+  type NotifyOptions,
+  notify,
+} from "./observability/notify.js";
+export { webhookLabel } from "./observability/webhook.js";
 export {
   type OpenPoisonStoreOptions,
   openPoisonStore,

@@ -1,0 +1,87 @@
+/**
+ * Webhook URLs are secrets: a Slack incoming webhook is its path, other services put a token in
+ * the query or the user info. They are shown only as their origin (`https://hooks.slack.com/…`),
+ * and every message about a delivery goes through a redactor that hides the rest in the
+ * spellings an error may carry it (raw, percent-decoded, JSON-escaped).
+ */
+import { createHash } from "node:crypto";
+import { InvalidArgumentError } from "../core/errors.js";
+
+export interface Webhook {
+  readonly url: string;
+  /** Safe to print: scheme, host and port, then `/…` when the URL has more. */
+  readonly label: string;
+  /** Stable and safe to store: a hash of the URL (the state file keys deliveries by it). */
+  readonly id: string;
+}
+
+export function parseWebhook(value: unknown, argument: string): Webhook {
+  if (typeof value !== "string" || value === "")
+    throw new InvalidArgumentError(argument, "must be an http(s) URL");
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    // Never echo the value: it may be a secret with a typo.
+    throw new InvalidArgumentError(argument, "is not a valid URL (expected https://host/path)");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new InvalidArgumentError(
+      argument,
+      `must be an http(s) URL, not ${url.protocol.slice(0, -1)}:`,
+    );
+  return {
+    url: value,
+    label: webhookLabel(value),
+    id: createHash("sha256").update(value).digest("hex").slice(0, 16),
+  };
+}
+
+/** `https://hooks.slack.com/…`: the origin, and an ellipsis for whatever follows it. */
+export function webhookLabel(value: string): string {
+  try {
+    const url = new URL(value);
+    const more = url.pathname.length > 1 || url.search !== "" || url.hash !== "";
+    return `${url.protocol}//${url.host}${more ? "/…" : "/"}`;
+  } catch {
+    return "(a webhook URL)";
+  }
+}
+
+/** A function that replaces every secret part of `webhooks` found in a text by `***`. */
+export function webhookRedactor(webhooks: readonly Webhook[]): (text: string) => string {
+  const secrets = new Set<string>();
+  for (const { url } of webhooks) {
+    const parts = [url];
+    try {
+      const parsed = new URL(url);
+      parts.push(parsed.href, `${parsed.pathname}${parsed.search}${parsed.hash}`);
+      parts.push(parsed.search.slice(1), parsed.password, parsed.username);
+      for (const segment of parsed.pathname.split("/")) parts.push(segment);
+    } catch {
+      // Unparsable: the whole text is all there is to hide.
+    }
+    for (const part of parts) {
+      // Short parts ("services", "v1") are not secrets, and hiding them would garble messages.
+      if (part.length < 8) continue;
+      for (const form of spellings(part)) secrets.add(form);
+    }
+  }
+  const ordered = [...secrets].sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
+    for (const secret of ordered) out = out.replaceAll(secret, "***");
+    return out;
+  };
+}
+
+function spellings(secret: string): string[] {
+  const forms = [secret, JSON.stringify(secret).slice(1, -1)];
+  try {
+    forms.push(decodeURIComponent(secret));
+  } catch {
+    // Not percent-encoded text.
+  }
+  forms.push(encodeURIComponent(secret));
+  return forms.filter((form) => form.length >= 8);
+}
