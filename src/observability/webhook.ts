@@ -48,24 +48,35 @@ export function webhookLabel(value: string): string {
   }
 }
 
+/**
+ * The parts of a webhook URL that may be secret: the whole URL, its path and query (a Slack
+ * webhook's path is its credential), the query alone, the password, and long path segments.
+ */
+export function webhookSecretParts(url: string): string[] {
+  const parts = [url];
+  try {
+    const parsed = new URL(url);
+    parts.push(
+      parsed.href,
+      `${parsed.pathname}${parsed.search}${parsed.hash}`,
+      parsed.search.slice(1),
+    );
+    parts.push(parsed.password, parsed.username);
+    // Tokens are long; words such as "services" or "hooks" are not secrets, and hiding them
+    // would garble every message that happens to contain them.
+    for (const segment of parsed.pathname.split("/")) if (segment.length >= 16) parts.push(segment);
+  } catch {
+    // Unparsable: the whole text is all there is to hide.
+  }
+  return parts.filter((part) => part.length >= 8 && part !== "/");
+}
+
 /** A function that replaces every secret part of `webhooks` found in a text by `***`. */
 export function webhookRedactor(webhooks: readonly Webhook[]): (text: string) => string {
   const secrets = new Set<string>();
   for (const { url } of webhooks) {
-    const parts = [url];
-    try {
-      const parsed = new URL(url);
-      parts.push(parsed.href, `${parsed.pathname}${parsed.search}${parsed.hash}`);
-      parts.push(parsed.search.slice(1), parsed.password, parsed.username);
-      for (const segment of parsed.pathname.split("/")) parts.push(segment);
-    } catch {
-      // Unparsable: the whole text is all there is to hide.
-    }
-    for (const part of parts) {
-      // Short parts ("services", "v1") are not secrets, and hiding them would garble messages.
-      if (part.length < 8) continue;
+    for (const part of webhookSecretParts(url))
       for (const form of spellings(part)) secrets.add(form);
-    }
   }
   const ordered = [...secrets].sort((a, b) => b.length - a.length);
   return (text) => {
