@@ -185,7 +185,10 @@ class WebhookNotifier implements Notifier {
       throw new InvalidArgumentError("options.webhooks", "must be a non-empty array of URLs");
     this.#store = store;
     this.#webhooks = urls.map((url, i) => parseWebhook(url, `options.webhooks[${i}]`));
-    this.#redact = webhookRedactor(this.#webhooks);
+    this.#redact = webhookRedactor([
+      ...(urls as string[]),
+      ...this.#webhooks.flatMap((w) => [w.url, w.authorization ?? ""]),
+    ]);
     this.#stateFile =
       checked.stateFile === undefined
         ? undefined
@@ -567,6 +570,7 @@ class WebhookNotifier implements Notifier {
           "content-type": "application/json",
           "idempotency-key": id,
           "user-agent": "poison-store-notifier",
+          ...(webhook.authorization ? { authorization: webhook.authorization } : {}),
         },
         body,
         signal: controller.signal,

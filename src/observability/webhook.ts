@@ -8,7 +8,10 @@ import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../core/errors.js";
 
 export interface Webhook {
+  /** Where to POST: the URL without its user info (fetch refuses credentials in a URL). */
   readonly url: string;
+  /** `Basic …` from the URL's user info, when it has one. */
+  readonly authorization: string | undefined;
   /** Safe to print: scheme, host and port, then `/…` when the URL has more. */
   readonly label: string;
   /** Stable and safe to store: a hash of the URL (the state file keys deliveries by it). */
@@ -30,8 +33,16 @@ export function parseWebhook(value: unknown, argument: string): Webhook {
       argument,
       `must be an http(s) URL, not ${url.protocol.slice(0, -1)}:`,
     );
+  let authorization: string | undefined;
+  if (url.username !== "" || url.password !== "") {
+    const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    authorization = `Basic ${Buffer.from(user).toString("base64")}`;
+    url.username = "";
+    url.password = "";
+  }
   return {
-    url: value,
+    url: url.href,
+    authorization,
     label: webhookLabel(value),
     id: createHash("sha256").update(value).digest("hex").slice(0, 16),
   };
@@ -72,9 +83,9 @@ export function webhookSecretParts(url: string): string[] {
 }
 
 /** A function that replaces every secret part of `webhooks` found in a text by `***`. */
-export function webhookRedactor(webhooks: readonly Webhook[]): (text: string) => string {
+export function webhookRedactor(urls: readonly string[]): (text: string) => string {
   const secrets = new Set<string>();
-  for (const { url } of webhooks) {
+  for (const url of urls) {
     for (const part of webhookSecretParts(url))
       for (const form of spellings(part)) secrets.add(form);
   }
