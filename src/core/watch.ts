@@ -13,6 +13,7 @@
  * - Aborting the signal, calling `close()`, leaving a `for await` loop, or closing the store ends
  *   the iteration and releases the watch's timers and connections.
  */
+import { setMaxListeners } from "node:events";
 import type { PoisonStoreClient } from "./contract.js";
 import type { PoisonDriver } from "./driver.js";
 import { sameVersion } from "./driver.js";
@@ -166,6 +167,8 @@ export class WatchHub {
 
   constructor(source: WatchSource) {
     this.#source = source;
+    // One listener per open watch (the admin service opens up to 100): not a leak.
+    setMaxListeners(0, this.#closed.signal);
   }
 
   /** A new watch. Invalid options and a closed store make its iteration reject. */
