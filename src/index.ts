@@ -12,7 +12,7 @@ export {
   parseAdminTokens,
   readAdminTokens,
 } from "./admin/auth.js";
-export type { ChangeEvent, ChangeType, PollingOptions } from "./admin/events.js";
+export type { PollingOptions } from "./admin/events.js";
 export {
   type AdminAnonymousAccess,
   type AdminMetricsSource,
@@ -22,6 +22,12 @@ export {
   type PoisonAdminOptions,
 } from "./admin/handler.js";
 export type { AdminRecord } from "./admin/routes.js";
+export {
+  OBSERVED_CALLS,
+  type StoreCallEvent,
+  type StoreCallListener,
+  type StoreCallName,
+} from "./core/calls.js";
 export type { PoisonStore, PoisonStoreClient } from "./core/contract.js";
 export {
   type AuditIntent,
@@ -45,6 +51,7 @@ export {
   HolderAliveError,
   InvalidArgumentError,
   isPoisonStoreError,
+  MissingDependencyError,
   PoisonConflictError,
   PoisonLostError,
   PoisonNotFoundError,
@@ -89,6 +96,19 @@ export {
   processOwner,
 } from "./core/store.js";
 export { MAX_KEY_BYTES, MAX_TIMER_MS, MAX_TOKEN_BYTES } from "./core/validation.js";
+export {
+  type ChangeEvent,
+  type ChangeStream,
+  type ChangeType,
+  DEFAULT_WATCH_MAX_KEYS,
+  DEFAULT_WATCH_POLL_INTERVAL_MS,
+  type DriverChange,
+  type DriverWatch,
+  type DriverWatchEvent,
+  type DriverWatchQuery,
+  MAX_QUEUED_CHANGES,
+  type WatchOptions,
+} from "./core/watch.js";
 export {
   DEFAULT_ETCD_MAX_REQUEST_BYTES,
   type EtcdHttpRequest,
@@ -152,12 +172,16 @@ export {
   ResourcePoisonedError,
   RunSettledError,
 } from "./guard/errors.js";
-export type {
-  GuardEvent,
-  GuardEventOf,
-  GuardEventType,
-  GuardListener,
-  GuardLogger,
+export {
+  GUARD_RUN_CHANNEL,
+  GUARD_RUN_OUTCOMES,
+  type GuardEvent,
+  type GuardEventOf,
+  type GuardEventType,
+  type GuardListener,
+  type GuardLogger,
+  type GuardRunOutcome,
+  type GuardRunSettled,
 } from "./guard/events.js";
 export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -176,6 +200,27 @@ export {
   markCleanPoisons,
   markRetryable,
 } from "./guard/marks.js";
+export {
+  type CollectMetricsOptions,
+  collectMetrics,
+  DEFAULT_CALL_BUCKETS,
+  DEFAULT_METRICS_INTERVAL_MS,
+  DEFAULT_METRICS_MAX_KEYS,
+  type MetricsRegistry,
+  type PoisonMetrics,
+} from "./observability/metrics.js";
+export {
+  DEFAULT_NOTIFY_CHECK_INTERVAL_MS,
+  DEFAULT_NOTIFY_MAX_KEYS,
+  DEFAULT_NOTIFY_RETRY,
+  type NotificationKind,
+  type NotificationPayload,
+  type Notifier,
+  type NotifierEvent,
+  type NotifyOptions,
+  notify,
+} from "./observability/notify.js";
+export { webhookLabel } from "./observability/webhook.js";
 export {
   type OpenPoisonStoreOptions,
   openPoisonStore,

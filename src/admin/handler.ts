@@ -19,14 +19,7 @@ import {
 } from "./auth.js";
 import { consoleAsset, consolePage } from "./console.js";
 import { AdminErrorCode, describeFailure, HttpError, invalidArgument } from "./errors.js";
-import {
-  type ChangeFeed,
-  canWatch,
-  eventStream,
-  PollingFeed,
-  type PollingOptions,
-  watchFeed,
-} from "./events.js";
+import { type ChangeFeed, eventStream, type PollingOptions, watchFeed } from "./events.js";
 import { openApiDocument } from "./openapi.js";
 import {
   type Access,
@@ -201,14 +194,12 @@ class AdminService {
     this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#throttle = new FailureThrottle(options.authFailureDelay);
     this.#now = options.now ?? (() => new Date());
-    this.#feed = canWatch(store)
-      ? watchFeed(store)
-      : new PollingFeed(store, {
-          ...(options.events?.intervalMs === undefined
-            ? {}
-            : { intervalMs: options.events.intervalMs }),
-          ...(options.events?.maxKeys === undefined ? {} : { maxKeys: options.events.maxKeys }),
-        });
+    this.#feed = watchFeed(store, {
+      ...(options.events?.intervalMs === undefined
+        ? {}
+        : { intervalMs: options.events.intervalMs }),
+      ...(options.events?.maxKeys === undefined ? {} : { maxKeys: options.events.maxKeys }),
+    });
     this.#keepAliveMs = options.events?.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
     // One listener per open stream (up to maxStreams): not a leak.
     setMaxListeners(0, this.#closing.signal);

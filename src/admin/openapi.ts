@@ -338,7 +338,7 @@ export function openApiDocument(basePath: string): Record<string, unknown> {
         get: op(r.events, {
           summary: "Changes as Server-Sent Events",
           description:
-            "Each event's `data` is one ChangeEvent as JSON. From the store's watch() when it has one, else from polling (bounded; see docs/ADMIN.md). On `resync`, reload.",
+            "Each event's `data` is one ChangeEvent as JSON. From the store's watch(): the driver's native change feed, else its bounded polling fallback (see docs/OBSERVABILITY.md). On `resync`, reload.",
           parameters: [queryParam("prefix", "Only keys that start with this.")],
           responses: {
             "200": {

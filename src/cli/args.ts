@@ -14,6 +14,8 @@ export interface OptionSpec {
   help: string;
   /** The values it accepts, for help, "did you mean" and shell completion. */
   choices?: readonly string[];
+  /** May be given several times (string options): the values are kept in order. */
+  repeatable?: boolean;
 }
 
 /** What the parser's messages may name. */
@@ -27,7 +29,7 @@ export interface ParseWhere {
 }
 
 export interface ParsedArgs {
-  values: Record<string, string | boolean>;
+  values: Record<string, string | boolean | string[]>;
   positionals: string[];
 }
 
@@ -41,7 +43,7 @@ export function parseArgs(
   specs: Readonly<Record<string, OptionSpec>>,
   where: ParseWhere,
 ): ParsedArgs {
-  const values: Record<string, string | boolean> = {};
+  const values: Record<string, string | boolean | string[]> = {};
   const positionals: string[] = [];
   const byShort = new Map(
     Object.entries(specs)
@@ -94,6 +96,10 @@ export function parseArgs(
       i++;
     }
     const before = values[name];
+    if (spec.repeatable) {
+      values[name] = [...(Array.isArray(before) ? before : []), value];
+      continue;
+    }
     if (before !== undefined && before !== value) {
       throw usageError(
         `--${name} is given twice (${JSON.stringify(before)} and ${JSON.stringify(value)})`,

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { MAX_TIMER_MS } from "../core/validation.js";
+import { webhookSecretParts } from "../observability/webhook.js";
 import { supportedUrlForms } from "../open.js";
 import { closest, type OptionSpec, parseArgs } from "./args.js";
 import { checkCommand } from "./commands/check.js";
@@ -17,6 +18,7 @@ import { listCommand } from "./commands/list.js";
 import { putCommand } from "./commands/put.js";
 import { serveCommand } from "./commands/serve.js";
 import { showCommand } from "./commands/show.js";
+import { watchCommand } from "./commands/watch.js";
 import { configPath, contextNamed, readConfig, withPassword } from "./config.js";
 import {
   type Command,
@@ -47,6 +49,7 @@ export const COMMANDS: readonly Command[] = [
   putCommand,
   clearCommand,
   historyCommand,
+  watchCommand,
   contextCommand,
   completionCommand,
   demoCommand,
@@ -104,6 +107,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const secrets = [
     ...urlPasswords(findOption(argv, "store") ?? ""),
     ...urlPasswords(env.POISON_STORE_URL ?? ""),
+    // Webhook URLs (`serve --notify`) are credentials in their path or query.
+    ...findOptions(argv, "notify").flatMap(webhookSecretParts),
   ];
   let redact = redactor(secrets);
   const redactNow = (text: string) => redact(text);
@@ -266,6 +271,17 @@ function splitCommand(argv: readonly string[]): { name: string | undefined; rest
 }
 
 /** `--NAME VALUE` or `--NAME=VALUE`, read before parsing so even a usage error is redacted. */
+/** Every value of a repeatable option, before any `--`. */
+function findOptions(argv: readonly string[], name: string): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < endOfOptions(argv); i++) {
+    const arg = argv[i] as string;
+    if (arg === `--${name}` && argv[i + 1] !== undefined) found.push(argv[i + 1] as string);
+    else if (arg.startsWith(`--${name}=`)) found.push(arg.slice(name.length + 3));
+  }
+  return found;
+}
+
 function findOption(argv: readonly string[], name: string): string | undefined {
   for (let i = 0; i < endOfOptions(argv); i++) {
     const arg = argv[i] as string;
@@ -298,7 +314,7 @@ function optionOwners(): Map<string, string[]> {
  * `POISON_STORE_URL`). The config file is read only when a context may apply.
  */
 function resolveSettings(
-  values: Readonly<Record<string, string | boolean>>,
+  values: Readonly<Record<string, string | boolean | string[]>>,
   env: CliIo["env"],
 ): { global: GlobalOptions; warnings: string[]; passwords: string[] } {
   const pick = (name: string) =>
@@ -416,7 +432,9 @@ function resolveSettings(
 }
 
 /** A command that touches no store still gets the output settings. */
-function localSettings(values: Readonly<Record<string, string | boolean>>): GlobalOptions {
+function localSettings(
+  values: Readonly<Record<string, string | boolean | string[]>>,
+): GlobalOptions {
   return {
     storeUrl: "",
     storeLabel: "",

@@ -23,7 +23,7 @@ export type { OptionSpec } from "./args.js";
 /** Where the store comes from when neither a flag, the environment nor a context says. */
 export const DEFAULT_STORE_URL = "sqlite:./poison.db";
 
-export type OptionValues = Readonly<Record<string, string | boolean | undefined>>;
+export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
 /** An example command line and, optionally, why one would run it. */
 export type Example = readonly [command: string, why?: string];
@@ -111,6 +111,13 @@ export class CommandContext {
   string(name: string): string | undefined {
     const value = this.options[name];
     return typeof value === "string" ? value : undefined;
+  }
+
+  /** Every value of a repeatable option, in the order given. */
+  strings(name: string): string[] {
+    const value = this.options[name];
+    if (Array.isArray(value)) return [...value];
+    return typeof value === "string" ? [value] : [];
   }
 
   flag(name: string): boolean {

@@ -1,3 +1,4 @@
+import type { StoreCallListener } from "./calls.js";
 import type {
   AuditLogOptions,
   AuditPage,
@@ -10,6 +11,7 @@ import type {
   PutPoisonInfo,
   PutPoisonsResult,
 } from "./records.js";
+import type { ChangeStream, WatchOptions } from "./watch.js";
 
 /**
  * The core contract (SPEC §2), the same shape as GreptimeDB's `PoisonStore` trait.
@@ -112,6 +114,16 @@ export interface PoisonStoreClient extends PoisonStore {
   forceDeletePoisons(keys: readonly string[], options: ForceDeleteOptions): Promise<PoisonRecord[]>;
   /** The recoveries and manual puts, newest first. */
   auditLog(options?: AuditLogOptions): Promise<AuditPage>;
+  /**
+   * Changes to keys under `prefix`, live (SPEC §7): an async iterable of `{ type, key, record?,
+   * at }` that ends when `signal` aborts (or `close()`, or the store closes). From the driver's
+   * native change feed when it has one, else by comparing listings (bounded; see
+   * docs/OBSERVABILITY.md). `resync` says changes may have been missed: re-list.
+   */
+  watch(options?: WatchOptions): ChangeStream;
+  /** Call `listener` after every public call settles, with its method, duration and outcome
+   *  (for metrics). Returns a function that removes it. */
+  onCall(listener: StoreCallListener): () => void;
   /**
    * Release connections. Pending calls settle first; later calls reject with StoreClosedError.
    * Bounded like a call: if releasing does not finish within `timeoutMs` (a backend that went

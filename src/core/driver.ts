@@ -12,6 +12,7 @@ import type {
   PoisonRecord,
   PoisonState,
 } from "./records.js";
+import type { DriverWatch } from "./watch.js";
 
 /** What differs between backends, for the runtime, the tests and the docs. */
 export interface DriverCapabilities {
@@ -180,6 +181,11 @@ export interface PoisonDriver {
 
   /** Audit entries, newest first. */
   audit(query: AuditQuery): Promise<AuditEntry[]>;
+
+  /** Optional native change feed for `store.watch()`; without it the runtime polls `list`.
+   *  The contract (no change lost after `ready`, resume from a position, or `resync`) is on
+   *  {@link DriverWatch} in src/core/watch.ts. */
+  watch?: DriverWatch;
 
   /** Release every resource. Called once, after pending calls settled. */
   close(): Promise<void>;

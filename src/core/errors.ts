@@ -16,6 +16,7 @@ export const ErrorCode = {
   PoisonLost: "POISON_LOST",
   BackendConfiguration: "BACKEND_CONFIGURATION",
   ReadOnlyStore: "READ_ONLY_STORE",
+  MissingDependency: "MISSING_DEPENDENCY",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -216,6 +217,22 @@ export class ReadOnlyStoreError extends PoisonStoreError {
     this.backend = backend;
     this.operation = operation;
     this.byAllowWrite = byAllowWrite;
+  }
+}
+
+/** An optional peer dependency a feature needs is not installed (`collectMetrics` needs
+ *  prom-client): install it next to poison-store. */
+export class MissingDependencyError extends PoisonStoreError {
+  /** The npm package to install, for example `prom-client`. */
+  readonly dependency: string;
+
+  constructor(dependency: string, feature: string, cause?: unknown) {
+    super(
+      ErrorCode.MissingDependency,
+      `${feature} needs the npm package ${dependency}, which is not installed: run \`npm install ${dependency}\` next to poison-store`,
+      { cause },
+    );
+    this.dependency = dependency;
   }
 }
 

@@ -5,6 +5,7 @@
  * typed errors of the contract.
  */
 import { hostname } from "node:os";
+import { OBSERVED_CALLS, outcomeOf, type StoreCallListener } from "./calls.js";
 import type { PoisonStoreClient } from "./contract.js";
 import {
   type AuditIntent,
@@ -64,6 +65,7 @@ import {
   MAX_STACK_BYTES,
   MAX_TEXT_BYTES,
 } from "./validation.js";
+import { type ChangeStream, WatchHub, type WatchOptions } from "./watch.js";
 
 export { DEFAULT_NAMESPACE } from "./namespace.js";
 /** Upper bound of any single call, including connecting. */
@@ -351,6 +353,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   close(): Promise<void> {
     if (!this.#closing) {
+      this.#watches?.close();
       this.#closing = (async () => {
         // Pending calls are bounded by their own timeouts.
         await Promise.allSettled([...this.#pending]);
@@ -366,6 +369,70 @@ class ManagedPoisonStore implements PoisonStoreClient {
       })();
     }
     return this.#closing;
+  }
+
+  // ---- observability (SPEC §7; src/core/watch.ts, src/core/calls.ts) ---------------------
+
+  #watches: WatchHub | null = null;
+  readonly #callListeners = new Set<StoreCallListener>();
+
+  watch(options?: WatchOptions): ChangeStream {
+    this.#watches ??= new WatchHub({
+      backend: this.backend,
+      namespace: this.namespace,
+      driver: this.#driver,
+      store: this,
+      prepare: () => this.#call(async () => this.#driverFor("read")),
+      clock: this.#clock,
+    });
+    return this.#watches.open(options, this.#closing !== null);
+  }
+
+  onCall(listener: StoreCallListener): () => void {
+    if (typeof listener !== "function")
+      throw new InvalidArgumentError("listener", "must be a function");
+    const entry: StoreCallListener = (event) => listener(event);
+    this.#callListeners.add(entry);
+    return () => this.#callListeners.delete(entry);
+  }
+
+  static {
+    // Every public call reports to the onCall listeners. Wrapped here, once, rather than in each
+    // method; without listeners a call costs one size check more.
+    for (const op of OBSERVED_CALLS) {
+      const plain = ManagedPoisonStore.prototype[op] as (...args: unknown[]) => Promise<unknown>;
+      Object.defineProperty(ManagedPoisonStore.prototype, op, {
+        configurable: true,
+        writable: true,
+        value: function observed(this: ManagedPoisonStore, ...args: unknown[]) {
+          const listeners = this.#callListeners;
+          if (listeners.size === 0) return plain.apply(this, args);
+          const started = performance.now();
+          const result = plain.apply(this, args);
+          const report = (outcome: string, error?: unknown) => {
+            const event = {
+              backend: this.backend,
+              op,
+              durationMs: performance.now() - started,
+              outcome,
+              ...(error === undefined ? {} : { error }),
+            };
+            for (const listener of listeners) {
+              try {
+                listener(event);
+              } catch {
+                // Observers never change a call.
+              }
+            }
+          };
+          result.then(
+            () => report("ok"),
+            (error: unknown) => report(outcomeOf(error), error),
+          );
+          return result;
+        },
+      });
+    }
   }
 
   // ---- internals -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import {
 } from "../core/driver.js";
 import { compareKeys } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
 
 export interface MemoryDriverOptions {
   /** Share the map with every store of this process opened with the same name. */
@@ -63,7 +64,7 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     return state.sorted;
   };
 
-  return {
+  return withMemoryWatch(state, {
     backend: "memory",
     capabilities: { durable: false, shared: false, oneRoundTrip: true, listFilter: true },
     location: options.name === undefined ? "memory:" : `memory:${options.name}`,
@@ -184,5 +185,124 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     },
 
     async close() {},
+  });
+}
+
+// ---- the native change feed (store.watch): the reference implementation of DriverWatch -------
+
+/** Changes kept to resume a watch from an earlier position; older positions get `resync`. */
+const MEMORY_FEED_HISTORY = 256;
+
+/** The change feed of one map, shared by every driver opened on it (`memory:NAME`). */
+interface MemoryFeed {
+  /** Position of the last change published. */
+  seq: number;
+  /** The last changes, oldest first; each `position` is its sequence number. */
+  history: DriverChange[];
+  subscribers: Set<(change: DriverChange) => void>;
+}
+
+const feeds = new WeakMap<MemoryState, MemoryFeed>();
+
+/**
+ * The driver, with each write also published to the map's feed. The wrapped calls change the
+ * map synchronously and publish in the same order as they ran (each awaits a settled promise
+ * the same way), so subscribers see the changes in commit order.
+ */
+function withMemoryWatch(state: MemoryState, driver: PoisonDriver): PoisonDriver {
+  let feed = feeds.get(state);
+  if (!feed) {
+    feed = { seq: 0, history: [], subscribers: new Set() };
+    feeds.set(state, feed);
+  }
+  const shared = feed;
+  const publish = (change: Omit<DriverChange, "position">) => {
+    const published: DriverChange = { ...change, position: String(++shared.seq) };
+    shared.history.push(published);
+    if (shared.history.length > MEMORY_FEED_HISTORY) shared.history.shift();
+    for (const subscriber of shared.subscribers) subscriber(published);
+  };
+  return {
+    ...driver,
+
+    async put(records, audit) {
+      const outcome = await driver.put(records, audit);
+      if (outcome.ok) {
+        outcome.records.forEach((record, i) => {
+          if (outcome.created[i]) publish({ type: "put", key: record.key, record });
+        });
+      }
+      return outcome;
+    },
+
+    async remove(keys, token, audit, expected) {
+      const outcome = await driver.remove(keys, token, audit, expected);
+      if (outcome.ok) {
+        const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
+        for (const record of outcome.removed)
+          publish({ type, key: record.key, record, ...(audit ? { at: audit.at } : {}) });
+      }
+      return outcome;
+    },
+
+    async update(keys, token, patch) {
+      // Read synchronously before the (synchronous) update: whether the state changes.
+      const before = keys.map((key) => state.records.get(key)?.state);
+      const outcome = await driver.update(keys, token, patch);
+      if (outcome.ok) {
+        outcome.records.forEach((record, i) => {
+          const type =
+            record.state === "poisoned" && before[i] !== "poisoned" ? "poisoned" : "touched";
+          publish({ type, key: record.key, record });
+        });
+      }
+      return outcome;
+    },
+
+    async *watch({ prefix, from, signal }: DriverWatchQuery): AsyncGenerator<DriverWatchEvent> {
+      // Subscribe and read the history in one synchronous step: nothing falls between them.
+      const pending: DriverChange[] = [];
+      let wake: (() => void) | null = null;
+      const subscriber = (change: DriverChange) => {
+        if (!change.key.startsWith(prefix)) return;
+        pending.push(change);
+        wake?.();
+      };
+      shared.subscribers.add(subscriber);
+      const onAbort = () => wake?.();
+      signal.addEventListener("abort", onAbort);
+      const now = shared.seq;
+      const oldest = Number(shared.history[0]?.position ?? now + 1);
+      const after = from === null ? now : Number(from);
+      const resumable = Number.isInteger(after) && after <= now && after >= oldest - 1;
+      const replay = resumable
+        ? shared.history.filter(
+            (change) => Number(change.position) > after && change.key.startsWith(prefix),
+          )
+        : [];
+      try {
+        yield resumable
+          ? { type: "ready", position: String(after) }
+          : { type: "resync", position: String(now) };
+        for (const change of replay) {
+          if (signal.aborted) return;
+          yield change;
+        }
+        while (!signal.aborted) {
+          const change = pending.shift();
+          if (change) {
+            yield change;
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = null;
+        }
+      } finally {
+        shared.subscribers.delete(subscriber);
+        signal.removeEventListener("abort", onAbort);
+      }
+    },
   };
 }

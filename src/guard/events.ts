@@ -1,4 +1,6 @@
 /** The guard's typed events, and how they reach listeners and an optional logger. */
+import { channel } from "node:diagnostics_channel";
+import type { PoisonStoreClient } from "../core/contract.js";
 import type { PoisonLostError } from "../core/errors.js";
 import type { PoisonRecord } from "../core/records.js";
 import type { RefusalReason } from "./errors.js";
@@ -150,3 +152,37 @@ function summarize(event: GuardEvent): string {
       return `poison guard: ${what} lost key ${event.key} (${event.holder ? `now held by ${event.holder.token}` : "cleared"}); the run is aborted`;
   }
 }
+
+/** How a `guard.run` ended: `succeeded` (keys deleted), `poisoned` (OperationPoisonedError: the
+ *  keys stay), `refused` (ResourcePoisonedError: nothing ran), `lost` (PoisonLostError),
+ *  `cleanup-failed` (PoisonCleanupError), `failed` (any other rejection: the body's error marked
+ *  clean or after markConsistent, a store error on the first put, a bad argument). */
+export type GuardRunOutcome =
+  | "succeeded"
+  | "poisoned"
+  | "refused"
+  | "lost"
+  | "cleanup-failed"
+  | "failed";
+
+export const GUARD_RUN_OUTCOMES: readonly GuardRunOutcome[] = [
+  "succeeded",
+  "poisoned",
+  "refused",
+  "lost",
+  "cleanup-failed",
+  "failed",
+];
+
+/** One settled `guard.run`, published on {@link GUARD_RUN_CHANNEL}. */
+export interface GuardRunSettled {
+  store: PoisonStoreClient;
+  operation: string | undefined;
+  outcome: GuardRunOutcome;
+  durationMs: number;
+}
+
+/** The node:diagnostics_channel every guard publishes its settled runs on, whichever guard
+ *  object ran them: `collectMetrics` counts a store's runs without being handed the guards. */
+export const GUARD_RUN_CHANNEL = "poison-store:guard-run";
+export const guardRunChannel = channel(GUARD_RUN_CHANNEL);

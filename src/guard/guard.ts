@@ -36,6 +36,9 @@ import {
   type GuardEventType,
   type GuardListener,
   type GuardLogger,
+  type GuardRunOutcome,
+  type GuardRunSettled,
+  guardRunChannel,
 } from "./events.js";
 import { isMarkedCleanPoisons, isMarkedRetryable } from "./marks.js";
 
@@ -218,6 +221,29 @@ export class PoisonGuard {
    * (BackendUnavailableError: the keys may have been written; a run with the same token resumes).
    */
   async run<T>(spec: GuardedRun, body: (ctx: GuardContext) => Promise<T> | T): Promise<T> {
+    if (!guardRunChannel.hasSubscribers) return this.#run(spec, body);
+    // Metrics listen (collectMetrics): publish how the run ended.
+    const started = performance.now();
+    const publish = (outcome: GuardRunOutcome) => {
+      const message: GuardRunSettled = {
+        store: this.store,
+        operation: typeof spec?.operation === "string" ? spec.operation : undefined,
+        outcome,
+        durationMs: performance.now() - started,
+      };
+      guardRunChannel.publish(message);
+    };
+    try {
+      const value = await this.#run(spec, body);
+      publish("succeeded");
+      return value;
+    } catch (error) {
+      publish(runOutcomeOf(error));
+      throw error;
+    }
+  }
+
+  async #run<T>(spec: GuardedRun, body: (ctx: GuardContext) => Promise<T> | T): Promise<T> {
     const run = checkRun(spec, this.#owner, this.#heartbeatMs);
     if (typeof body !== "function") {
       throw new InvalidArgumentError("body", "must be a function (ctx) => Promise<value>");
@@ -630,6 +656,14 @@ export class PoisonGuard {
       operation: run.operation,
     } as GuardEvent);
   }
+}
+
+function runOutcomeOf(error: unknown): GuardRunOutcome {
+  if (error instanceof OperationPoisonedError) return "poisoned";
+  if (error instanceof ResourcePoisonedError) return "refused";
+  if (error instanceof PoisonLostError) return "lost";
+  if (error instanceof PoisonCleanupError) return "cleanup-failed";
+  return "failed";
 }
 
 /** A token-checked write found the key absent or held by another token. */

@@ -1,10 +1,18 @@
 /**
- * `GET /api/v1/events`: the polling source on a real store (every change type, prefixes, the
- * bound on keys per poll), the store's own watch() when it has one, the stream limit and close().
+ * `GET /api/v1/events`: every stream is a `store.watch()`. Its polling fallback on a real store
+ * whose driver has no native feed (every change type, prefixes, the bound on keys per poll, the
+ * settings passed through), the memory driver's native feed, the stream limit and close().
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type ChangeEvent, createPoisonAdmin, type PoisonStoreClient } from "../../src/index.js";
+import {
+  type ChangeEvent,
+  type ChangeStream,
+  createPoisonAdmin,
+  createPoisonStore,
+  memoryDriver,
+  type PoisonStoreClient,
+} from "../../src/index.js";
 import {
   call,
   memoryStore,
@@ -94,9 +102,15 @@ class Stream {
 
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A memory store whose driver has no native change feed: its watch() polls. */
+function pollingStore(): PoisonStoreClient {
+  const { watch: _native, ...driver } = memoryDriver();
+  return createPoisonStore(driver);
+}
+
 describe("admin events by polling", () => {
   it("reports puts, poisonings, heartbeats, deletes and force-deletes, under the prefix", async () => {
-    const store = memoryStore();
+    const store = pollingStore();
     await store.tryPutPoison("table/1", "t1");
     const running = await startAdmin(store, { events: { intervalMs: 40 } });
     const all = await Stream.open(running);
@@ -132,15 +146,13 @@ describe("admin events by polling", () => {
   });
 
   it("compares at most maxKeys keys a poll, says resync when it hits the bound", async () => {
-    const store = memoryStore();
+    const store = pollingStore();
     await store.tryPutPoisons(["k/1", "k/2", "k/3", "k/4", "k/5"], "t");
     let lists = 0;
-    const counted = Object.create(store) as PoisonStoreClient;
-    counted.listPoisons = (options) => {
-      lists++;
-      return store.listPoisons(options);
-    };
-    const running = await startAdmin(counted, { events: { intervalMs: 40, maxKeys: 3 } });
+    store.onCall((call) => {
+      if (call.op === "listPoisons") lists++;
+    });
+    const running = await startAdmin(store, { events: { intervalMs: 40, maxKeys: 3 } });
     const stream = await Stream.open(running);
     try {
       await stream.next((e) => e.type === "resync");
@@ -162,6 +174,30 @@ describe("admin events by polling", () => {
       assert.equal(lists, after, "no polling while no stream is open");
     } finally {
       stream.close();
+      await running.close();
+      await store.close();
+    }
+  });
+
+  it("shares one polling loop between the streams of one prefix", async () => {
+    const store = pollingStore();
+    let lists = 0;
+    store.onCall((call) => {
+      if (call.op === "listPoisons") lists++;
+    });
+    const running = await startAdmin(store, { events: { intervalMs: 50 } });
+    const streams = await Promise.all([1, 2, 3, 4].map(() => Stream.open(running)));
+    try {
+      await settle(200);
+      const before = lists;
+      await settle(500);
+      const polls = lists - before;
+      // About 10 polls in 500 ms for the four streams together, not 40.
+      assert.ok(polls >= 4 && polls <= 14, `${polls} listings in 500 ms`);
+      await store.tryPutPoison("shared/1", "t");
+      for (const stream of streams) await stream.next((e) => e.key === "shared/1");
+    } finally {
+      for (const stream of streams) stream.close();
       await running.close();
       await store.close();
     }
@@ -217,24 +253,52 @@ describe("admin events through the fetch face", () => {
 });
 
 describe("admin events from the store's watch()", () => {
+  it("relays the memory driver's native feed, every change as it happens", async () => {
+    const store = memoryStore();
+    assert.equal(store.watch({ signal: AbortSignal.abort() }).source, "native");
+    const running = await startAdmin(store, { events: { intervalMs: 60_000 } });
+    const stream = await Stream.open(running, "?prefix=n%2F");
+    try {
+      await settle(50);
+      await store.tryPutPoison("n/1", "t");
+      await store.markPoisoned("n/1", "t", new Error("half-applied"));
+      await store.forceDeletePoison("n/1", { actor: "olga", reason: "repaired" });
+      await store.tryPutPoison("other/1", "t");
+      await stream.next((e) => e.type === "force-deleted", 2000);
+      assert.deepEqual(
+        stream.events.map((e) => `${e.type} ${e.key}`),
+        ["put n/1", "poisoned n/1", "force-deleted n/1"],
+        "no polling interval to wait for (60 s), and no change coalesced",
+      );
+    } finally {
+      stream.close();
+      await running.close();
+      await store.close();
+    }
+  });
+
   it("relays watch() events and never polls", async () => {
     const store = memoryStore();
     let lists = 0;
     const watched: Array<{ prefix?: string }> = [];
-    const watching = Object.create(store) as PoisonStoreClient & {
-      watch(options: { prefix?: string; signal?: AbortSignal }): AsyncIterable<ChangeEvent>;
-    };
+    const watching = Object.create(store) as PoisonStoreClient;
     watching.listPoisons = (options) => {
       lists++;
       return store.listPoisons(options);
     };
-    watching.watch = (options) => {
+    watching.watch = (options = {}) => {
       watched.push({ prefix: options.prefix });
-      return (async function* () {
+      const events = (async function* () {
         yield { type: "put", key: "w/1", at: new Date().toISOString() } as ChangeEvent;
         yield { type: "force-deleted", key: "w/1", at: new Date().toISOString() } as ChangeEvent;
         await new Promise((resolve) => options.signal?.addEventListener("abort", resolve));
       })();
+      const stream: ChangeStream = Object.assign(events, {
+        ready: Promise.resolve(true),
+        source: "native" as const,
+        close() {},
+      });
+      return stream;
     };
     const running = await startAdmin(watching, { events: { intervalMs: 20 } });
     const stream = await Stream.open(running, "?prefix=w%2F");

@@ -14,7 +14,7 @@ import {
   scratchDir,
 } from "./support.js";
 
-const STORE_COMMANDS = ["list", "show", "check", "put", "clear", "history", "serve"];
+const STORE_COMMANDS = ["list", "show", "check", "put", "clear", "history", "watch", "serve"];
 const LOCAL_COMMANDS = ["context", "completion", "demo"];
 const COMMANDS = [...STORE_COMMANDS, ...LOCAL_COMMANDS];
 /** A SQLite store with something in it (reads of a missing file are exit 5). */

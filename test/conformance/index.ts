@@ -11,6 +11,7 @@ import { namespaces } from "./namespaces.js";
 import { records } from "./records.js";
 import { recovery } from "./recovery.js";
 import { validation } from "./validation.js";
+import { watch } from "./watch.js";
 
 export type { DriverHarness } from "./harness.js";
 export { backendSkipReason, rejectsWith } from "./harness.js";
@@ -28,5 +29,6 @@ export function testDriver(harness: DriverHarness): Promise<void> {
     namespaces,
     concurrency,
     lifecycle,
+    "watch (SPEC §7)": watch,
   });
 }

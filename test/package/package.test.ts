@@ -1,7 +1,7 @@
 /**
  * The package as a consumer gets it: `npm pack`, installed into a new project from the local npm
  * cache only (offline, no install scripts), with none of the optional peers (pg, mysql2,
- * ioredis). The consumer compiles with `tsc --strict` without skipLibCheck, `require()` works,
+ * ioredis, prom-client). The consumer compiles with `tsc --strict` without skipLibCheck, `require()` works,
  * and the `poison` bin runs.
  *
  * `npm ci` installs from a lockfile built here from this repository's own (the production
@@ -128,7 +128,7 @@ describe("the packed package, in a consumer without the optional peers", () => {
     const manifest = JSON.parse(readFileSync(join(installed, "package.json"), "utf8"));
     for (const field of ["repository", "homepage", "bugs"])
       assert.ok(manifest[field], `package.json has ${field}`);
-    for (const peer of ["pg", "mysql2", "ioredis"])
+    for (const peer of ["pg", "mysql2", "ioredis", "prom-client"])
       assert.equal(
         existsSync(join(consumer, "node_modules", peer)),
         false,
@@ -141,7 +141,7 @@ describe("the packed package, in a consumer without the optional peers", () => {
   it("compiles with tsc --strict, without skipLibCheck", () => {
     writeFileSync(
       join(consumer, "index.ts"),
-      `import { HolderAliveError, openPoisonStore, PoisonGuard, type PoisonRecord, redisDriver, type RedisDriverOptions } from "poison-store";
+      `import { type ChangeEvent, collectMetrics, HolderAliveError, MissingDependencyError, openPoisonStore, PoisonGuard, type PoisonRecord, redisDriver, type RedisDriverOptions } from "poison-store";
 const store = openPoisonStore("memory:");
 const guard = new PoisonGuard(store, { owner: "consumer" });
 await guard.run({ keys: ["k"], token: "t" }, async () => {});
@@ -150,6 +150,12 @@ const options: RedisDriverOptions = { url: "redis://127.0.0.1:6379" };
 void redisDriver;
 void options;
 console.log(records.length, HolderAliveError.name);
+const changes = store.watch({ signal: AbortSignal.abort() });
+const seen: ChangeEvent[] = [];
+for await (const change of changes) seen.push(change);
+// prom-client is an optional peer, not installed here: a typed error naming it.
+const missing = await collectMetrics(store).catch((error: unknown) => error);
+console.log(await changes.ready, seen.length, missing instanceof MissingDependencyError && missing.dependency);
 await store.close();
 `,
     );
@@ -174,7 +180,7 @@ await store.close();
     assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
     const ran = run(process.execPath, ["out/index.js"], consumer);
     assert.equal(ran.status, 0, ran.stderr);
-    assert.equal(ran.stdout, "0 HolderAliveError\n");
+    assert.equal(ran.stdout, "0 HolderAliveError\nfalse 0 prom-client\n");
   });
 
   it("require() works (a default export condition)", () => {

@@ -1,6 +1,9 @@
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import {
   ADMIN_ROLES,
   type AdminRole,
@@ -9,6 +12,11 @@ import {
   removeAdminToken,
 } from "../../admin/auth.js";
 import { type AdminRequestLog, createPoisonAdmin } from "../../admin/handler.js";
+import type { PoisonStoreClient } from "../../core/contract.js";
+import { MissingDependencyError } from "../../core/errors.js";
+import { collectMetrics, type PoisonMetrics } from "../../observability/metrics.js";
+import { type Notifier, type NotifierEvent, notify } from "../../observability/notify.js";
+import { parseWebhook, webhookLabel } from "../../observability/webhook.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
 
@@ -20,7 +28,7 @@ export const serveCommand: Command = {
   name: "serve",
   summary: "run the admin HTTP API and web console (or manage its token file)",
   usage: [
-    "poison serve [--listen HOST:PORT] [--tokens FILE] [--base-path P] [--cors ORIGINS] [--poll-interval MS] [--anonymous-role ROLE] [--actor A]",
+    "poison serve [--listen HOST:PORT] [--tokens FILE] [--base-path P] [--cors ORIGINS] [--poll-interval MS] [--anonymous-role ROLE] [--actor A] [--metrics ACCESS] [--notify URL]... [--notify-state FILE]",
     "poison serve --tokens FILE --add-token NAME --role viewer|operator",
     "poison serve --tokens FILE --remove-token NAME",
   ],
@@ -34,7 +42,15 @@ its clears and puts) and a role: viewer (read) or operator (read, clear, put). T
 hashes. Create a token with --add-token NAME --role ROLE: its secret is printed once, on stdout,
 and never again. Without --tokens the service only listens on loopback, and every caller gets
 --anonymous-role (default operator) as --actor (default $POISON_ACTOR, else the OS user); any
-other --listen address is refused without a tokens file.`,
+other --listen address is refused without a tokens file.
+
+GET /metrics serves the store's Prometheus metrics (docs/OBSERVABILITY.md; needs the npm package
+prom-client): readable with any token by default, --metrics public lets a scraper in without
+one, --metrics off turns it off. --notify URL (repeatable) POSTs a Slack-compatible message to
+URL when a key becomes poisoned, goes stale or is force-cleared; what was sent is recorded in
+--notify-state FILE (default under $XDG_STATE_HOME/poison, else ~/.local/state/poison) so a
+restart does not send it again. Webhook URLs are secrets: they are never printed, only their
+origin.`,
   options: {
     listen: {
       type: "string",
@@ -72,7 +88,24 @@ other --listen address is refused without a tokens file.`,
     "poll-interval": {
       type: "string",
       value: "MS",
-      help: "how often the event stream polls a store without watch() (default 2000)",
+      help: "for a backend without a native change feed: how often the event stream and --notify poll (default 2000)",
+    },
+    metrics: {
+      type: "string",
+      value: "ACCESS",
+      help: "who may read /metrics: viewer (any token; default), public (no token) or off",
+      choices: ["viewer", "operator", "public", "off"],
+    },
+    notify: {
+      type: "string",
+      value: "URL",
+      help: "POST to this webhook when a key is poisoned, goes stale or is force-cleared (repeatable)",
+      repeatable: true,
+    },
+    "notify-state": {
+      type: "string",
+      value: "FILE",
+      help: "where --notify records what it sent (default under ~/.local/state/poison)",
     },
   },
   positionals: { min: 0, max: 0 },
@@ -87,6 +120,10 @@ other --listen address is refused without a tokens file.`,
     ],
     ["poison serve --store sqlite:./poison.db", "loopback only, no tokens: http://127.0.0.1:7433/"],
     ["poison serve --context prod --tokens /etc/poison/tokens.json", "the store of a context"],
+    [
+      'poison serve --store postgres://ops@db/control --tokens /etc/poison/tokens.json --metrics public --notify "$SLACK_WEBHOOK_URL"',
+      "a scraper without a token, and a message in the team's channel",
+    ],
   ],
   async run(ctx: CommandContext): Promise<number> {
     const tokensFile = ctx.string("tokens");
@@ -118,8 +155,21 @@ other --listen address is refused without a tokens file.`,
       .map((origin) => origin.trim())
       .filter(Boolean);
     const json = ctx.global.json;
+    const metricsText = ctx.string("metrics");
+    const metricsAccess = (metricsText ?? "viewer") as "viewer" | "operator" | "public" | "off";
+    const webhooks = ctx.strings("notify");
+    for (const url of webhooks) parseWebhook(url, "--notify");
+    if (ctx.string("notify-state") !== undefined && webhooks.length === 0)
+      throw usageError(
+        "--notify-state goes with --notify",
+        "add --notify URL, or drop --notify-state",
+      );
 
     return ctx.withStore(async (store) => {
+      const metrics =
+        metricsAccess === "off" ? null : await startMetrics(ctx, store, metricsText !== undefined);
+      const notifier =
+        webhooks.length === 0 ? null : await startNotifier(ctx, store, webhooks, pollMs, json);
       const admin = createPoisonAdmin(store, {
         ...(tokens === undefined
           ? { anonymous: { role: anonymousRole, actor: ctx.actor() } }
@@ -127,6 +177,15 @@ other --listen address is refused without a tokens file.`,
         ...(ctx.string("base-path") === undefined ? {} : { basePath: ctx.string("base-path") }),
         ...(cors.length > 0 ? { cors: { origins: cors } } : {}),
         ...(pollMs === undefined ? {} : { events: { intervalMs: pollMs } }),
+        ...(metrics === null || metricsAccess === "off"
+          ? {}
+          : {
+              metrics: {
+                contentType: metrics.contentType,
+                metrics: () => metrics.metrics(),
+                access: metricsAccess,
+              },
+            }),
         onRequest: (entry) => void ctx.out.line(accessLine(entry, json)),
         onError: (error) =>
           void ctx.err.line(
@@ -162,6 +221,24 @@ other --listen address is refused without a tokens file.`,
         { event: "listening", url, store: ctx.global.storeLabel, auth: who },
         `listening on ${url} (store ${ctx.global.storeLabel}; ${who})`,
       );
+      if (metrics !== null)
+        await announce(
+          ctx,
+          json,
+          { event: "metrics", url: `${url}metrics`, access: metricsAccess },
+          `metrics at ${url}metrics (${metricsAccess === "public" ? "no token needed" : `role ${metricsAccess}`})`,
+        );
+      if (notifier !== null)
+        await announce(
+          ctx,
+          json,
+          {
+            event: "notifying",
+            webhooks: webhooks.map(webhookLabel).join(", "),
+            state: notifier.stateFile,
+          },
+          `notifying ${webhooks.map(webhookLabel).join(", ")} (sent notifications recorded in ${notifier.stateFile})`,
+        );
       try {
         await store.listPoisons({ limit: 1 });
       } catch (error) {
@@ -178,6 +255,8 @@ other --listen address is refused without a tokens file.`,
         `${signal}: stopping (ending event streams, waiting for requests in flight)`,
       );
       await admin.close();
+      await notifier?.notifier.close();
+      metrics?.close();
       server.close();
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
@@ -228,6 +307,74 @@ async function manageTokens(
     );
   }
   return ExitCode.Ok;
+}
+
+/** collectMetrics for /metrics. Without prom-client: a warning when /metrics was not asked for
+ *  explicitly, else the error (exit 1 with the install command). */
+async function startMetrics(
+  ctx: CommandContext,
+  store: PoisonStoreClient,
+  explicit: boolean,
+): Promise<PoisonMetrics | null> {
+  try {
+    return await collectMetrics(store, {
+      onError: (error) =>
+        void ctx.err.line(
+          `poison serve: warning: a metrics scan failed (poison_store_up 0): ${(error as Error).message}`,
+        ),
+    });
+  } catch (error) {
+    if (error instanceof MissingDependencyError && !explicit) {
+      await ctx.err.line(
+        `poison serve: warning: /metrics is off: ${error.message} (or pass --metrics off to silence this)`,
+      );
+      return null;
+    }
+    throw error;
+  }
+}
+
+async function startNotifier(
+  ctx: CommandContext,
+  store: PoisonStoreClient,
+  webhooks: string[],
+  pollMs: number | undefined,
+  json: boolean,
+): Promise<{ notifier: Notifier; stateFile: string }> {
+  const stateFile = ctx.string("notify-state") ?? defaultNotifyState(ctx, store);
+  const notifier = await notify(store, {
+    webhooks,
+    stateFile,
+    ...(pollMs === undefined ? {} : { watch: { pollIntervalMs: pollMs } }),
+    onEvent: (event) => void ctx.out.line(notifierLine(event, json)),
+  });
+  return { notifier, stateFile };
+}
+
+/** `$XDG_STATE_HOME/poison/notify-<hash of the store and namespace>.json`. */
+function defaultNotifyState(ctx: CommandContext, store: PoisonStoreClient): string {
+  const env = ctx.io.env;
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
+  const hash = createHash("sha256")
+    .update(`${store.location}\u0000${store.namespace}`)
+    .digest("hex")
+    .slice(0, 12);
+  return join(base, "poison", `notify-${hash}.json`);
+}
+
+function notifierLine(event: NotifierEvent, json: boolean): string {
+  const at = new Date().toISOString();
+  if (json) return JSON.stringify({ at, event: `notify-${event.type}`, ...event, type: undefined });
+  switch (event.type) {
+    case "sent":
+      return `${at} notify: sent ${event.kind} ${event.key} to ${event.webhook} (attempt ${event.attempts})`;
+    case "retrying":
+      return `${at} notify: ${event.kind} ${event.key} to ${event.webhook}: attempt ${event.attempt} failed (${event.error}); retrying in ${event.delayMs} ms`;
+    case "failed":
+      return `${at} notify: gave up sending ${event.kind} ${event.key} to ${event.webhook}: ${event.error}`;
+    case "error":
+      return `${at} notify: ${event.error}`;
+  }
 }
 
 function parseRole(text: string, option: string): AdminRole {
