@@ -105,7 +105,9 @@ mariadb() {
     fi
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
     say "mariadb: starting mariadbd"
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    # The pid file tells this server from the secured twin on 3307 (same binary): matched by
+    # --exec alone, a running twin would make this start nothing.
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd
   fi
   wait_for mariadb mariadb_ready || return
   say "mariadb: ensuring database test"

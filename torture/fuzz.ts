@@ -757,8 +757,15 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
           settled,
         );
         if (settled.ok) {
-          // Written with a heartbeat (when the key was absent): live until it goes stale.
-          if (holder === null && command.value !== undefined) live.add(key);
+          // Written with a heartbeat (when the key was absent): live until it goes stale, the
+          // interval kept in whole milliseconds, rounded up.
+          if (holder === null && typeof command.value === "number") {
+            live.add(key);
+            const record = (await call("inspectPoison", () => store.inspectPoison(key))).value as {
+              heartbeatIntervalMs?: number;
+            } | null;
+            assert.equal(record?.heartbeatIntervalMs, Math.ceil(command.value));
+          }
           model.set(key, token);
         }
         return;

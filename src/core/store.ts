@@ -58,6 +58,7 @@ import {
   checkNamespace,
   checkObject,
   checkOptionalString,
+  checkRecordedInterval,
   checkString,
   checkToken,
   MAX_LABEL_BYTES,
@@ -302,10 +303,9 @@ class ManagedPoisonStore implements PoisonStoreClient {
       const now = this.#now();
       const patch: RecordPatch = { updatedAt: now, heartbeatAt: now };
       if (checked?.heartbeatIntervalMs !== undefined) {
-        patch.heartbeatIntervalMs = checkDuration(
+        patch.heartbeatIntervalMs = checkRecordedInterval(
           "options.heartbeatIntervalMs",
           checked.heartbeatIntervalMs,
-          0,
         );
       }
       return this.#update(checkedKeys, checkedToken, patch);
@@ -765,10 +765,9 @@ function checkPutInfo(info: unknown): { record: Partial<PoisonRecord>; audit?: A
   const data = checkData("info.data", checked.data);
   if (data !== undefined) record.data = data;
   if (checked.heartbeatIntervalMs !== undefined) {
-    record.heartbeatIntervalMs = checkDuration(
+    record.heartbeatIntervalMs = checkRecordedInterval(
       "info.heartbeatIntervalMs",
       checked.heartbeatIntervalMs,
-      0,
     );
   }
   if (checked.audit === undefined) return { record };

@@ -157,6 +157,16 @@ export function checkDuration(
   return value;
 }
 
+/**
+ * A duration that is written into a record (`heartbeatIntervalMs`): checked as
+ * {@link checkDuration}, then rounded up to a whole millisecond, because SQL backends keep it
+ * in an integer column and every backend must read back the same value. Rounding up only ever
+ * makes a key look alive a fraction of a millisecond longer, never stale too early.
+ */
+export function checkRecordedInterval(argument: string, value: unknown): number {
+  return Math.ceil(checkDuration(argument, value, 0));
+}
+
 export function checkLimit(value: unknown, argument = "limit"): number {
   if (value === undefined) return DEFAULT_PAGE_SIZE;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {

@@ -32,6 +32,16 @@ export function liveness(ctx: SuiteContext): void {
     assert.equal(livenessOf(other ?? assert.fail(), new Date()).stale, true);
   });
 
+  it("a fractional heartbeatIntervalMs is kept rounded up to a whole millisecond, the same on every backend", async () => {
+    const store = ctx.open();
+    const key = ctx.key("fractional");
+    // Found by the torture fuzzer: PostgreSQL's integer column refused 120802.9 (CI, stop 19).
+    await store.tryPutPoison(key, "holder", { heartbeatIntervalMs: 120_802.904 });
+    assert.equal((await store.inspectPoison(key))?.heartbeatIntervalMs, 120_803);
+    await store.touchPoisons([key], "holder", { heartbeatIntervalMs: 1.5 });
+    assert.equal((await store.inspectPoison(key))?.heartbeatIntervalMs, 2);
+  });
+
   it("forceDeletePoison refuses a live holder with HolderAliveError and changes nothing", async () => {
     const store = ctx.open();
     const key = ctx.key();

@@ -65,9 +65,18 @@ const SERVERS: Record<string, ServerControl> = {
     wipesData: false,
   },
   mysql: {
-    // Waits until the server has exited; then the same command the machine started it with.
-    stop: () => sh("mariadb-admin -h 127.0.0.1 -u root shutdown"),
-    start: () => sh("start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"),
+    // Waits until the server has exited (its pid file is gone); then the machine's command, with
+    // the server's pid file named: without it, start-stop-daemon finds the secured twin on 3307
+    // (also /usr/sbin/mariadbd, scripts/services-tls.sh), says "already running" and starts
+    // nothing (CI, stop 19).
+    stop: () =>
+      sh(
+        "mariadb-admin -h 127.0.0.1 -u root shutdown; for i in $(seq 300); do [ -e /run/mysqld/mysqld.pid ] || exit 0; sleep 0.1; done; exit 1",
+      ),
+    start: () =>
+      sh(
+        "start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd",
+      ),
     wipesData: false,
   },
 };
