@@ -101,9 +101,21 @@ function loadSources(): Promise<Record<ScriptName, string>> {
   return sources;
 }
 
+/**
+ * The first element of every write script's reply. `conflict` is what the runtime turns into
+ * ErrorCode.PoisonConflict (PoisonConflictError, with the records returned) or, for update's
+ * absent keys, ErrorCode.PoisonNotFound; the header of each .lua file says what follows.
+ */
+const REPLY = { ok: 1, conflict: 0 } as const;
+
 /** A Lua reply: nested arrays of strings and integers. */
 type Reply = string | number | null | Reply[];
 
+/**
+ * The record columns, one hash field each. The scripts answer records as the HMGET of these
+ * fields in exactly this order (values only: half the reply of HGETALL, read by position), so
+ * the Lua `COLUMNS` table must list the same names in the same order.
+ */
 const COLUMNS: readonly (keyof RecordColumns)[] = [
   "token",
   "state",
@@ -237,16 +249,23 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         "put",
         [indexKey, auditKey, ...records.map((r) => recordKey(r.key))],
         args,
-      )) as [number, Reply[]];
-      if (reply[0] === 0) return { ok: false, conflicts: indexedRecords(reply[1], records) };
+      )) as [number, Reply[]?];
+      if (reply[0] === REPLY.conflict) {
+        return { ok: false, conflicts: indexedRecords(reply[1] ?? [], records) };
+      }
+      const held = reply[1];
+      // The common case: every key was absent and is now exactly the record sent.
+      if (!held) return { ok: true, records: [...records], created: records.map(() => true) };
+      const found = new Map<number, Reply[]>();
+      for (let j = 0; j + 1 < held.length; j += 2)
+        found.set(Number(held[j]), held[j + 1] as Reply[]);
       return {
         ok: true,
         records: records.map((record, i) => {
-          const held = reply[1][i];
-          return Array.isArray(held) ? fromHash(record.key, held) : record;
+          const values = found.get(i + 1);
+          return values ? fromValues(record.key, values) : record;
         }),
-        // The script answers the stored hash for a key that was held, and 0 for one it wrote.
-        created: records.map((_, i) => !Array.isArray(reply[1][i])),
+        created: records.map((_, i) => !found.has(i + 1)),
       };
     },
 
@@ -266,17 +285,19 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         reply[1],
         keys.map((key) => ({ key })),
       );
-      return reply[0] === 0 ? { ok: false, conflicts: found } : { ok: true, removed: found };
+      return reply[0] === REPLY.conflict
+        ? { ok: false, conflicts: found }
+        : { ok: true, removed: found };
     },
 
     async update(keys, token, patch: RecordPatch) {
       const reply = (await run("update", keys.map(recordKey), [token, ...patchFields(patch)])) as
         | [1, Reply[]]
         | [0, Reply[], number[]];
-      if (reply[0] === 1) {
+      if (reply[0] === REPLY.ok) {
         return {
           ok: true,
-          records: keys.map((key, i) => fromHash(key, reply[1][i] as Reply[])),
+          records: keys.map((key, i) => fromValues(key, reply[1][i] as Reply[])),
         };
       }
       return {
@@ -287,6 +308,10 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         ),
         missing: reply[2].map((i) => keys[i - 1] as string),
       };
+    },
+
+    async getToken(key) {
+      return await guard(ready().hget(recordKey(key), "token"));
     },
 
     async get(key) {
@@ -498,12 +523,33 @@ function fromHash(key: string, flat: readonly Reply[]): PoisonRecord {
   return fromColumns(key, columnsOf(pairs(flat)));
 }
 
-/** `{i, HGETALL, …}` (1-based i into `items`) into records. */
+/** A record as the scripts answer it: the HMGET of {@link COLUMNS}, in that order (null for a
+ *  field not stored). Read as forgivingly as {@link columnsOf}. */
+function fromValues(key: string, values: readonly Reply[]): PoisonRecord {
+  const at = (i: number): string | null => {
+    const value = values[i];
+    return value === null || value === undefined ? null : String(value);
+  };
+  return fromColumns(key, {
+    token: at(0) ?? "",
+    state: at(1) ?? "poisoned",
+    created_at: at(2) ?? "",
+    updated_at: at(3) ?? at(2) ?? "",
+    heartbeat_at: at(4),
+    heartbeat_interval_ms: at(5),
+    operation: at(6),
+    owner: at(7),
+    error: at(8),
+    data: at(9),
+  });
+}
+
+/** `{i, record, …}` (1-based i into `items`, records as {@link fromValues} reads them). */
 function indexedRecords(flat: readonly Reply[], items: readonly { key: string }[]): PoisonRecord[] {
   const out: PoisonRecord[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) {
     const item = items[Number(flat[j]) - 1];
-    if (item) out.push(fromHash(item.key, flat[j + 1] as Reply[]));
+    if (item) out.push(fromValues(item.key, flat[j + 1] as Reply[]));
   }
   return out;
 }

@@ -12,12 +12,19 @@ ARGV[3+n]        m: the number of record field/value pairs that follow
 ARGV[4+n..]      the record's field/value pairs (2m values: token, state, created_at, ...)
 then             when ARGV[2] == "1": the audit entry's field/value pairs (at, action, ...)
 
-Returns
-  {1, held}       OK: every key is now held by the token. held[i] is the HGETALL of key i when
-                  the token already held it (left untouched), or 0 when this call wrote it.
+Returns (code 1 = OK; code 0 = CONFLICT, which the runtime raises as POISON_CONFLICT)
+  {1}             OK: every key was absent and is now written (the caller has the records).
+  {1, held}       OK: some keys were already held by the token (left untouched), the others
+                  written. held = {i, record, i, record, ...} for each key i already held.
   {0, conflicts}  CONFLICT: some key is held by another token; nothing was written.
-                  conflicts = {i, HGETALL, i, HGETALL, ...} for each such key i.
+                  conflicts = {i, record, ...} for each such key i.
+A record is the HMGET of the record columns, in the driver's column order (see redis.ts).
+
+The common case (one absent key) costs EXISTS, HSET and ZADD; the stored record is read only for
+a key that is present.
 ]]
+local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
+  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local n = #KEYS - 2
 local token = ARGV[1]
 local audited = ARGV[2] == "1"
@@ -25,30 +32,32 @@ local m = tonumber(ARGV[3 + n])
 local fieldsAt = 4 + n
 local auditAt = fieldsAt + 2 * m
 
-local held = {}
-local conflicts = {}
+local held = nil
+local isHeld = {}
+local conflicts = nil
 for i = 1, n do
-  local holder = redis.call("HGET", KEYS[2 + i], "token")
-  if holder == false and redis.call("EXISTS", KEYS[2 + i]) == 0 then
-    held[i] = 0
-  elseif holder == token then
-    held[i] = redis.call("HGETALL", KEYS[2 + i])
-  else
-    -- Another token, or a hash without a token (written by hand): never overwrite it.
-    conflicts[#conflicts + 1] = i
-    conflicts[#conflicts + 1] = redis.call("HGETALL", KEYS[2 + i])
+  if redis.call("EXISTS", KEYS[2 + i]) == 1 then
+    local record = redis.call("HMGET", KEYS[2 + i], unpack(COLUMNS))
+    if record[1] == token then
+      held = held or {}
+      held[#held + 1] = i
+      held[#held + 1] = record
+      isHeld[i] = true
+    else
+      -- Another token, or a hash without a token (written by hand): never overwrite it.
+      conflicts = conflicts or {}
+      conflicts[#conflicts + 1] = i
+      conflicts[#conflicts + 1] = record
+    end
   end
 end
-if #conflicts > 0 then
+if conflicts then
   return {0, conflicts}
 end
 
-local fields = {}
-for j = fieldsAt, auditAt - 1 do
-  fields[#fields + 1] = ARGV[j]
-end
+local fields = {unpack(ARGV, fieldsAt, auditAt - 1)}
 for i = 1, n do
-  if held[i] == 0 then
+  if not isHeld[i] then
     redis.call("HSET", KEYS[2 + i], unpack(fields))
     redis.call("ZADD", KEYS[1], 0, ARGV[2 + i])
     if audited then
@@ -64,4 +73,7 @@ for i = 1, n do
     end
   end
 end
-return {1, held}
+if held then
+  return {1, held}
+end
+return {1}

@@ -14,12 +14,17 @@ ARGV[4+n..]      when e > 0, per key: present ("1" or ""), token, state, updated
                  ("" when none): the key must still be exactly so (absent when present is "")
 then             when ARGV[2] == "1": the audit entry's field/value pairs (at, action, ...)
 
-Returns
-  {1, removed}    OK: removed = {i, HGETALL, ...} for each key i that was present and is now
+Returns (code 1 = OK; code 0 = REFUSED, which the runtime raises as POISON_CONFLICT, or for a
+compare-and-delete decides again)
+  {1, removed}    OK: removed = {i, record, ...} for each key i that was present and is now
                   deleted (absent keys are skipped).
   {0, conflicts}  REFUSED: some key is held by another token, or is not as expected; nothing was
-                  removed. conflicts = {i, HGETALL, ...} for such keys that are present.
+                  removed. conflicts = {i, record, ...} for such keys that are present.
+A record is the HMGET of the record columns, in the driver's column order (see redis.ts); it is
+read once per present key, and the checks are made on it.
 ]]
+local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
+  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local n = #KEYS - 2
 local token = ARGV[1]
 local audited = ARGV[2] == "1"
@@ -27,18 +32,8 @@ local e = tonumber(ARGV[3 + n])
 local expectedAt = 4 + n
 local auditAt = expectedAt + e
 
--- The expected version of key i, or nil when the call is not a compare-and-delete.
-local function expected(i)
-  if e == 0 then
-    return nil
-  end
-  local at = expectedAt + (i - 1) * 5
-  return {present = ARGV[at] == "1", token = ARGV[at + 1], state = ARGV[at + 2],
-          updated = ARGV[at + 3], heartbeat = ARGV[at + 4]}
-end
-
-local function field(i, name)
-  local value = redis.call("HGET", KEYS[2 + i], name)
+-- HMGET answers false for a missing field; the expected values use "" for none.
+local function text(value)
   if value == false then
     return ""
   end
@@ -49,15 +44,18 @@ local present = {}
 local conflicts = {}
 local changed = false
 for i = 1, n do
-  local record = redis.call("HGETALL", KEYS[2 + i])
-  local want = expected(i)
-  if #record > 0 then
-    local holder = field(i, "token")
+  local at = expectedAt + (i - 1) * 5
+  local record = nil
+  if redis.call("EXISTS", KEYS[2 + i]) == 1 then
+    record = redis.call("HMGET", KEYS[2 + i], unpack(COLUMNS))
+  end
+  if record then
+    local holder = text(record[1])
     if token ~= "" and holder ~= token then
       conflicts[#conflicts + 1] = i
       conflicts[#conflicts + 1] = record
-    elseif want ~= nil and (not want.present or holder ~= want.token or field(i, "state") ~= want.state
-        or field(i, "updated_at") ~= want.updated or field(i, "heartbeat_at") ~= want.heartbeat) then
+    elseif e > 0 and (ARGV[at] ~= "1" or holder ~= ARGV[at + 1] or text(record[2]) ~= ARGV[at + 2]
+        or text(record[4]) ~= ARGV[at + 3] or text(record[5]) ~= ARGV[at + 4]) then
       changed = true
       conflicts[#conflicts + 1] = i
       conflicts[#conflicts + 1] = record
@@ -65,7 +63,7 @@ for i = 1, n do
       present[#present + 1] = i
       present[#present + 1] = record
     end
-  elseif want ~= nil and want.present then
+  elseif e > 0 and ARGV[at] == "1" then
     changed = true
   end
 end
@@ -83,9 +81,11 @@ for p = 1, #present, 2 do
     for j = auditAt, #ARGV do
       entry[#entry + 1] = ARGV[j]
     end
-    for j = 1, #record, 2 do
-      entry[#entry + 1] = "r:" .. record[j]
-      entry[#entry + 1] = record[j + 1]
+    for j = 1, #COLUMNS do
+      if record[j] ~= false then
+        entry[#entry + 1] = "r:" .. COLUMNS[j]
+        entry[#entry + 1] = record[j]
+      end
     end
     redis.call("XADD", KEYS[2], "*", unpack(entry))
   end

@@ -6,34 +6,35 @@ KEYS[1..n]       the record hashes, in the caller's order
 ARGV[1]          the token that must hold every key
 ARGV[2..]        field/value pairs to set on every record (updated_at, state, error, ...)
 
-Returns
-  {1, records}             OK: records[i] = HGETALL of key i after the update.
-  {0, conflicts, missing}  REFUSED: nothing changed. conflicts = {i, HGETALL, ...} for keys held
+Returns (code 1 = OK; code 0 = REFUSED: POISON_CONFLICT for another holder, POISON_NOT_FOUND
+for a missing key, as the runtime decides)
+  {1, records}             OK: records[i] = the record of key i after the update.
+  {0, conflicts, missing}  REFUSED: nothing changed. conflicts = {i, record, ...} for keys held
                            by another token; missing = {i, ...} for absent keys.
+A record is the HMGET of the record columns, in the driver's column order (see redis.ts).
 ]]
+local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
+  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local token = ARGV[1]
 local conflicts = {}
 local missing = {}
 for i = 1, #KEYS do
-  local record = redis.call("HGETALL", KEYS[i])
-  if #record == 0 then
+  local holder = redis.call("HGET", KEYS[i], "token")
+  if holder == false and redis.call("EXISTS", KEYS[i]) == 0 then
     missing[#missing + 1] = i
-  elseif redis.call("HGET", KEYS[i], "token") ~= token then
+  elseif holder ~= token then
     conflicts[#conflicts + 1] = i
-    conflicts[#conflicts + 1] = record
+    conflicts[#conflicts + 1] = redis.call("HMGET", KEYS[i], unpack(COLUMNS))
   end
 end
 if #conflicts > 0 or #missing > 0 then
   return {0, conflicts, missing}
 end
 
-local fields = {}
-for j = 2, #ARGV do
-  fields[#fields + 1] = ARGV[j]
-end
+local fields = {unpack(ARGV, 2)}
 local records = {}
 for i = 1, #KEYS do
   redis.call("HSET", KEYS[i], unpack(fields))
-  records[i] = redis.call("HGETALL", KEYS[i])
+  records[i] = redis.call("HMGET", KEYS[i], unpack(COLUMNS))
 end
 return {1, records}
