@@ -1,9 +1,10 @@
 /**
  * `redis://…` — Redis through ioredis 5, atomic steps as server-side Lua scripts.
  *
- * Every write is one script (src/drivers/redis/*.lua, loaded with SCRIPT LOAD at init and run
- * with EVALSHA), so each call of the core contract is one round trip and Redis runs it without
- * interleaving any other command: put-if-absent, delete-if-token and batches are race-free.
+ * Every write is one script (src/drivers/redis/*.lua, each after the shared prelude.lua, defined
+ * with ioredis `defineCommand` and run with EVALSHA), so each call of the core contract is one
+ * round trip and Redis runs it without interleaving any other command: put-if-absent,
+ * delete-if-token and batches are race-free.
  *
  * Layout under the key prefix P (default `{poison-store}:`; the braces are a cluster hash tag so
  * every key of a store lives on one slot):
@@ -62,7 +63,8 @@ export interface RedisDriverOptions {
    *  `rejectUnauthorized` is false (UNSAFE). */
   tls?: TlsOptions;
   /** An ioredis client to use instead of a URL. The caller owns it: close() leaves it open, and
-   *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). */
+   *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). The
+   *  driver defines its scripts on it (`defineCommand`, commands named `poisonStore_*`). */
   client?: RedisClientLike;
   /** Prefixed to every Redis key this driver writes. Default `{poison-store}:`. */
   keyPrefix?: string;
@@ -82,16 +84,19 @@ export const DEFAULT_REDIS_KEY_PREFIX = "{poison-store}:";
 const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit"] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
-/** Script sources, read once per process from the .lua files beside this module (copied into
- *  dist by `npm run build`). */
+/**
+ * Script sources, read once per process from the .lua files beside this module (copied into
+ * dist by `npm run build`), each with prelude.lua (the helpers several scripts share) prepended:
+ * what Redis runs is the prelude followed by the script.
+ */
 let sources: Promise<Record<ScriptName, string>> | null = null;
 function loadSources(): Promise<Record<ScriptName, string>> {
   sources ??= (async () => {
+    const read = (name: string) =>
+      readFile(new URL(`./redis/${name}.lua`, import.meta.url), "utf8");
+    const prelude = await read("prelude");
     const entries = await Promise.all(
-      SCRIPT_NAMES.map(async (name) => {
-        const text = await readFile(new URL(`./redis/${name}.lua`, import.meta.url), "utf8");
-        return [name, text] as const;
-      }),
+      SCRIPT_NAMES.map(async (name) => [name, `${prelude}\n${await read(name)}`] as const),
     );
     return Object.fromEntries(entries) as Record<ScriptName, string>;
   })();
@@ -99,6 +104,25 @@ function loadSources(): Promise<Record<ScriptName, string>> {
     sources = null;
   });
   return sources;
+}
+
+/** The name under which a script is defined on a client (ioredis `defineCommand`). Prefixed, as
+ *  the client may be the caller's and have commands of its own. */
+const commandName = (name: ScriptName) => `poisonStore_${name}`;
+
+/** A client with our scripts defined: `command(numberOfKeys, ...keys, ...args)`. */
+type ScriptedRedis = Record<string, (...args: (string | number | Buffer)[]) => Promise<unknown>>;
+
+/**
+ * Define the scripts on a client, once. ioredis then sends each as EVALSHA, and as EVAL the
+ * first time on each connection and after a NOSCRIPT answer (a restarted server, SCRIPT FLUSH):
+ * a lost script cache costs one extra round trip for the call that meets it, never an error.
+ */
+const scripted = new WeakSet<object>();
+function defineScripts(redis: Redis, text: Record<ScriptName, string>): void {
+  if (scripted.has(redis)) return;
+  for (const name of SCRIPT_NAMES) redis.defineCommand(commandName(name), { lua: text[name] });
+  scripted.add(redis);
 }
 
 /**
@@ -138,8 +162,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const recordKey = (storageKey: string) => recordPrefix + storageKey;
   let client: Redis | null = (options.client as Redis | undefined) ?? null;
   const ownsClient = options.client === undefined;
-  let shas: Record<ScriptName, string> | null = null;
-  let scriptText: Record<ScriptName, string> | null = null;
+  let initialized = false;
   const errorLog = new RedisErrorLog();
 
   const ready = (): Redis => {
@@ -147,18 +170,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     return client;
   };
 
-  /** One EVALSHA; if the server lost its script cache (restart, SCRIPT FLUSH), one EVAL. */
+  /** One script: one round trip (EVALSHA; see defineScripts for a lost script cache). */
   const run = async (name: ScriptName, keys: string[], args: (string | Buffer)[]) => {
-    const redis = ready();
-    if (!shas || !scriptText) throw new BackendUnavailableError("redis", "scripts not loaded");
-    try {
-      return (await redis.evalsha(shas[name], keys.length, ...keys, ...args)) as Reply;
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-        return (await guard(redis.eval(scriptText[name], keys.length, ...keys, ...args))) as Reply;
-      }
-      throw afterFailure(error);
-    }
+    const redis = ready() as unknown as ScriptedRedis;
+    const command = redis[commandName(name)];
+    if (!initialized || !command) throw new BackendUnavailableError("redis", "scripts not defined");
+    return (await guard(command.call(redis, keys.length, ...keys, ...args))) as Reply;
   };
 
   /** A command that timed out leaves its connection in an unknown state (a late reply would be
@@ -185,8 +202,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       options.url === undefined ? "redis (a client passed by the caller)" : redactUrl(options.url),
 
     async init() {
-      if (shas) return true;
-      scriptText = await loadSources();
+      if (initialized) return true;
+      const text = await loadSources();
       if (!client) {
         const { Redis: RedisClient } = await import("ioredis");
         const created = new RedisClient(settings.url, {
@@ -223,14 +240,9 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         client = created;
       }
       const redis = client;
-      const loaded = await Promise.all(
-        SCRIPT_NAMES.map(async (name) => {
-          const sha = (await guard(redis.script("LOAD", scriptText?.[name] ?? ""))) as string;
-          return [name, sha] as const;
-        }),
-      );
       await checkEviction(redis, settings.allowEviction);
-      shas = Object.fromEntries(loaded) as Record<ScriptName, string>;
+      defineScripts(redis, text);
+      initialized = true;
       return true;
     },
 

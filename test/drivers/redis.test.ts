@@ -56,7 +56,7 @@ describe("redis driver", { skip: skip ?? false }, () => {
     const store = openPoisonStore(redisDriver({ client, keyPrefix }), { namespace: "/rt/" });
     cleanup.push(() => store.close());
     const key = `rt/${randomUUID()}`;
-    // Warm up: connect, SCRIPT LOAD and a first write on another key; none of it counts.
+    // Warm up: connect, the first EVAL of each script and a write on another key; none of it counts.
     await store.tryPutPoison(`${key}/warm-up`, "warm-up");
     await store.deletePoison(`${key}/warm-up`, "warm-up");
     const measured = await measureCorePaths(store, key, () => commands);

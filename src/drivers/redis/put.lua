@@ -1,5 +1,6 @@
 --[[
 put.lua: put-if-absent of one or more poison keys under one token, all or none, in one step.
+Runs after prelude.lua (prepended when loaded), which defines read_record, append_audit.
 
 KEYS[1]          the key index: a sorted set whose members are storage keys, every score 0
 KEYS[2]          the audit stream
@@ -18,13 +19,11 @@ Returns (code 1 = OK; code 0 = CONFLICT, which the runtime raises as POISON_CONF
                   written. held = {i, record, i, record, ...} for each key i already held.
   {0, conflicts}  CONFLICT: some key is held by another token; nothing was written.
                   conflicts = {i, record, ...} for each such key i.
-A record is the HMGET of the record columns, in the driver's column order (see redis.ts).
+A record is the HMGET of COLUMNS (prelude.lua), in that order.
 
 The common case (one absent key) costs EXISTS, HSET and ZADD; the stored record is read only for
 a key that is present.
 ]]
-local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
-  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local n = #KEYS - 2
 local token = ARGV[1]
 local audited = ARGV[2] == "1"
@@ -36,8 +35,8 @@ local held = nil
 local isHeld = {}
 local conflicts = nil
 for i = 1, n do
-  if redis.call("EXISTS", KEYS[2 + i]) == 1 then
-    local record = redis.call("HMGET", KEYS[2 + i], unpack(COLUMNS))
+  local record = read_record(KEYS[2 + i])
+  if record then
     if record[1] == token then
       held = held or {}
       held[#held + 1] = i
@@ -61,15 +60,7 @@ for i = 1, n do
     redis.call("HSET", KEYS[2 + i], unpack(fields))
     redis.call("ZADD", KEYS[1], 0, ARGV[2 + i])
     if audited then
-      local entry = {"key", ARGV[2 + i]}
-      for j = auditAt, #ARGV do
-        entry[#entry + 1] = ARGV[j]
-      end
-      for j = 1, #fields, 2 do
-        entry[#entry + 1] = "r:" .. fields[j]
-        entry[#entry + 1] = fields[j + 1]
-      end
-      redis.call("XADD", KEYS[2], "*", unpack(entry))
+      append_audit(KEYS[2], ARGV[2 + i], auditAt, fields)
     end
   end
 end

@@ -1,5 +1,6 @@
 --[[
 remove.lua: delete one or more poison keys, all or none, in one step.
+Runs after prelude.lua (prepended when loaded), which defines read_record, record_pairs, append_audit.
 
 KEYS[1]          the key index (sorted set of storage keys)
 KEYS[2]          the audit stream
@@ -20,11 +21,9 @@ compare-and-delete decides again)
                   deleted (absent keys are skipped).
   {0, conflicts}  REFUSED: some key is held by another token, or is not as expected; nothing was
                   removed. conflicts = {i, record, ...} for such keys that are present.
-A record is the HMGET of the record columns, in the driver's column order (see redis.ts); it is
-read once per present key, and the checks are made on it.
+A record is the HMGET of COLUMNS (prelude.lua), in that order; it is read once per present key,
+and the checks are made on it.
 ]]
-local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
-  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local n = #KEYS - 2
 local token = ARGV[1]
 local audited = ARGV[2] == "1"
@@ -45,10 +44,7 @@ local conflicts = {}
 local changed = false
 for i = 1, n do
   local at = expectedAt + (i - 1) * 5
-  local record = nil
-  if redis.call("EXISTS", KEYS[2 + i]) == 1 then
-    record = redis.call("HMGET", KEYS[2 + i], unpack(COLUMNS))
-  end
+  local record = read_record(KEYS[2 + i])
   if record then
     local holder = text(record[1])
     if token ~= "" and holder ~= token then
@@ -77,17 +73,7 @@ for p = 1, #present, 2 do
   redis.call("DEL", KEYS[2 + i])
   redis.call("ZREM", KEYS[1], ARGV[2 + i])
   if audited then
-    local entry = {"key", ARGV[2 + i]}
-    for j = auditAt, #ARGV do
-      entry[#entry + 1] = ARGV[j]
-    end
-    for j = 1, #COLUMNS do
-      if record[j] ~= false then
-        entry[#entry + 1] = "r:" .. COLUMNS[j]
-        entry[#entry + 1] = record[j]
-      end
-    end
-    redis.call("XADD", KEYS[2], "*", unpack(entry))
+    append_audit(KEYS[2], ARGV[2 + i], auditAt, record_pairs(record))
   end
 end
 return {1, present}

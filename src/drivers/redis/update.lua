@@ -1,5 +1,6 @@
 --[[
 update.lua: token-checked update of present poison keys, all or none, in one step.
+Runs after prelude.lua (prepended when loaded), which defines read_record, COLUMNS.
 
 KEYS[1..n]       the record hashes, in the caller's order
 
@@ -11,20 +12,18 @@ for a missing key, as the runtime decides)
   {1, records}             OK: records[i] = the record of key i after the update.
   {0, conflicts, missing}  REFUSED: nothing changed. conflicts = {i, record, ...} for keys held
                            by another token; missing = {i, ...} for absent keys.
-A record is the HMGET of the record columns, in the driver's column order (see redis.ts).
+A record is the HMGET of COLUMNS (prelude.lua), in that order.
 ]]
-local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
-  "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 local token = ARGV[1]
 local conflicts = {}
 local missing = {}
 for i = 1, #KEYS do
-  local holder = redis.call("HGET", KEYS[i], "token")
-  if holder == false and redis.call("EXISTS", KEYS[i]) == 0 then
+  local record = read_record(KEYS[i])
+  if not record then
     missing[#missing + 1] = i
-  elseif holder ~= token then
+  elseif record[1] ~= token then
     conflicts[#conflicts + 1] = i
-    conflicts[#conflicts + 1] = redis.call("HMGET", KEYS[i], unpack(COLUMNS))
+    conflicts[#conflicts + 1] = record
   end
 end
 if #conflicts > 0 or #missing > 0 then
