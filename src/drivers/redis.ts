@@ -11,7 +11,9 @@
  * - `P` + `r:` + storage key: a hash, one field per record column (token, state, created_at…);
  * - `P` + `index`: a sorted set of storage keys, all scored 0, listed with ZRANGEBYLEX on raw
  *   bytes (never SCAN MATCH, so `*`, `?` and `[` in keys are plain characters);
- * - `P` + `audit`: a stream of audit entries, appended by the same script as the write.
+ * - `P` + `audit`: a stream of audit entries, appended by the same script as the write;
+ * - `P` + `changes`: a stream of every change (type, key, record), appended by the same script as
+ *   the change and trimmed to about 10,000 entries: store.watch's native feed (`watchChanges`).
  *
  * What Redis does not promise: replication is asynchronous, so a poison key acknowledged by a
  * primary can vanish when a replica without it is promoted (see docs/BACKENDS-KV.md).
@@ -35,6 +37,7 @@ import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import { checkDuration } from "../core/validation.js";
+import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
 import {
   explainConnectFailure,
   RedisErrorLog,
@@ -81,7 +84,7 @@ export interface RedisDriverOptions {
 
 export const DEFAULT_REDIS_KEY_PREFIX = "{poison-store}:";
 
-const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit"] as const;
+const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit", "changes"] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /**
@@ -130,7 +133,48 @@ function defineScripts(redis: Redis, text: Record<ScriptName, string>): void {
  * ErrorCode.PoisonConflict (PoisonConflictError, with the records returned) or, for update's
  * absent keys, ErrorCode.PoisonNotFound; the header of each .lua file says what follows.
  */
-const REPLY = { ok: 1, conflict: 0 } as const;
+const REPLY = { ok: 1, conflict: 0, resync: 2 } as const;
+
+/** How long one XREAD of the change stream waits before it is sent again (an idle watch costs
+ *  one command per this interval), and how many entries one read takes. */
+const WATCH_BLOCK_MS = 10_000;
+const WATCH_BATCH = 256;
+
+const CHANGE_TYPES = new Set<string>(["put", "poisoned", "touched", "deleted", "force-deleted"]);
+
+/** `<run_id>/<stream id>` into its two parts (a position from elsewhere reads as nothing). */
+function splitPosition(position: string | null): [string, string] {
+  const at = position?.lastIndexOf("/") ?? -1;
+  if (position === null || at < 0) return ["", "0-0"];
+  const id = position.slice(at + 1);
+  return [position.slice(0, at), /^\d+-\d+$/.test(id) ? id : "0-0"];
+}
+
+/** A change-stream entry as a change (without its position), or null when it is not under
+ *  `prefix` or not one of ours. */
+function changeOf(
+  id: string,
+  flat: readonly Reply[],
+  prefix: string,
+): Omit<DriverChange, "position"> | null {
+  const fields = pairs(flat);
+  const key = fields.get("k");
+  const type = fields.get("t");
+  if (key === undefined || type === undefined || !CHANGE_TYPES.has(type)) return null;
+  if (!key.startsWith(prefix)) return null;
+  const change: Omit<DriverChange, "position"> = {
+    type: type as DriverChange["type"],
+    key,
+  };
+  if (fields.has("token")) change.record = fromColumns(key, columnsOf(fields));
+  const at = fields.get("at");
+  if (at !== undefined) change.at = at;
+  else if (type === "deleted" || type === "force-deleted") {
+    // When it was removed: the stream id's time (the server's clock), not the record's.
+    change.at = new Date(Number(id.split("-")[0])).toISOString();
+  }
+  return change;
+}
 
 /** A Lua reply: nested arrays of strings and integers. */
 type Reply = string | number | null | Reply[];
@@ -158,6 +202,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const prefix = settings.keyPrefix;
   const indexKey = `${prefix}index`;
   const auditKey = `${prefix}audit`;
+  const changesKey = `${prefix}changes`;
   const recordPrefix = `${prefix}r:`;
   const recordKey = (storageKey: string) => recordPrefix + storageKey;
   let client: Redis | null = (options.client as Redis | undefined) ?? null;
@@ -194,6 +239,99 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       throw afterFailure(error);
     }
   };
+
+  /**
+   * store.watch's native feed: the change stream `P changes`, appended by the same script as
+   * each change, read on a dedicated connection (XREAD BLOCK holds it) that the abort closes.
+   * Positions are `<server run_id>/<stream id>`: a stream id resumes only on the server
+   * incarnation that wrote it, unless that entry is still there (persistence kept it).
+   */
+  async function* watchChanges({
+    prefix: watched,
+    from,
+    signal,
+  }: DriverWatchQuery): AsyncGenerator<DriverWatchEvent> {
+    const redis = ready();
+    const text = await loadSources();
+    const log = new RedisErrorLog();
+    const conn = redis.duplicate({
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // A failure ends this call; the runtime calls again from the last position (backoff).
+      retryStrategy: () => null,
+      // XREAD BLOCK waits up to WATCH_BLOCK_MS for its answer: allow for it.
+      commandTimeout: WATCH_BLOCK_MS + settings.commandTimeoutMs,
+    });
+    conn.on("error", (error: Error) => log.record(error));
+    const close = () => conn.disconnect(false);
+    signal.addEventListener("abort", close, { once: true });
+    const failed = (error: unknown) => redisFailure(error, log, settings.tls !== null);
+    try {
+      if (signal.aborted) return;
+      await conn.connect();
+      defineScripts(conn, text);
+      const runId = /^run_id:(\S+)/m.exec(await conn.info("server"))?.[1] ?? "";
+      const read = async (after: string) =>
+        (await (conn as unknown as ScriptedRedis)[commandName("changes")]?.call(
+          conn,
+          1,
+          changesKey,
+          after,
+          String(WATCH_BATCH),
+        )) as [number, string, Reply[]?];
+      // Where to start: from now, or from `from` if this server can still serve it.
+      const [fromRun, fromId] = splitPosition(from);
+      const asked = from === null ? "" : fromRun !== runId && fromId === "0-0" ? null : fromId;
+      const first = asked === null ? ([REPLY.resync, ""] as const) : await read(asked);
+      let last = first[0] === REPLY.resync ? (await read(""))[1] : first[1];
+      const position = (id: string) => `${runId}/${id}`;
+      yield {
+        type: first[0] === REPLY.resync ? "resync" : "ready",
+        position: position(last),
+      };
+      let pending: Reply[] = first[0] === REPLY.resync ? [] : (first[2] ?? []);
+      while (!signal.aborted) {
+        for (const entry of pending) {
+          const [id, fields] = entry as [string, Reply[]];
+          last = id;
+          const change = changeOf(id, fields, watched);
+          if (change) yield { ...change, position: position(id) };
+        }
+        if (signal.aborted) return;
+        if (pending.length === 0) {
+          // Wait for anything newer than `last` (at once if it is there already); the entries
+          // are then read with the trim check, so that a gap is a resync, never silent. A wait
+          // that times out (null) is simply sent again: an idle watch costs one command per wait.
+          const woken = await conn.xread(
+            "COUNT",
+            1,
+            "BLOCK",
+            WATCH_BLOCK_MS,
+            "STREAMS",
+            changesKey,
+            last,
+          );
+          if (woken === null) continue;
+        }
+        const next = await read(last);
+        if (next[0] === REPLY.resync) {
+          last = (await read(""))[1];
+          yield { type: "resync", position: position(last) };
+          pending = [];
+        } else {
+          pending = next[2] ?? [];
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      throw failed(error);
+    } finally {
+      signal.removeEventListener("abort", close);
+      conn.disconnect(false);
+    }
+  }
 
   return {
     backend: "redis",
@@ -259,7 +397,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       ];
       const reply = (await run(
         "put",
-        [indexKey, auditKey, ...records.map((r) => recordKey(r.key))],
+        [indexKey, auditKey, changesKey, ...records.map((r) => recordKey(r.key))],
         args,
       )) as [number, Reply[]?];
       if (reply[0] === REPLY.conflict) {
@@ -284,10 +422,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     async remove(keys, token, audit, expected) {
       const reply = (await run(
         "remove",
-        [indexKey, auditKey, ...keys.map(recordKey)],
+        [indexKey, auditKey, changesKey, ...keys.map(recordKey)],
         [
           token ?? "",
           audit ? "1" : "",
+          audit?.action === "force-delete" ? "force-deleted" : "deleted",
+          audit?.at ?? "",
           ...keys,
           ...expectedFields(expected),
           ...auditFields(audit),
@@ -303,9 +443,11 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     },
 
     async update(keys, token, patch: RecordPatch) {
-      const reply = (await run("update", keys.map(recordKey), [token, ...patchFields(patch)])) as
-        | [1, Reply[]]
-        | [0, Reply[], number[]];
+      const reply = (await run(
+        "update",
+        [changesKey, ...keys.map(recordKey)],
+        [token, recordPrefix, ...patchFields(patch)],
+      )) as [1, Reply[]] | [0, Reply[], number[]];
       if (reply[0] === REPLY.ok) {
         return {
           ok: true,
@@ -367,6 +509,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       }
       return out;
     },
+
+    watch: (query) => watchChanges(query),
 
     async close() {
       if (client && ownsClient) {
@@ -442,7 +586,8 @@ const SAFE_EVICTION = /^(noeviction|volatile-[a-z]+)$/;
 
 /**
  * Refuse a server that may evict poison keys to make room (`allkeys-*`): an acknowledged key
- * would vanish silently and free its resource. Read from INFO, which managed Redis services
+ * would vanish silently and free its resource. The policy covers every key of the store alike
+ * (records, index, audit and change streams): none has a TTL, so `volatile-*` never takes them. Read from INFO, which managed Redis services
  * keep even where CONFIG is disabled.
  */
 async function checkEviction(redis: Redis, allowed: boolean): Promise<void> {

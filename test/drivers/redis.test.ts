@@ -204,6 +204,11 @@ describe("redis eviction policy", { skip: skip ?? false }, () => {
     t.after(() => accepted.close());
     await accepted.tryPutPoison("k", "t");
     assert.equal(await accepted.getPoison("k"), "t");
+    // Every key the store writes, the change stream of store.watch included, is covered by the
+    // same check: none has a TTL, so a volatile-* policy never evicts it.
+    for (const key of ["r:/__procedure_poison/k", "index", "changes"]) {
+      assert.equal(await admin.ttl(`{poison-store}:${key}`), -1, `${key} exists without a TTL`);
+    }
     for (const policy of ["noeviction", "volatile-lru", "volatile-ttl"]) {
       await admin.config("SET", "maxmemory-policy", policy);
       const store = open();

@@ -3,10 +3,13 @@ prelude.lua: what several scripts share, prepended to each of them when the driv
 (redis.ts), so that it is written once. It defines only locals; each script's own header says
 what its KEYS, ARGV and reply are.
 
+CHANGES_MAXLEN   the change stream (store.watch) keeps about this many entries: XADD MAXLEN ~.
+                 changes.lua relies on it (a stream shorter than this was never trimmed).
 COLUMNS          the record's hash fields, in the order in which scripts answer records (the HMGET
                  of these fields: values only, false/nil for a field not stored). redis.ts reads
                  records by this position: keep both lists in the same order.
 ]]
+local CHANGES_MAXLEN = 10000
 local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
   "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 
@@ -44,5 +47,21 @@ local function append_audit(stream, key, from, fields)
     entry[#entry + 1] = fields[j + 1]
   end
   redis.call("XADD", stream, "*", unpack(entry))
+end
+
+-- Append one change to the change stream `stream` (store.watch reads it): "k" the storage key,
+-- "t" the change type (put, poisoned, touched, deleted, force-deleted), "at" when the caller
+-- knows the time (`at`, or nil), then the record after the change (or removed) as its field/value
+-- pairs. Trimmed to about CHANGES_MAXLEN entries; a watch that falls further behind resyncs.
+local function append_change(stream, key, type, at, fields)
+  local entry = {"k", key, "t", type}
+  if at then
+    entry[#entry + 1] = "at"
+    entry[#entry + 1] = at
+  end
+  for j = 1, #fields do
+    entry[#entry + 1] = fields[j]
+  end
+  redis.call("XADD", stream, "MAXLEN", "~", CHANGES_MAXLEN, "*", unpack(entry))
 end
 

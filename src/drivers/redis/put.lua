@@ -1,14 +1,16 @@
 --[[
 put.lua: put-if-absent of one or more poison keys under one token, all or none, in one step.
-Runs after prelude.lua (prepended when loaded), which defines read_record, append_audit.
+Runs after prelude.lua (prepended when loaded), which defines read_record, append_audit and
+append_change.
 
 KEYS[1]          the key index: a sorted set whose members are storage keys, every score 0
 KEYS[2]          the audit stream
-KEYS[3..2+n]     the record hashes, one per poison key, in the caller's order
+KEYS[3]          the change stream (store.watch)
+KEYS[4..3+n]     the record hashes, one per poison key, in the caller's order
 
 ARGV[1]          the token (never empty)
 ARGV[2]          "1": append one audit entry per key this call writes; "": no audit
-ARGV[3..2+n]     the storage keys (the index members), same order as KEYS[3..]
+ARGV[3..2+n]     the storage keys (the index members), same order as KEYS[4..]
 ARGV[3+n]        m: the number of record field/value pairs that follow
 ARGV[4+n..]      the record's field/value pairs (2m values: token, state, created_at, ...)
 then             when ARGV[2] == "1": the audit entry's field/value pairs (at, action, ...)
@@ -21,10 +23,10 @@ Returns (code 1 = OK; code 0 = CONFLICT, which the runtime raises as POISON_CONF
                   conflicts = {i, record, ...} for each such key i.
 A record is the HMGET of COLUMNS (prelude.lua), in that order.
 
-The common case (one absent key) costs EXISTS, HSET and ZADD; the stored record is read only for
-a key that is present.
+Each key written also gets a "put" entry in the change stream. The common case (one absent key)
+costs EXISTS, HSET, ZADD and XADD; the stored record is read only for a key that is present.
 ]]
-local n = #KEYS - 2
+local n = #KEYS - 3
 local token = ARGV[1]
 local audited = ARGV[2] == "1"
 local m = tonumber(ARGV[3 + n])
@@ -35,7 +37,7 @@ local held = nil
 local isHeld = {}
 local conflicts = nil
 for i = 1, n do
-  local record = read_record(KEYS[2 + i])
+  local record = read_record(KEYS[3 + i])
   if record then
     if record[1] == token then
       held = held or {}
@@ -57,11 +59,12 @@ end
 local fields = {unpack(ARGV, fieldsAt, auditAt - 1)}
 for i = 1, n do
   if not isHeld[i] then
-    redis.call("HSET", KEYS[2 + i], unpack(fields))
+    redis.call("HSET", KEYS[3 + i], unpack(fields))
     redis.call("ZADD", KEYS[1], 0, ARGV[2 + i])
     if audited then
       append_audit(KEYS[2], ARGV[2 + i], auditAt, fields)
     end
+    append_change(KEYS[3], ARGV[2 + i], "put", nil, fields)
   end
 end
 if held then
