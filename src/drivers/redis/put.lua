@@ -1,7 +1,7 @@
 --[[
 put.lua: put-if-absent of one or more poison keys under one token, all or none, in one step.
 Runs after prelude.lua (prepended when loaded), which defines read_record, append_audit and
-append_change.
+CHANGES_MAXLEN (the "put" change entry is append_change's layout, written inline).
 
 KEYS[1]          the key index: a sorted set whose members are storage keys, every score 0
 KEYS[2]          the audit stream
@@ -34,7 +34,7 @@ local fieldsAt = 4 + n
 local auditAt = fieldsAt + 2 * m
 
 local held = nil
-local isHeld = {}
+local isHeld = nil
 local conflicts = nil
 for i = 1, n do
   local record = read_record(KEYS[3 + i])
@@ -43,6 +43,7 @@ for i = 1, n do
       held = held or {}
       held[#held + 1] = i
       held[#held + 1] = record
+      isHeld = isHeld or {}
       isHeld[i] = true
     else
       -- Another token, or a hash without a token (written by hand): never overwrite it.
@@ -56,15 +57,17 @@ if conflicts then
   return {0, conflicts}
 end
 
-local fields = {unpack(ARGV, fieldsAt, auditAt - 1)}
+-- The record's pairs are passed straight from ARGV (unpack as the last argument): no table is
+-- built per call on the common path.
 for i = 1, n do
-  if not isHeld[i] then
-    redis.call("HSET", KEYS[3 + i], unpack(fields))
+  if not (isHeld and isHeld[i]) then
+    redis.call("HSET", KEYS[3 + i], unpack(ARGV, fieldsAt, auditAt - 1))
     redis.call("ZADD", KEYS[1], 0, ARGV[2 + i])
     if audited then
-      append_audit(KEYS[2], ARGV[2 + i], auditAt, fields)
+      append_audit(KEYS[2], ARGV[2 + i], auditAt, {unpack(ARGV, fieldsAt, auditAt - 1)})
     end
-    append_change(KEYS[3], ARGV[2 + i], "put", nil, fields)
+    redis.call("XADD", KEYS[3], "MAXLEN", "~", CHANGES_MAXLEN, "*", "k", ARGV[2 + i], "t", "put",
+      unpack(ARGV, fieldsAt, auditAt - 1))
   end
 end
 if held then
