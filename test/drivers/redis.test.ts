@@ -7,6 +7,7 @@ import {
   BackendConfigurationError,
   BackendUnavailableError,
   openPoisonStore,
+  PoisonConflictError,
   redisDriver,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
@@ -81,6 +82,23 @@ describe("redis driver", { skip: skip ?? false }, () => {
       (await store.listPoisons({ prefix: "[" })).records.map((r) => r.key),
       ["[a]"],
     );
+  });
+
+  it("a hash written by hand without our fields is held by nobody: never overwritten, force-deletable", async () => {
+    const store = openPoisonStore(redisDriver({ url, keyPrefix }), { namespace: "/hand/" });
+    cleanup.push(() => store.close());
+    const admin = new Redis(url);
+    cleanup.push(() => admin.quit());
+    const key = `k-${randomUUID()}`;
+    await admin.hset(`${keyPrefix}r:/hand/${key}`, "note", "written by hand");
+    const conflict = await store.tryPutPoison(key, "t").catch((error: unknown) => error);
+    assert.ok(conflict instanceof PoisonConflictError, String(conflict));
+    assert.equal(await admin.hget(`${keyPrefix}r:/hand/${key}`, "note"), "written by hand");
+    await assert.rejects(store.deletePoison(key, "t"), PoisonConflictError);
+    await store.forceDeletePoison(key, { actor: "olga", reason: "stray hash", evenIfAlive: true });
+    assert.equal(await admin.exists(`${keyPrefix}r:/hand/${key}`), 0);
+    await store.tryPutPoison(key, "t");
+    await store.deletePoison(key, "t");
   });
 
   outageTests({ host: HOST, port: PORT }, (port) =>

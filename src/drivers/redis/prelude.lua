@@ -13,13 +13,29 @@ local CHANGES_MAXLEN = 10000
 local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
   "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 
--- The record stored at `key` (COLUMNS order), or nil when the key does not exist. EXISTS first:
--- a hash written by hand without any of our fields is still present (never taken for absent).
+-- The record stored at `key` (COLUMNS order), or nil when the key does not exist. EXISTS first,
+-- for a key expected to be absent (put): one call then. A hash written by hand without any of
+-- our fields is still present (never taken for absent).
 local function read_record(key)
   if redis.call("EXISTS", key) == 0 then
     return nil
   end
   return redis.call("HMGET", key, unpack(COLUMNS))
+end
+
+-- The same answer as read_record, for a key expected to be present (delete, update): HMGET
+-- first, and EXISTS only when it found none of our fields (absent, or a hash written by hand).
+local function read_present(key)
+  local record = redis.call("HMGET", key, unpack(COLUMNS))
+  for j = 1, #COLUMNS do
+    if record[j] then
+      return record
+    end
+  end
+  if redis.call("EXISTS", key) == 0 then
+    return nil
+  end
+  return record
 end
 
 -- A record (COLUMNS order) as field/value pairs, fields not stored left out.

@@ -1,6 +1,6 @@
 --[[
 remove.lua: delete one or more poison keys, all or none, in one step.
-Runs after prelude.lua (prepended when loaded), which defines read_record, record_pairs,
+Runs after prelude.lua (prepended when loaded), which defines read_present, record_pairs,
 append_audit and append_change.
 
 KEYS[1]          the key index (sorted set of storage keys)
@@ -46,19 +46,32 @@ local function text(value)
   return value
 end
 
+-- The state and update time as the driver reads them (codec.ts parseState, redis.ts fromValues):
+-- the expected version was read that way, so a hash written by hand (no state, no updated_at)
+-- still compares equal to itself.
+local function state(record)
+  if record[2] == "in-progress" then
+    return "in-progress"
+  end
+  return "poisoned"
+end
+local function updated(record)
+  return text(record[4] or record[3])
+end
+
 local present = {}
 local conflicts = {}
 local changed = false
 for i = 1, n do
   local at = expectedAt + (i - 1) * 5
-  local record = read_record(KEYS[3 + i])
+  local record = read_present(KEYS[3 + i])
   if record then
     local holder = text(record[1])
     if token ~= "" and holder ~= token then
       conflicts[#conflicts + 1] = i
       conflicts[#conflicts + 1] = record
-    elseif e > 0 and (ARGV[at] ~= "1" or holder ~= ARGV[at + 1] or text(record[2]) ~= ARGV[at + 2]
-        or text(record[4]) ~= ARGV[at + 3] or text(record[5]) ~= ARGV[at + 4]) then
+    elseif e > 0 and (ARGV[at] ~= "1" or holder ~= ARGV[at + 1] or state(record) ~= ARGV[at + 2]
+        or updated(record) ~= ARGV[at + 3] or text(record[5]) ~= ARGV[at + 4]) then
       changed = true
       conflicts[#conflicts + 1] = i
       conflicts[#conflicts + 1] = record

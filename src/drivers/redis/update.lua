@@ -1,6 +1,6 @@
 --[[
 update.lua: token-checked update of present poison keys, all or none, in one step.
-Runs after prelude.lua (prepended when loaded), which defines read_record, record_pairs,
+Runs after prelude.lua (prepended when loaded), which defines read_present, record_pairs,
 append_change and COLUMNS.
 
 KEYS[1]          the change stream (store.watch)
@@ -25,7 +25,7 @@ local missing = {}
 local n = #KEYS - 1
 local states = {}
 for i = 1, n do
-  local record = read_record(KEYS[1 + i])
+  local record = read_present(KEYS[1 + i])
   if not record then
     missing[#missing + 1] = i
   elseif record[1] ~= token then
