@@ -150,7 +150,7 @@ export function redisConfigurationError(error: unknown): PoisonStoreError | null
   if (/^NOPERM/.test(message)) {
     return configuration(
       "permissions",
-      `${message}; the ACL user needs the commands EVALSHA, EVAL, SCRIPT, INFO and every key under the store's key prefix`,
+      `${message}; the ACL user needs the commands EVALSHA, EVAL, INFO, HGET, HGETALL (and XREAD, XRANGE for store.watch) and every key under the store's key prefix`,
       error,
     );
   }

@@ -1,16 +1,19 @@
 /**
  * `redis://…` — Redis through ioredis 5, atomic steps as server-side Lua scripts.
  *
- * Every write is one script (src/drivers/redis/*.lua, loaded with SCRIPT LOAD at init and run
- * with EVALSHA), so each call of the core contract is one round trip and Redis runs it without
- * interleaving any other command: put-if-absent, delete-if-token and batches are race-free.
+ * Every write is one script (src/drivers/redis/*.lua, each after the shared prelude.lua, defined
+ * with ioredis `defineCommand` and run with EVALSHA), so each call of the core contract is one
+ * round trip and Redis runs it without interleaving any other command: put-if-absent,
+ * delete-if-token and batches are race-free.
  *
  * Layout under the key prefix P (default `{poison-store}:`; the braces are a cluster hash tag so
  * every key of a store lives on one slot):
  * - `P` + `r:` + storage key: a hash, one field per record column (token, state, created_at…);
  * - `P` + `index`: a sorted set of storage keys, all scored 0, listed with ZRANGEBYLEX on raw
  *   bytes (never SCAN MATCH, so `*`, `?` and `[` in keys are plain characters);
- * - `P` + `audit`: a stream of audit entries, appended by the same script as the write.
+ * - `P` + `audit`: a stream of audit entries, appended by the same script as the write;
+ * - `P` + `changes`: a stream of every change (type, key, record), appended by the same script as
+ *   the change and trimmed to about 10,000 entries: store.watch's native feed (`watchChanges`).
  *
  * What Redis does not promise: replication is asynchronous, so a poison key acknowledged by a
  * primary can vanish when a replica without it is promoted (see docs/BACKENDS-KV.md).
@@ -34,6 +37,7 @@ import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { redactUrl } from "../core/url.js";
 import { checkDuration } from "../core/validation.js";
+import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
 import {
   explainConnectFailure,
   RedisErrorLog,
@@ -62,7 +66,8 @@ export interface RedisDriverOptions {
    *  `rejectUnauthorized` is false (UNSAFE). */
   tls?: TlsOptions;
   /** An ioredis client to use instead of a URL. The caller owns it: close() leaves it open, and
-   *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). */
+   *  its offline queue and timeouts are the caller's choice (see docs/BACKENDS-KV.md). The
+   *  driver defines its scripts on it (`defineCommand`, commands named `poisonStore_*`). */
   client?: RedisClientLike;
   /** Prefixed to every Redis key this driver writes. Default `{poison-store}:`. */
   keyPrefix?: string;
@@ -79,19 +84,22 @@ export interface RedisDriverOptions {
 
 export const DEFAULT_REDIS_KEY_PREFIX = "{poison-store}:";
 
-const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit"] as const;
+const SCRIPT_NAMES = ["put", "remove", "update", "list", "audit", "changes"] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
-/** Script sources, read once per process from the .lua files beside this module (copied into
- *  dist by `npm run build`). */
+/**
+ * Script sources, read once per process from the .lua files beside this module (copied into
+ * dist by `npm run build`), each with prelude.lua (the helpers several scripts share) prepended:
+ * what Redis runs is the prelude followed by the script.
+ */
 let sources: Promise<Record<ScriptName, string>> | null = null;
 function loadSources(): Promise<Record<ScriptName, string>> {
   sources ??= (async () => {
+    const read = (name: string) =>
+      readFile(new URL(`./redis/${name}.lua`, import.meta.url), "utf8");
+    const prelude = await read("prelude");
     const entries = await Promise.all(
-      SCRIPT_NAMES.map(async (name) => {
-        const text = await readFile(new URL(`./redis/${name}.lua`, import.meta.url), "utf8");
-        return [name, text] as const;
-      }),
+      SCRIPT_NAMES.map(async (name) => [name, `${prelude}\n${await read(name)}`] as const),
     );
     return Object.fromEntries(entries) as Record<ScriptName, string>;
   })();
@@ -101,9 +109,81 @@ function loadSources(): Promise<Record<ScriptName, string>> {
   return sources;
 }
 
+/** The name under which a script is defined on a client (ioredis `defineCommand`). Prefixed, as
+ *  the client may be the caller's and have commands of its own. */
+const commandName = (name: ScriptName) => `poisonStore_${name}`;
+
+/** A client with our scripts defined: `command(numberOfKeys, ...keys, ...args)`. */
+type ScriptedRedis = Record<string, (...args: (string | number | Buffer)[]) => Promise<unknown>>;
+
+/**
+ * Define the scripts on a client, once. ioredis then sends each as EVALSHA, and as EVAL the
+ * first time on each connection and after a NOSCRIPT answer (a restarted server, SCRIPT FLUSH):
+ * a lost script cache costs one extra round trip for the call that meets it, never an error.
+ */
+const scripted = new WeakSet<object>();
+function defineScripts(redis: Redis, text: Record<ScriptName, string>): void {
+  if (scripted.has(redis)) return;
+  for (const name of SCRIPT_NAMES) redis.defineCommand(commandName(name), { lua: text[name] });
+  scripted.add(redis);
+}
+
+/**
+ * The first element of every write script's reply. `conflict` is what the runtime turns into
+ * ErrorCode.PoisonConflict (PoisonConflictError, with the records returned) or, for update's
+ * absent keys, ErrorCode.PoisonNotFound; the header of each .lua file says what follows.
+ */
+const REPLY = { ok: 1, conflict: 0, resync: 2 } as const;
+
+/** How long one XREAD of the change stream waits before it is sent again (an idle watch costs
+ *  one command per this interval), and how many entries one read takes. */
+const WATCH_BLOCK_MS = 10_000;
+const WATCH_BATCH = 256;
+
+const CHANGE_TYPES = new Set<string>(["put", "poisoned", "touched", "deleted", "force-deleted"]);
+
+/** `<run_id>/<stream id>` into its two parts (a position from elsewhere reads as nothing). */
+function splitPosition(position: string | null): [string, string] {
+  const at = position?.lastIndexOf("/") ?? -1;
+  if (position === null || at < 0) return ["", "0-0"];
+  const id = position.slice(at + 1);
+  return [position.slice(0, at), /^\d+-\d+$/.test(id) ? id : "0-0"];
+}
+
+/** A change-stream entry as a change (without its position), or null when it is not under
+ *  `prefix` or not one of ours. */
+function changeOf(
+  id: string,
+  flat: readonly Reply[],
+  prefix: string,
+): Omit<DriverChange, "position"> | null {
+  const fields = pairs(flat);
+  const key = fields.get("k");
+  const type = fields.get("t");
+  if (key === undefined || type === undefined || !CHANGE_TYPES.has(type)) return null;
+  if (!key.startsWith(prefix)) return null;
+  const change: Omit<DriverChange, "position"> = {
+    type: type as DriverChange["type"],
+    key,
+  };
+  if (fields.has("token")) change.record = fromColumns(key, columnsOf(fields));
+  const at = fields.get("at");
+  if (at !== undefined) change.at = at;
+  else if (type === "deleted" || type === "force-deleted") {
+    // When it was removed: the stream id's time (the server's clock), not the record's.
+    change.at = new Date(Number(id.split("-")[0])).toISOString();
+  }
+  return change;
+}
+
 /** A Lua reply: nested arrays of strings and integers. */
 type Reply = string | number | null | Reply[];
 
+/**
+ * The record columns, one hash field each. The scripts answer records as the HMGET of these
+ * fields in exactly this order (values only: half the reply of HGETALL, read by position), so
+ * the Lua `COLUMNS` table must list the same names in the same order.
+ */
 const COLUMNS: readonly (keyof RecordColumns)[] = [
   "token",
   "state",
@@ -122,12 +202,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const prefix = settings.keyPrefix;
   const indexKey = `${prefix}index`;
   const auditKey = `${prefix}audit`;
+  const changesKey = `${prefix}changes`;
   const recordPrefix = `${prefix}r:`;
   const recordKey = (storageKey: string) => recordPrefix + storageKey;
   let client: Redis | null = (options.client as Redis | undefined) ?? null;
   const ownsClient = options.client === undefined;
-  let shas: Record<ScriptName, string> | null = null;
-  let scriptText: Record<ScriptName, string> | null = null;
+  let initialized = false;
   const errorLog = new RedisErrorLog();
 
   const ready = (): Redis => {
@@ -135,18 +215,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     return client;
   };
 
-  /** One EVALSHA; if the server lost its script cache (restart, SCRIPT FLUSH), one EVAL. */
+  /** One script: one round trip (EVALSHA; see defineScripts for a lost script cache). */
   const run = async (name: ScriptName, keys: string[], args: (string | Buffer)[]) => {
-    const redis = ready();
-    if (!shas || !scriptText) throw new BackendUnavailableError("redis", "scripts not loaded");
-    try {
-      return (await redis.evalsha(shas[name], keys.length, ...keys, ...args)) as Reply;
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-        return (await guard(redis.eval(scriptText[name], keys.length, ...keys, ...args))) as Reply;
-      }
-      throw afterFailure(error);
-    }
+    const redis = ready() as unknown as ScriptedRedis;
+    const command = redis[commandName(name)];
+    if (!initialized || !command) throw new BackendUnavailableError("redis", "scripts not defined");
+    return (await guard(command.call(redis, keys.length, ...keys, ...args))) as Reply;
   };
 
   /** A command that timed out leaves its connection in an unknown state (a late reply would be
@@ -166,6 +240,99 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     }
   };
 
+  /**
+   * store.watch's native feed: the change stream `P changes`, appended by the same script as
+   * each change, read on a dedicated connection (XREAD BLOCK holds it) that the abort closes.
+   * Positions are `<server run_id>/<stream id>`: a stream id resumes only on the server
+   * incarnation that wrote it, unless that entry is still there (persistence kept it).
+   */
+  async function* watchChanges({
+    prefix: watched,
+    from,
+    signal,
+  }: DriverWatchQuery): AsyncGenerator<DriverWatchEvent> {
+    const redis = ready();
+    const text = await loadSources();
+    const log = new RedisErrorLog();
+    const conn = redis.duplicate({
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // A failure ends this call; the runtime calls again from the last position (backoff).
+      retryStrategy: () => null,
+      // XREAD BLOCK waits up to WATCH_BLOCK_MS for its answer: allow for it.
+      commandTimeout: WATCH_BLOCK_MS + settings.commandTimeoutMs,
+    });
+    conn.on("error", (error: Error) => log.record(error));
+    const close = () => conn.disconnect(false);
+    signal.addEventListener("abort", close, { once: true });
+    const failed = (error: unknown) => redisFailure(error, log, settings.tls !== null);
+    try {
+      if (signal.aborted) return;
+      await conn.connect();
+      defineScripts(conn, text);
+      const runId = /^run_id:(\S+)/m.exec(await conn.info("server"))?.[1] ?? "";
+      const read = async (after: string) =>
+        (await (conn as unknown as ScriptedRedis)[commandName("changes")]?.call(
+          conn,
+          1,
+          changesKey,
+          after,
+          String(WATCH_BATCH),
+        )) as [number, string, Reply[]?];
+      // Where to start: from now, or from `from` if this server can still serve it.
+      const [fromRun, fromId] = splitPosition(from);
+      const asked = from === null ? "" : fromRun !== runId && fromId === "0-0" ? null : fromId;
+      const first = asked === null ? ([REPLY.resync, ""] as const) : await read(asked);
+      let last = first[0] === REPLY.resync ? (await read(""))[1] : first[1];
+      const position = (id: string) => `${runId}/${id}`;
+      yield {
+        type: first[0] === REPLY.resync ? "resync" : "ready",
+        position: position(last),
+      };
+      let pending: Reply[] = first[0] === REPLY.resync ? [] : (first[2] ?? []);
+      while (!signal.aborted) {
+        for (const entry of pending) {
+          const [id, fields] = entry as [string, Reply[]];
+          last = id;
+          const change = changeOf(id, fields, watched);
+          if (change) yield { ...change, position: position(id) };
+        }
+        if (signal.aborted) return;
+        if (pending.length === 0) {
+          // Wait for anything newer than `last` (at once if it is there already); the entries
+          // are then read with the trim check, so that a gap is a resync, never silent. A wait
+          // that times out (null) is simply sent again: an idle watch costs one command per wait.
+          const woken = await conn.xread(
+            "COUNT",
+            1,
+            "BLOCK",
+            WATCH_BLOCK_MS,
+            "STREAMS",
+            changesKey,
+            last,
+          );
+          if (woken === null) continue;
+        }
+        const next = await read(last);
+        if (next[0] === REPLY.resync) {
+          last = (await read(""))[1];
+          yield { type: "resync", position: position(last) };
+          pending = [];
+        } else {
+          pending = next[2] ?? [];
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      throw failed(error);
+    } finally {
+      signal.removeEventListener("abort", close);
+      conn.disconnect(false);
+    }
+  }
+
   return {
     backend: "redis",
     capabilities: { durable: true, shared: true, oneRoundTrip: true },
@@ -173,8 +340,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       options.url === undefined ? "redis (a client passed by the caller)" : redactUrl(options.url),
 
     async init() {
-      if (shas) return true;
-      scriptText = await loadSources();
+      if (initialized) return true;
+      const text = await loadSources();
       if (!client) {
         const { Redis: RedisClient } = await import("ioredis");
         const created = new RedisClient(settings.url, {
@@ -211,14 +378,9 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         client = created;
       }
       const redis = client;
-      const loaded = await Promise.all(
-        SCRIPT_NAMES.map(async (name) => {
-          const sha = (await guard(redis.script("LOAD", scriptText?.[name] ?? ""))) as string;
-          return [name, sha] as const;
-        }),
-      );
       await checkEviction(redis, settings.allowEviction);
-      shas = Object.fromEntries(loaded) as Record<ScriptName, string>;
+      defineScripts(redis, text);
+      initialized = true;
       return true;
     },
 
@@ -235,28 +397,37 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       ];
       const reply = (await run(
         "put",
-        [indexKey, auditKey, ...records.map((r) => recordKey(r.key))],
+        [indexKey, auditKey, changesKey, ...records.map((r) => recordKey(r.key))],
         args,
-      )) as [number, Reply[]];
-      if (reply[0] === 0) return { ok: false, conflicts: indexedRecords(reply[1], records) };
+      )) as [number, Reply[]?];
+      if (reply[0] === REPLY.conflict) {
+        return { ok: false, conflicts: indexedRecords(reply[1] ?? [], records) };
+      }
+      const held = reply[1];
+      // The common case: every key was absent and is now exactly the record sent.
+      if (!held) return { ok: true, records: [...records], created: records.map(() => true) };
+      const found = new Map<number, Reply[]>();
+      for (let j = 0; j + 1 < held.length; j += 2)
+        found.set(Number(held[j]), held[j + 1] as Reply[]);
       return {
         ok: true,
         records: records.map((record, i) => {
-          const held = reply[1][i];
-          return Array.isArray(held) ? fromHash(record.key, held) : record;
+          const values = found.get(i + 1);
+          return values ? fromValues(record.key, values) : record;
         }),
-        // The script answers the stored hash for a key that was held, and 0 for one it wrote.
-        created: records.map((_, i) => !Array.isArray(reply[1][i])),
+        created: records.map((_, i) => !found.has(i + 1)),
       };
     },
 
     async remove(keys, token, audit, expected) {
       const reply = (await run(
         "remove",
-        [indexKey, auditKey, ...keys.map(recordKey)],
+        [indexKey, auditKey, changesKey, ...keys.map(recordKey)],
         [
           token ?? "",
           audit ? "1" : "",
+          audit?.action === "force-delete" ? "force-deleted" : "deleted",
+          audit?.at ?? "",
           ...keys,
           ...expectedFields(expected),
           ...auditFields(audit),
@@ -266,17 +437,21 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         reply[1],
         keys.map((key) => ({ key })),
       );
-      return reply[0] === 0 ? { ok: false, conflicts: found } : { ok: true, removed: found };
+      return reply[0] === REPLY.conflict
+        ? { ok: false, conflicts: found }
+        : { ok: true, removed: found };
     },
 
     async update(keys, token, patch: RecordPatch) {
-      const reply = (await run("update", keys.map(recordKey), [token, ...patchFields(patch)])) as
-        | [1, Reply[]]
-        | [0, Reply[], number[]];
-      if (reply[0] === 1) {
+      const reply = (await run(
+        "update",
+        [changesKey, ...keys.map(recordKey)],
+        [token, recordPrefix, ...patchFields(patch)],
+      )) as [1, Reply[]] | [0, Reply[], number[]];
+      if (reply[0] === REPLY.ok) {
         return {
           ok: true,
-          records: keys.map((key, i) => fromHash(key, reply[1][i] as Reply[])),
+          records: keys.map((key, i) => fromValues(key, reply[1][i] as Reply[])),
         };
       }
       return {
@@ -287,6 +462,10 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         ),
         missing: reply[2].map((i) => keys[i - 1] as string),
       };
+    },
+
+    async getToken(key) {
+      return await guard(ready().hget(recordKey(key), "token"));
     },
 
     async get(key) {
@@ -330,6 +509,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       }
       return out;
     },
+
+    watch: (query) => watchChanges(query),
 
     async close() {
       if (client && ownsClient) {
@@ -405,7 +586,8 @@ const SAFE_EVICTION = /^(noeviction|volatile-[a-z]+)$/;
 
 /**
  * Refuse a server that may evict poison keys to make room (`allkeys-*`): an acknowledged key
- * would vanish silently and free its resource. Read from INFO, which managed Redis services
+ * would vanish silently and free its resource. The policy covers every key of the store alike
+ * (records, index, audit and change streams): none has a TTL, so `volatile-*` never takes them. Read from INFO, which managed Redis services
  * keep even where CONFIG is disabled.
  */
 async function checkEviction(redis: Redis, allowed: boolean): Promise<void> {
@@ -498,12 +680,33 @@ function fromHash(key: string, flat: readonly Reply[]): PoisonRecord {
   return fromColumns(key, columnsOf(pairs(flat)));
 }
 
-/** `{i, HGETALL, …}` (1-based i into `items`) into records. */
+/** A record as the scripts answer it: the HMGET of {@link COLUMNS}, in that order (null for a
+ *  field not stored). Read as forgivingly as {@link columnsOf}. */
+function fromValues(key: string, values: readonly Reply[]): PoisonRecord {
+  const at = (i: number): string | null => {
+    const value = values[i];
+    return value === null || value === undefined ? null : String(value);
+  };
+  return fromColumns(key, {
+    token: at(0) ?? "",
+    state: at(1) ?? "poisoned",
+    created_at: at(2) ?? "",
+    updated_at: at(3) ?? at(2) ?? "",
+    heartbeat_at: at(4),
+    heartbeat_interval_ms: at(5),
+    operation: at(6),
+    owner: at(7),
+    error: at(8),
+    data: at(9),
+  });
+}
+
+/** `{i, record, …}` (1-based i into `items`, records as {@link fromValues} reads them). */
 function indexedRecords(flat: readonly Reply[], items: readonly { key: string }[]): PoisonRecord[] {
   const out: PoisonRecord[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) {
     const item = items[Number(flat[j]) - 1];
-    if (item) out.push(fromHash(item.key, flat[j + 1] as Reply[]));
+    if (item) out.push(fromValues(item.key, flat[j + 1] as Reply[]));
   }
   return out;
 }

@@ -7,6 +7,7 @@ import {
   BackendConfigurationError,
   BackendUnavailableError,
   openPoisonStore,
+  PoisonConflictError,
   redisDriver,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
@@ -56,7 +57,7 @@ describe("redis driver", { skip: skip ?? false }, () => {
     const store = openPoisonStore(redisDriver({ client, keyPrefix }), { namespace: "/rt/" });
     cleanup.push(() => store.close());
     const key = `rt/${randomUUID()}`;
-    // Warm up: connect, SCRIPT LOAD and a first write on another key; none of it counts.
+    // Warm up: connect, the first EVAL of each script and a write on another key; none of it counts.
     await store.tryPutPoison(`${key}/warm-up`, "warm-up");
     await store.deletePoison(`${key}/warm-up`, "warm-up");
     const measured = await measureCorePaths(store, key, () => commands);
@@ -81,6 +82,23 @@ describe("redis driver", { skip: skip ?? false }, () => {
       (await store.listPoisons({ prefix: "[" })).records.map((r) => r.key),
       ["[a]"],
     );
+  });
+
+  it("a hash written by hand without our fields is held by nobody: never overwritten, force-deletable", async () => {
+    const store = openPoisonStore(redisDriver({ url, keyPrefix }), { namespace: "/hand/" });
+    cleanup.push(() => store.close());
+    const admin = new Redis(url);
+    cleanup.push(() => admin.quit());
+    const key = `k-${randomUUID()}`;
+    await admin.hset(`${keyPrefix}r:/hand/${key}`, "note", "written by hand");
+    const conflict = await store.tryPutPoison(key, "t").catch((error: unknown) => error);
+    assert.ok(conflict instanceof PoisonConflictError, String(conflict));
+    assert.equal(await admin.hget(`${keyPrefix}r:/hand/${key}`, "note"), "written by hand");
+    await assert.rejects(store.deletePoison(key, "t"), PoisonConflictError);
+    await store.forceDeletePoison(key, { actor: "olga", reason: "stray hash", evenIfAlive: true });
+    assert.equal(await admin.exists(`${keyPrefix}r:/hand/${key}`), 0);
+    await store.tryPutPoison(key, "t");
+    await store.deletePoison(key, "t");
   });
 
   outageTests({ host: HOST, port: PORT }, (port) =>
@@ -204,6 +222,11 @@ describe("redis eviction policy", { skip: skip ?? false }, () => {
     t.after(() => accepted.close());
     await accepted.tryPutPoison("k", "t");
     assert.equal(await accepted.getPoison("k"), "t");
+    // Every key the store writes, the change stream of store.watch included, is covered by the
+    // same check: none has a TTL, so a volatile-* policy never evicts it.
+    for (const key of ["r:/__procedure_poison/k", "index", "changes"]) {
+      assert.equal(await admin.ttl(`{poison-store}:${key}`), -1, `${key} exists without a TTL`);
+    }
     for (const policy of ["noeviction", "volatile-lru", "volatile-ttl"]) {
       await admin.config("SET", "maxmemory-policy", policy);
       const store = open();
