@@ -345,6 +345,14 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
       return recordOf(key, snapshot.slots[0] as Slot);
     },
 
+    async getToken(key) {
+      // getPoison needs only the holder: one range on the poison key (linearizable, etcd's
+      // default), not the two-range transaction that reads the record too.
+      const reply = await post("/v3/kv/range", { key: b64(checkKey(key)) });
+      const kv = (reply.kvs as RawKv[] | undefined)?.[0];
+      return kv ? tokenOf(Buffer.from(kv.value ?? "", "base64")) : null;
+    },
+
     async list({ prefix, after, limit }) {
       const prefixBytes = utf8(prefix);
       const afterBytes = after === null ? null : utf8(after);

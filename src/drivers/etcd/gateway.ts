@@ -264,9 +264,10 @@ export function createEtcdGateway(
   const transport: EtcdTransport = options.transport ?? ((request, send) => send(request));
   let preferred = 0;
   let closed = false;
-  // Connections are kept alive per gateway; TLS is read from disk once, on first use.
+  // Connections are kept alive per gateway; TLS is read from disk once, on first use. Once
+  // resolved, the connection is kept as a plain value: no promise chain per request.
   let tls: Promise<ResolvedTls | null> | null = null;
-  let agent: http.Agent | null = null;
+  let ready: { agent: http.Agent; tls: ResolvedTls | null } | null = null;
   const connection = (): Promise<{ agent: http.Agent; tls: ResolvedTls | null }> => {
     tls ??= location.tls ? resolveTls(location.tls) : Promise.resolve(null);
     const pending = tls;
@@ -274,16 +275,22 @@ export function createEtcdGateway(
       if (tls === pending) tls = null;
     });
     return pending.then((resolved) => {
-      agent ??= resolved
-        ? new https.Agent({ keepAlive: true, ...resolved })
-        : new http.Agent({ keepAlive: true });
-      return { agent, tls: resolved };
+      ready ??= {
+        // One socket per concurrent request, kept open between requests (etcd's gateway speaks
+        // HTTP/1.1: no multiplexing); LIFO reuse keeps the warm sockets busy.
+        agent: resolved
+          ? new https.Agent({ keepAlive: true, scheduling: "lifo", ...resolved })
+          : new http.Agent({ keepAlive: true, scheduling: "lifo" }),
+        tls: resolved,
+      };
+      return ready;
     });
   };
+  const targets = new Map(endpoints.map((endpoint) => [endpoint, targetOf(endpoint)]));
 
   const sendHttp = async (request: EtcdHttpRequest): Promise<EtcdHttpResponse> => {
-    const current = await connection();
-    return exchange(request, current.agent, current.tls);
+    const current = ready ?? (await connection());
+    return exchange(request, current.agent, current.tls, targets.get(request.endpoint));
   };
 
   /** One request through the failover rules above. */
@@ -401,7 +408,7 @@ export function createEtcdGateway(
     },
     async close() {
       closed = true;
-      agent?.destroy();
+      ready?.agent.destroy();
     },
   };
 }
@@ -413,26 +420,31 @@ function exchange(
   request: EtcdHttpRequest,
   agent: http.Agent,
   tls: ResolvedTls | null,
+  known: Target | undefined,
 ): Promise<EtcdHttpResponse> {
   return new Promise((resolve, reject) => {
-    const url = new URL(request.path, request.endpoint);
+    // A transport may rewrite the endpoint: parse it then; the driver's own are parsed once.
+    const target = known ?? targetOf(request.endpoint);
     let sent = false;
     let timedOut = false;
     const options: https.RequestOptions = {
       method: "POST",
-      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port || (tls ? 443 : 80),
-      path: url.pathname,
+      hostname: target.hostname,
+      port: target.port || (tls ? 443 : 80),
+      path: request.path,
       headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
       agent,
       ...(tls ?? {}),
     };
     const req = (tls ? https : http).request(options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
       res.on("end", () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+        resolve({ status: res.statusCode ?? 0, body });
       });
       res.on("error", (error) => fail(error));
     });
@@ -462,6 +474,17 @@ function exchange(
     req.on("error", fail);
     req.end(request.body);
   });
+}
+
+/** An endpoint's host (IPv6 without brackets) and port, parsed once. */
+interface Target {
+  hostname: string;
+  port: string;
+}
+
+function targetOf(endpoint: string): Target {
+  const url = new URL(endpoint);
+  return { hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port };
 }
 
 /** Reads may go to another endpoint after any failure: a range, or a txn of ranges only. */
@@ -620,6 +643,8 @@ const SIZE_ADVICE =
 function checkRequestSize(payload: string, body: object, maxRequestBytes: number): void {
   // What etcd adds around the request in its raft entry (header, user name): a generous bound.
   const envelope = 512;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most requests pass without being measured.
+  if (payload.length * 3 + envelope <= maxRequestBytes) return;
   if (Buffer.byteLength(payload) + envelope <= maxRequestBytes) return;
   const bytes = protobufSize(body) + envelope;
   if (bytes > maxRequestBytes) {
