@@ -39,6 +39,7 @@ import {
   type EtcdTransport,
   parseEtcdLocation,
 } from "./etcd/gateway.js";
+import { etcdWatch } from "./etcd/watch.js";
 
 export interface EtcdDriverOptions extends EtcdConnectionOptions {
   /** `etcd://[user:password@]host:port[,host:port…][?metaPrefix=P]`; `etcds://` for TLS, with
@@ -441,6 +442,8 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
         if (maxRevision < 1n) return out;
       }
     },
+
+    watch: etcdWatch(gateway, { meta, recordPrefix, auditPrefix }),
 
     async close() {
       await gateway.close();

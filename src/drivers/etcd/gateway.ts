@@ -19,7 +19,7 @@ import {
   BackendConfigurationError,
   BackendUnavailableError,
   InvalidArgumentError,
-  type PoisonStoreError,
+  PoisonStoreError,
 } from "../../core/errors.js";
 import {
   mergeTlsSources,
@@ -238,6 +238,14 @@ export interface EtcdGateway {
   /** POST `body` as JSON to `path`; the parsed answer, or a typed error (BackendUnavailable:
    *  outcome unknown; BackendConfiguration: fix the setting named; InvalidArgument: not sent). */
   post(path: string, body: object): Promise<Record<string, unknown>>;
+  /**
+   * POST `body` to a streaming endpoint (`/v3/watch`) and yield each JSON message of its
+   * newline-delimited answer, as it arrives. Any endpoint that answers (it is a read); the auth
+   * token is renewed once if refused. Aborting `signal` closes the response and ends the
+   * iteration (it returns); a failure of the stream throws a typed error. The transport option
+   * does not apply: streams go straight to node:http(s).
+   */
+  stream(path: string, body: object, signal: AbortSignal): AsyncGenerator<Record<string, unknown>>;
   /** Release the connections kept alive. */
   close(): Promise<void>;
 }
@@ -406,11 +414,164 @@ export function createEtcdGateway(
         throw classifyAnswer(failure, endpoint, path, credentials);
       }
     },
+    async *stream(path, body, signal) {
+      if (closed) throw new BackendUnavailableError("etcd", "the driver is closed");
+      const payload = JSON.stringify(body);
+      for (let attempt = 0; ; attempt++) {
+        const pending = currentToken();
+        const used = await pending;
+        const current = ready ?? (await connection());
+        let opened: OpenStream | null = null;
+        let lastError: unknown;
+        for (let i = 0; i < endpoints.length && !opened; i++) {
+          if (signal.aborted) return;
+          const index = (preferred + i) % endpoints.length;
+          const endpoint = endpoints[index] as string;
+          try {
+            opened = await openStream(
+              endpoint,
+              path,
+              payload,
+              used,
+              requestTimeoutMs,
+              current,
+              targets.get(endpoint) as Target,
+              signal,
+            );
+            preferred = index;
+          } catch (error) {
+            if (signal.aborted) return;
+            const misconfigured = classifyConnectionError(error, endpoint);
+            if (misconfigured) throw misconfigured;
+            lastError = error;
+          }
+        }
+        if (!opened) {
+          throw new BackendUnavailableError(
+            "etcd",
+            `no endpoint answered the watch (${describe(lastError)})${schemeHint(lastError, endpoints)}`,
+            lastError,
+          );
+        }
+        const { endpoint, response } = opened;
+        if (response.statusCode !== 200) {
+          const failure = failureOf({
+            status: response.statusCode ?? 0,
+            body: await readAll(response),
+          });
+          if (credentials && attempt === 0 && tokenRefused(failure)) {
+            if (token === pending) token = null;
+            continue;
+          }
+          throw classifyAnswer(failure, endpoint, path, credentials);
+        }
+        try {
+          let buffered = "";
+          response.setEncoding("utf8");
+          for await (const chunk of response as AsyncIterable<string>) {
+            buffered += chunk;
+            for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
+              const line = buffered.slice(0, end).trim();
+              buffered = buffered.slice(end + 1);
+              if (line.length === 0) continue;
+              const message = parseJson(line, endpoint, path);
+              if (message.error !== undefined) {
+                const detail = message.error as { message?: unknown; http_code?: unknown };
+                const failure: GatewayFailure = {
+                  status: typeof detail.http_code === "number" ? detail.http_code : 500,
+                  message: typeof detail.message === "string" ? detail.message : String(detail),
+                };
+                // A token refused mid-stream: the next stream logs in again.
+                if (tokenRefused(failure) && token === pending) token = null;
+                throw classifyAnswer(failure, endpoint, path, credentials);
+              }
+              yield (message.result ?? message) as Record<string, unknown>;
+              if (signal.aborted) return;
+            }
+          }
+        } catch (error) {
+          if (signal.aborted) return;
+          if (error instanceof PoisonStoreError) throw error;
+          throw new BackendUnavailableError(
+            "etcd",
+            `the stream from ${endpoint}${path} broke (${describe(error)})`,
+            error,
+          );
+        } finally {
+          response.destroy();
+        }
+        if (signal.aborted) return;
+        throw new BackendUnavailableError(
+          "etcd",
+          `${endpoint}${path}: the server ended the stream`,
+        );
+      }
+    },
     async close() {
       closed = true;
       ready?.agent.destroy();
     },
   };
+}
+
+interface OpenStream {
+  endpoint: string;
+  response: http.IncomingMessage;
+}
+
+/** Send a streaming request and resolve once the answer's headers arrived (bounded by
+ *  `timeoutMs`); aborting `signal` destroys the request at any point. */
+function openStream(
+  endpoint: string,
+  path: string,
+  body: string,
+  token: string | null,
+  timeoutMs: number,
+  connection: { agent: http.Agent; tls: ResolvedTls | null },
+  target: Target,
+  signal: AbortSignal,
+): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+    };
+    if (token) headers.authorization = token;
+    const { tls, agent } = connection;
+    const req = (tls ? https : http).request(
+      {
+        method: "POST",
+        hostname: target.hostname,
+        port: target.port || (tls ? 443 : 80),
+        path,
+        headers,
+        agent,
+        ...(tls ?? {}),
+      },
+      (response) => {
+        clearTimeout(timer);
+        resolve({ endpoint, response });
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = () => req.destroy(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    req.on("close", () => signal.removeEventListener("abort", onAbort));
+    req.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(body);
+  });
+}
+
+async function readAll(response: http.IncomingMessage): Promise<string> {
+  let text = "";
+  response.setEncoding("utf8");
+  for await (const chunk of response as AsyncIterable<string>) text += chunk;
+  return text;
 }
 
 /** One POST over node:http(s), bounded by the request's timeout. `sent` turns true once the
