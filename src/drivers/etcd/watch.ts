@@ -18,7 +18,6 @@
  */
 import { decodeRecord } from "../../core/codec.js";
 import { BackendUnavailableError } from "../../core/errors.js";
-import { prefixUpperBound } from "../../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
 import type {
   DriverChange,
@@ -26,7 +25,11 @@ import type {
   DriverWatchEvent,
   DriverWatchQuery,
 } from "../../core/watch.js";
+import { standIn, tokenOf as tokenOfBytes, UNKNOWN_TIME, upperBound } from "./codec.js";
 import type { EtcdGateway } from "./gateway.js";
+
+/** The token of a poison value as the gateway sends it (base64). */
+const tokenOf = (value: string | undefined) => tokenOfBytes(Buffer.from(value ?? "", "base64"));
 
 /** Where the driver keeps its records and audit log. */
 export interface EtcdWatchLayout {
@@ -52,9 +55,6 @@ interface WatchMessage {
   compact_revision?: string;
   events?: RawEvent[];
 }
-
-/** The time stamp a record without one reads as (see decodeRecord's fallback). */
-const UNKNOWN = "1970-01-01T00:00:00.000Z";
 
 export function etcdWatch(gateway: EtcdGateway, layout: EtcdWatchLayout): DriverWatch {
   /** The one range holding the poison keys under `prefix`, their records and the audit log. */
@@ -234,24 +234,6 @@ function changesOf(events: RawEvent[], prefix: string, layout: EtcdWatchLayout):
   return out;
 }
 
-/** The token in a poison value (`{"token": …}`, else the value itself, as the driver reads it). */
-function tokenOf(value: string | undefined): string {
-  const text = Buffer.from(value ?? "", "base64").toString("utf8");
-  try {
-    const doc = JSON.parse(text) as { token?: unknown } | null;
-    if (doc && typeof doc === "object" && typeof doc.token === "string") return doc.token;
-  } catch {
-    // its own token
-  }
-  return text;
-}
-
-/** A poison key without a record of this driver (written by GreptimeDB): poisoned, times
- *  unknown, as the driver reads it. */
-function standIn(key: string, token: string): PoisonRecord {
-  return { key, token, state: "poisoned", createdAt: UNKNOWN, updatedAt: UNKNOWN };
-}
-
 function decodeKey(event: RawEvent): string {
   return Buffer.from(event.kv?.key ?? "", "base64").toString("utf8");
 }
@@ -259,7 +241,7 @@ function decodeKey(event: RawEvent): string {
 /** A record key's value; the poison key's token wins when known. */
 function recordOf(key: string, value: string | undefined, token: string | undefined): PoisonRecord {
   const text = Buffer.from(value ?? "", "base64").toString("utf8");
-  const record = decodeRecord(key, text, { token: token ?? "", at: UNKNOWN });
+  const record = decodeRecord(key, text, { token: token ?? "", at: UNKNOWN_TIME });
   return token === undefined ? record : { ...record, token };
 }
 
@@ -270,10 +252,4 @@ function parseEntry(value: string | undefined): AuditEntry | null {
   } catch {
     return null;
   }
-}
-
-/** The first key after every key that starts with `prefix`, or null when there is none. */
-function upperBound(prefix: Buffer): Buffer | null {
-  const bound = prefixUpperBound(prefix);
-  return bound ? Buffer.from(bound) : null;
 }
