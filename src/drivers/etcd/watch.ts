@@ -63,7 +63,9 @@ export function etcdWatch(gateway: EtcdGateway, layout: EtcdWatchLayout): Driver
     const poisonEnd = upperBound(poisonStart);
     const metaStart = Buffer.from(layout.auditPrefix, "utf8");
     const metaEnd = upperBound(Buffer.from(layout.recordPrefix + prefix, "utf8"));
-    const start = Buffer.compare(poisonStart, metaStart) < 0 ? poisonStart : metaStart;
+    const lowest = Buffer.compare(poisonStart, metaStart) < 0 ? poisonStart : metaStart;
+    // etcd refuses an empty key: "\0" is the first key there is.
+    const start = lowest.length === 0 ? Buffer.from([0]) : lowest;
     // No upper bound (an empty prefix): every key from `start` ("\0" as range_end).
     const end =
       poisonEnd === null || metaEnd === null
