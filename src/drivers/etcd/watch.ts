@@ -17,7 +17,7 @@
  * watches from the current revision.
  */
 import { decodeRecord } from "../../core/codec.js";
-import { BackendUnavailableError } from "../../core/errors.js";
+import { BackendConfigurationError, BackendUnavailableError } from "../../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
 import type {
   DriverChange,
@@ -136,6 +136,14 @@ export function etcdWatch(gateway: EtcdGateway, layout: EtcdWatchLayout): Driver
 }
 
 function canceled(message: WatchMessage): Error {
+  // Not allowed to read the range: retrying cannot help (the runtime ends the watch on it).
+  if (/permission denied/i.test(message.cancel_reason ?? "")) {
+    return new BackendConfigurationError(
+      "etcd",
+      "permissions",
+      `etcd refused the watch (${message.cancel_reason}): grant the user's role read on the namespace and the meta prefix, and on the keys between them (one watch covers both)`,
+    );
+  }
   return new BackendUnavailableError(
     "etcd",
     `etcd canceled the watch${message.cancel_reason ? `: ${message.cancel_reason}` : ""}`,
