@@ -1,5 +1,6 @@
 /**
- * etcd baseline: Node's fetch against etcd's JSON gateway, as the driver, with only the poison
+ * etcd baseline: node:http with a keep-alive agent (the driver's client; it beats Node's fetch on
+ * this path) against etcd's JSON gateway, as the driver, with only the poison
  * key (its value the holder's token; no record key). Each write is one transaction: put-if-absent
  * compares create_revision = 0, delete-if-token compares the value, and the failure branch reads
  * the key in the same transaction, so a conflict names the holder in the same round trip.
@@ -7,6 +8,7 @@
  * driver's.
  */
 import { randomUUID } from "node:crypto";
+import http from "node:http";
 import type { Baseline } from "./baseline.js";
 
 interface RangeReply {
@@ -26,16 +28,42 @@ const holderOf = (range: RangeReply | undefined): string | null => {
 export async function etcdBaseline(url: string): Promise<Baseline> {
   const hostPort = /^etcd:\/\/([^/,?]+)/i.exec(url)?.[1] ?? "127.0.0.1:2379";
   const endpoint = `http://${hostPort}`;
-  const post = async <T>(path: string, body: unknown): Promise<T> => {
-    const response = await fetch(endpoint + path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
+  const { hostname, port } = new URL(endpoint);
+  const agent = new http.Agent({ keepAlive: true });
+  const post = <T>(path: string, body: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const payload = JSON.stringify(body);
+      const request = http.request(
+        {
+          method: "POST",
+          hostname,
+          port,
+          path,
+          agent,
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(payload),
+          },
+        },
+        (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            text += chunk;
+          });
+          response.on("end", () => {
+            if (response.statusCode !== 200) {
+              reject(new Error(`etcd ${path} answered HTTP ${response.statusCode}: ${text}`));
+            } else {
+              resolve(JSON.parse(text) as T);
+            }
+          });
+          response.on("error", reject);
+        },
+      );
+      request.on("error", reject);
+      request.end(payload);
     });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`etcd ${path} answered HTTP ${response.status}: ${text}`);
-    return JSON.parse(text) as T;
-  };
   // The server is shared: every key of this baseline lives under its own prefix, removed on
   // close whatever a failed run left behind.
   const prefix = `/__poison_bench_baseline__/${randomUUID()}/`;
@@ -70,6 +98,7 @@ export async function etcdBaseline(url: string): Promise<Baseline> {
       const end = Buffer.from(prefix, "utf8");
       end[end.length - 1] = (end[end.length - 1] as number) + 1;
       await post("/v3/kv/deleterange", { key: b64(prefix), range_end: end.toString("base64") });
+      agent.destroy();
     },
   };
 }

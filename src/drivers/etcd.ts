@@ -5,6 +5,10 @@
  * count. Every write is one etcd transaction whose compares make it atomic and race-free; a
  * failed compare reads back what is there in the same transaction.
  *
+ * The driver is the call runner; the parts are in ./etcd/: gateway.ts (HTTP, failover, TLS, auth),
+ * codec.ts (the wire shapes and the stored values), calls.ts (one decision function per write,
+ * run here by core/retry.ts's `optimistic` loop) and watch.ts (the native change feed).
+ *
  * Layout (GreptimeDB-compatible; see docs/BACKENDS-KV.md):
  * - `<namespace>K` → `{"token":"<token>"}` exactly, as GreptimeDB's metadata store writes it;
  * - `<meta>record/<namespace>K` → the rest of the record as JSON, written and deleted in the same
@@ -19,26 +23,50 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { decodeRecord, encodeRecord } from "../core/codec.js";
-import {
-  type AuditIntent,
-  type PoisonDriver,
-  type PutOutcome,
-  type RecordPatch,
-  type RemoveOutcome,
-  sameVersion,
-  type UpdateOutcome,
-} from "../core/driver.js";
+import type { PoisonDriver, PutOutcome, RemoveOutcome, UpdateOutcome } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
-import { prefixUpperBound } from "../core/keys.js";
-import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import type { AuditEntry } from "../core/records.js";
+import { optimistic } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
+import {
+  type CallKeys,
+  type CallLayout,
+  decidePut,
+  decideRemove,
+  decideUpdate,
+  readOps,
+  removeFastPath,
+  type Step,
+} from "./etcd/calls.js";
+import {
+  absentSnapshot,
+  auditId,
+  b64,
+  decodeSlot,
+  fromRawKv,
+  type Kv,
+  parseAuditEntry,
+  parseAuditId,
+  parseTxnReply,
+  type RawKv,
+  rangeOp,
+  type Snapshot,
+  snapshotOf,
+  type TxnRequest,
+  type TxnResult,
+  tokenOf,
+  upperBound,
+  utf8,
+} from "./etcd/codec.js";
 import {
   createEtcdGateway,
   type EtcdConnectionOptions,
   type EtcdTransport,
   parseEtcdLocation,
 } from "./etcd/gateway.js";
+import { etcdWatch } from "./etcd/watch.js";
+
+export { applyPatch, poisonValue, UNKNOWN_TIME } from "./etcd/codec.js";
 
 export interface EtcdDriverOptions extends EtcdConnectionOptions {
   /** `etcd://[user:password@]host:port[,host:port…][?metaPrefix=P]`; `etcds://` for TLS, with
@@ -58,36 +86,6 @@ export interface EtcdDriverOptions extends EtcdConnectionOptions {
 }
 
 export const DEFAULT_ETCD_META_PREFIX = "/__poison_store/";
-
-/** What a key written without a record (by GreptimeDB) reads as: the time is unknown. */
-export const UNKNOWN_TIME = "1970-01-01T00:00:00.000Z";
-
-interface Kv {
-  key: Buffer;
-  value: Buffer;
-  createRevision: string;
-  modRevision: string;
-}
-
-type Compare = Record<string, string>;
-type RequestOp = Record<string, Record<string, string | boolean>>;
-
-interface TxnResult {
-  succeeded: boolean;
-  /** One entry per op: the kvs of a range, or the prev_kvs of a delete. */
-  responses: Kv[][];
-  revision: string;
-}
-
-/** One key's state as read: its poison key and its record key. */
-interface Slot {
-  poison: Kv | null;
-  record: Kv | null;
-}
-
-interface Snapshot {
-  slots: Slot[];
-}
 
 /** Beyond this, a write that keeps losing compare races gives up (BackendUnavailableError). */
 const MAX_ATTEMPTS = 16;
@@ -109,92 +107,62 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
   const metaEnd = upperBound(metaBytes) as Buffer;
   const recordPrefix = `${meta}record/`;
   const auditPrefix = `${meta}audit/`;
-  const recordKey = (storageKey: string) => utf8(recordPrefix + storageKey);
-  /** A fresh audit key: unique, and outside the 16-digit names of the old counter ids. */
-  const newAuditKey = (i: number) => utf8(`${auditPrefix}e-${randomUUID()}-${i}`);
-
-  const checkKey = (storageKey: string) => {
-    if (storageKey.startsWith(meta)) {
-      throw new InvalidArgumentError(
-        "key",
-        `falls under the etcd driver's reserved prefix ${JSON.stringify(meta)}; choose another namespace or metaPrefix`,
-      );
-    }
-    return utf8(storageKey);
+  const layout: CallLayout = {
+    recordKey: (storageKey) => utf8(recordPrefix + storageKey),
+    // Unique, and outside the 16-digit names of the old counter ids.
+    newAuditKey: (i) => utf8(`${auditPrefix}e-${randomUUID()}-${i}`),
   };
+  const recordKey = layout.recordKey;
 
-  const txn = async (
-    compare: Compare[],
-    success: RequestOp[],
-    failure: RequestOp[],
-  ): Promise<TxnResult> => {
-    const reply = await post("/v3/kv/txn", { compare, success, failure });
-    const responses = (
-      (reply.responses as Record<string, Record<string, unknown>>[] | undefined) ?? []
-    ).map((op) => {
-      const inner = op.response_range ?? op.response_delete_range ?? op.response_put ?? {};
-      const kvs = (inner.kvs ?? inner.prev_kvs ?? []) as RawKv[];
-      return kvs.map(fromRawKv);
-    });
-    return {
-      succeeded: reply.succeeded === true,
-      responses,
-      revision: String((reply.header as { revision?: string } | undefined)?.revision ?? "0"),
-    };
+  /** The call's keys, checked: a storage key inside `<meta>` is refused. */
+  const keysOf = (storageKeys: readonly string[]): CallKeys => ({
+    storageKeys,
+    bytes: storageKeys.map((storageKey) => {
+      if (storageKey.startsWith(meta)) {
+        throw new InvalidArgumentError(
+          "key",
+          `falls under the etcd driver's reserved prefix ${JSON.stringify(meta)}; choose another namespace or metaPrefix`,
+        );
+      }
+      return utf8(storageKey);
+    }),
+  });
+
+  const txn = async (request: TxnRequest): Promise<TxnResult> =>
+    parseTxnReply(await post("/v3/kv/txn", request));
+
+  /**
+   * One write call: decide on what was read (`first`, or nothing), commit the decision with its
+   * compares, and on a lost compare decide again on what the failure branch read, in the same
+   * transaction. At most `maxAttempts` transactions.
+   */
+  const run = <T>(
+    keys: CallKeys,
+    first: Snapshot | null,
+    decide: (snapshot: Snapshot | null) => Step<T>,
+    maxAttempts = MAX_ATTEMPTS,
+  ): Promise<T> => {
+    let snapshot = first;
+    const failure = readOps(layout, keys);
+    return optimistic<T>(
+      maxAttempts,
+      async () => {
+        let step = decide(snapshot);
+        if (step.kind === "read") {
+          const read = await txn({ compare: [], success: failure, failure: [] });
+          snapshot = snapshotOf(read.responses, keys.bytes.length);
+          step = decide(snapshot);
+        }
+        if (step.kind === "done") return { done: true, value: step.value };
+        if (step.kind === "read") throw new Error("a decision asked for a read it was given");
+        const result = await txn({ compare: step.compare, success: step.success, failure });
+        if (result.succeeded) return { done: true, value: step.onCommit(result) };
+        snapshot = snapshotOf(result.responses, keys.bytes.length);
+        return { done: false };
+      },
+      contended,
+    );
   };
-
-  /** Reads of every key's poison and record keys: a failure branch. */
-  const readOps = (keys: Buffer[], storageKeys: string[]): RequestOp[] =>
-    keys.flatMap((key, i) => [range(key), range(recordKey(storageKeys[i] as string))]);
-  const snapshotOf = (responses: Kv[][], count: number): Snapshot => {
-    const slots: Slot[] = [];
-    for (let i = 0; i < count; i++) {
-      slots.push({
-        poison: responses[2 * i]?.[0] ?? null,
-        record: responses[2 * i + 1]?.[0] ?? null,
-      });
-    }
-    return { slots };
-  };
-  const read = async (keys: Buffer[], storageKeys: string[]) => {
-    const result = await txn([], readOps(keys, storageKeys), []);
-    return snapshotOf(result.responses, keys.length);
-  };
-
-  /** Compares that hold when nothing changed since `snapshot` was read. */
-  const guards = (
-    keys: Buffer[],
-    storageKeys: string[],
-    snapshot: Snapshot,
-    withRecord: boolean,
-  ) => {
-    const out: Compare[] = [];
-    snapshot.slots.forEach((slot, i) => {
-      out.push(guard(keys[i] as Buffer, slot.poison));
-      if (withRecord) out.push(guard(recordKey(storageKeys[i] as string), slot.record));
-    });
-    return out;
-  };
-
-  /** Audit puts for `records`, one fresh key each: no compare, no shared counter. The entry's
-   *  id is given when it is read (from the revision of this transaction). */
-  const auditWrites = (intent: AuditIntent, records: PoisonRecord[]): RequestOp[] =>
-    records.map((record, i) => {
-      const entry: Omit<AuditEntry, "id"> = {
-        at: intent.at,
-        action: intent.action,
-        key: record.key,
-        actor: intent.actor,
-        reason: intent.reason,
-        record,
-      };
-      if (intent.token !== undefined) entry.token = intent.token;
-      if (intent.evenIfAlive) entry.evenIfAlive = true;
-      return put(newAuditKey(i), utf8(JSON.stringify(entry)));
-    });
-
-  const recordOf = (storageKey: string, slot: Slot): PoisonRecord | null =>
-    slot.poison ? decodeSlot(storageKey, slot.poison, slot.record) : null;
 
   const location =
     options.url !== undefined
@@ -215,134 +183,44 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
       return true;
     },
 
-    async put(records, audit): Promise<PutOutcome> {
-      const storageKeys = records.map((r) => r.key);
-      const keys = storageKeys.map(checkKey);
-      const token = (records[0] as PoisonRecord).token;
-      // First attempt assumes every key is absent: the one-transaction put of the contract.
-      let snapshot: Snapshot = { slots: records.map(() => ({ poison: null, record: null })) };
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
-        const conflicts = current.filter(
-          (held): held is PoisonRecord => held !== null && held.token !== token,
-        );
-        if (conflicts.length > 0) return { ok: false, conflicts };
-        const toWrite = records.filter((_, i) => current[i] === null);
-        if (toWrite.length === 0) {
-          return {
-            ok: true,
-            records: current as PoisonRecord[],
-            created: current.map(() => false),
-          };
-        }
-        // The record key is not guarded: a stale one (its poison key deleted by another tool)
-        // is overwritten.
-        const compare = guards(keys, storageKeys, snapshot, false);
-        const success: RequestOp[] = toWrite.flatMap((record) => [
-          put(utf8(record.key), utf8(poisonValue(token))),
-          put(recordKey(record.key), utf8(encodeRecord(record))),
-        ]);
-        if (audit) success.push(...auditWrites(audit, toWrite));
-        const result = await txn(compare, success, readOps(keys, storageKeys));
-        if (result.succeeded) {
-          return {
-            ok: true,
-            records: records.map((record, i) => current[i] ?? record),
-            created: current.map((held) => held === null),
-          };
-        }
-        snapshot = snapshotOf(result.responses, keys.length);
-      }
-      throw contended();
+    put(records, audit): Promise<PutOutcome> {
+      const keys = keysOf(records.map((record) => record.key));
+      // The first pass assumes every key is absent: the one-transaction put of the contract.
+      return run(keys, absentSnapshot(records.length), (snapshot) =>
+        decidePut(layout, keys, records, audit, snapshot ?? absentSnapshot(records.length)),
+      );
     },
 
-    async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
-      const storageKeys = [...keys];
-      const bytes = storageKeys.map(checkKey);
-      let snapshot: Snapshot | null = null;
-      if (token !== null && !audit && !expected) {
-        // The contract's one-transaction delete: the poison key must hold exactly our bytes.
-        const result = await txn(
-          bytes.map((key) => ({
-            key: b64(key),
-            target: "VALUE",
-            result: "EQUAL",
-            value: b64(utf8(poisonValue(token))),
-          })),
-          storageKeys.flatMap((key, i) => [
-            deleteRange(bytes[i] as Buffer),
-            deleteRange(recordKey(key)),
-          ]),
-          readOps(bytes, storageKeys),
-        );
-        if (result.succeeded) {
-          const removed: PoisonRecord[] = [];
-          storageKeys.forEach((key, i) => {
-            const poison = result.responses[2 * i]?.[0];
-            if (poison)
-              removed.push(decodeSlot(key, poison, result.responses[2 * i + 1]?.[0] ?? null));
-          });
-          return { ok: true, removed };
-        }
-        snapshot = snapshotOf(result.responses, bytes.length);
-      }
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        snapshot ??= await read(bytes, storageKeys);
-        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
-        const conflicts = current.filter(
-          (held): held is PoisonRecord => held !== null && token !== null && held.token !== token,
-        );
-        if (conflicts.length > 0) return { ok: false, conflicts };
-        if (expected) {
-          // A compare-and-delete: anything not as the caller read it refuses the whole call.
-          const changed = current.filter((held, i) =>
-            held ? !expected[i] || !sameVersion(held, expected[i] as PoisonRecord) : expected[i],
-          );
-          if (changed.length > 0)
-            return { ok: false, conflicts: changed.filter((h): h is PoisonRecord => h !== null) };
-        }
-        const removed = current.filter((held): held is PoisonRecord => held !== null);
-        // Every key absent: nothing to do, and the read was the linearization point.
-        if (removed.length === 0) return { ok: true, removed };
-        const compare = guards(bytes, storageKeys, snapshot, true);
-        const success: RequestOp[] = storageKeys.flatMap((key, i) =>
-          current[i] ? [deleteRange(bytes[i] as Buffer), deleteRange(recordKey(key))] : [],
-        );
-        if (audit) success.push(...auditWrites(audit, removed));
-        const result = await txn(compare, success, readOps(bytes, storageKeys));
-        if (result.succeeded) return { ok: true, removed };
-        snapshot = snapshotOf(result.responses, bytes.length);
-      }
-      throw contended();
+    remove(storageKeys, token, audit, expected): Promise<RemoveOutcome> {
+      const keys = keysOf([...storageKeys]);
+      // The blind one-transaction delete, when taken, is one pass more than the read-decide ones.
+      const attempts = MAX_ATTEMPTS + (removeFastPath(token, audit, expected) ? 1 : 0);
+      return run(
+        keys,
+        null,
+        (snapshot) => decideRemove(layout, keys, token, audit, expected, snapshot),
+        attempts,
+      );
     },
 
-    async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
-      const storageKeys = [...keys];
-      const bytes = storageKeys.map(checkKey);
-      let snapshot = await read(bytes, storageKeys);
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = snapshot.slots.map((slot, i) => recordOf(storageKeys[i] as string, slot));
-        const missing = storageKeys.filter((_, i) => current[i] === null);
-        const conflicts = current.filter(
-          (held): held is PoisonRecord => held !== null && held.token !== token,
-        );
-        if (missing.length > 0 || conflicts.length > 0) return { ok: false, conflicts, missing };
-        const updated = (current as PoisonRecord[]).map((record) => applyPatch(record, patch));
-        const result = await txn(
-          guards(bytes, storageKeys, snapshot, true),
-          updated.map((record) => put(recordKey(record.key), utf8(encodeRecord(record)))),
-          readOps(bytes, storageKeys),
-        );
-        if (result.succeeded) return { ok: true, records: updated };
-        snapshot = snapshotOf(result.responses, bytes.length);
-      }
-      throw contended();
+    update(storageKeys, token, patch): Promise<UpdateOutcome> {
+      const keys = keysOf([...storageKeys]);
+      return run(keys, null, (snapshot) => decideUpdate(layout, keys, token, patch, snapshot));
     },
 
     async get(key) {
-      const bytes = checkKey(key);
-      const snapshot = await read([bytes], [key]);
-      return recordOf(key, snapshot.slots[0] as Slot);
+      const keys = keysOf([key]);
+      const read = await txn({ compare: [], success: readOps(layout, keys), failure: [] });
+      const slot = snapshotOf(read.responses, 1).slots[0];
+      return slot?.poison ? decodeSlot(key, slot.poison, slot.record) : null;
+    },
+
+    async getToken(key) {
+      // getPoison needs only the holder: one range on the poison key (linearizable, etcd's
+      // default), not the two-range transaction that reads the record too.
+      const reply = await post("/v3/kv/range", { key: b64(keysOf([key]).bytes[0] as Buffer) });
+      const kv = (reply.kvs as RawKv[] | undefined)?.[0];
+      return kv ? tokenOf(Buffer.from(kv.value ?? "", "base64")) : null;
     },
 
     async list({ prefix, after, limit }) {
@@ -361,11 +239,11 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
       const aboveStart = Buffer.compare(low, metaEnd) > 0 ? low : metaEnd;
       if (high === null || Buffer.compare(aboveStart, high) < 0) ranges.push([aboveStart, high]);
       if (ranges.length === 0) return [];
-      const page = await txn(
-        [],
-        ranges.map(([start, end]) => range(start, end ?? Buffer.from([0]), limit)),
-        [],
-      );
+      const page = await txn({
+        compare: [],
+        success: ranges.map(([start, end]) => rangeOp(start, end ?? Buffer.from([0]), limit)),
+        failure: [],
+      });
       const poisons = page.responses.flat().slice(0, limit);
       const first = poisons[0];
       const last = poisons.at(-1);
@@ -434,6 +312,8 @@ export function etcdDriver(options: EtcdDriverOptions): PoisonDriver {
       }
     },
 
+    watch: etcdWatch(gateway, { meta, recordPrefix, auditPrefix }),
+
     async close() {
       await gateway.close();
     },
@@ -445,121 +325,4 @@ function contended(): BackendUnavailableError {
     "etcd",
     `the keys kept changing under ${MAX_ATTEMPTS} attempts of one transaction`,
   );
-}
-
-/** GreptimeDB's poison value, byte for byte (serde_json's compact form of `{token}`). */
-export function poisonValue(token: string): string {
-  return JSON.stringify({ token });
-}
-
-/** The record of a poison key: its own record key when that belongs to this poison key (written
- *  in the same or a later revision), else a conservative stand-in for a key written by another
- *  tool (GreptimeDB): state `poisoned`, times unknown. The poison key's token always wins. */
-function decodeSlot(storageKey: string, poison: Kv, record: Kv | null): PoisonRecord {
-  const token = tokenOf(poison.value);
-  if (record && BigInt(record.modRevision) >= BigInt(poison.createRevision)) {
-    const decoded = decodeRecord(storageKey, record.value.toString("utf8"), {
-      token,
-      at: UNKNOWN_TIME,
-    });
-    return { ...decoded, token };
-  }
-  return {
-    key: storageKey,
-    token,
-    state: "poisoned",
-    createdAt: UNKNOWN_TIME,
-    updatedAt: UNKNOWN_TIME,
-  };
-}
-
-/** The token in a poison value; a value that is not `{"token": string}` is its own token, so it
- *  still conflicts and can still be cleared by force. */
-function tokenOf(value: Buffer): string {
-  const text = value.toString("utf8");
-  try {
-    const doc = JSON.parse(text) as { token?: unknown } | null;
-    if (doc && typeof doc === "object" && typeof doc.token === "string") return doc.token;
-  } catch {
-    // fall through
-  }
-  return text;
-}
-
-/** A record with a token-checked update's fields applied. */
-export function applyPatch(record: PoisonRecord, patch: RecordPatch): PoisonRecord {
-  const out: PoisonRecord = { ...record, updatedAt: patch.updatedAt };
-  if (patch.state !== undefined) out.state = patch.state;
-  if (patch.error !== undefined) out.error = patch.error;
-  if (patch.heartbeatAt !== undefined) out.heartbeatAt = patch.heartbeatAt;
-  if (patch.heartbeatIntervalMs !== undefined) out.heartbeatIntervalMs = patch.heartbeatIntervalMs;
-  return out;
-}
-
-/** An entry's id from where it is stored: its revision (20 digits) and its key's suffix. */
-function auditId(kv: Kv): string {
-  const name = kv.key.toString("utf8");
-  return `${kv.modRevision.padStart(20, "0")}-${name.slice(name.lastIndexOf("/") + 1)}`;
-}
-
-function parseAuditId(id: string): { revision: bigint } | null {
-  const match = /^(\d{20})-[^/]+$/.exec(id);
-  return match ? { revision: BigInt(match[1] as string) } : null;
-}
-
-function parseAuditEntry(id: string, text: string): AuditEntry | null {
-  try {
-    const entry = JSON.parse(text) as AuditEntry;
-    if (!entry || typeof entry.key !== "string") return null;
-    return { ...entry, id };
-  } catch {
-    return null;
-  }
-}
-
-interface RawKv {
-  key?: string;
-  value?: string;
-  create_revision?: string;
-  mod_revision?: string;
-}
-
-function fromRawKv(raw: RawKv): Kv {
-  return {
-    key: Buffer.from(raw.key ?? "", "base64"),
-    value: Buffer.from(raw.value ?? "", "base64"),
-    createRevision: raw.create_revision ?? "0",
-    modRevision: raw.mod_revision ?? "0",
-  };
-}
-
-const utf8 = (text: string) => Buffer.from(text, "utf8");
-
-/** prefixUpperBound as a Buffer (it returns a plain Uint8Array), or null for an empty prefix. */
-function upperBound(prefix: Buffer): Buffer | null {
-  const bound = prefixUpperBound(prefix);
-  return bound ? Buffer.from(bound) : null;
-}
-const b64 = (bytes: Buffer) => bytes.toString("base64");
-
-function range(key: Buffer, end?: Buffer, limit?: number): RequestOp {
-  const request: Record<string, string> = { key: b64(key) };
-  if (end) request.range_end = b64(end);
-  if (limit !== undefined) request.limit = String(limit);
-  return { request_range: request };
-}
-
-function put(key: Buffer, value: Buffer): RequestOp {
-  return { request_put: { key: b64(key), value: b64(value) } };
-}
-
-function deleteRange(key: Buffer): RequestOp {
-  return { request_delete_range: { key: b64(key), prev_kv: true } };
-}
-
-/** Unchanged since read: same mod revision, or still absent. */
-function guard(key: Buffer, seen: Kv | null): Compare {
-  return seen
-    ? { key: b64(key), target: "MOD", result: "EQUAL", mod_revision: seen.modRevision }
-    : { key: b64(key), target: "CREATE", result: "EQUAL", create_revision: "0" };
 }

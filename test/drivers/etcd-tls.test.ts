@@ -97,6 +97,24 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
     return { store, paths, tokens };
   };
 
+  it("store.watch() is served by etcd's own watch (source native), and its abort ends it", async () => {
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix }), {
+      namespace: `/poison-test/${randomUUID()}/`,
+    });
+    cleanup.push(() => store.close());
+    const controller = new AbortController();
+    const changes = store.watch({ signal: controller.signal });
+    assert.equal(changes.source, "native");
+    assert.equal(await changes.ready, true);
+    const reading = (async () => {
+      for await (const _ of changes) {
+        // nothing is written under this namespace
+      }
+    })();
+    controller.abort();
+    await reading;
+  });
+
   it("logs in once, then each core call is one request carrying the token", async () => {
     const { store, paths } = counted();
     // Warm up: login, init and a first write on another key; none of it counts.

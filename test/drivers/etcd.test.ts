@@ -89,6 +89,24 @@ describe("etcd driver", { skip: skip ?? false }, () => {
     await deleteRunKeys();
   });
 
+  it("store.watch() is served by etcd's own watch (source native), and its abort ends it", async () => {
+    const store = openPoisonStore(etcdDriver({ url, metaPrefix }), {
+      namespace: `/poison-test/${randomUUID()}/`,
+    });
+    cleanup.push(() => store.close());
+    const controller = new AbortController();
+    const changes = store.watch({ signal: controller.signal });
+    assert.equal(changes.source, "native");
+    assert.equal(await changes.ready, true);
+    const reading = (async () => {
+      for await (const _ of changes) {
+        // nothing is written under this namespace
+      }
+    })();
+    controller.abort();
+    await reading;
+  });
+
   it("each core call is one round trip (one transaction), on success and on conflict", async () => {
     let requests = 0;
     const counting: EtcdTransport = (request, send) => {

@@ -19,7 +19,7 @@ import {
   BackendConfigurationError,
   BackendUnavailableError,
   InvalidArgumentError,
-  type PoisonStoreError,
+  PoisonStoreError,
 } from "../../core/errors.js";
 import {
   mergeTlsSources,
@@ -238,6 +238,14 @@ export interface EtcdGateway {
   /** POST `body` as JSON to `path`; the parsed answer, or a typed error (BackendUnavailable:
    *  outcome unknown; BackendConfiguration: fix the setting named; InvalidArgument: not sent). */
   post(path: string, body: object): Promise<Record<string, unknown>>;
+  /**
+   * POST `body` to a streaming endpoint (`/v3/watch`) and yield each JSON message of its
+   * newline-delimited answer, as it arrives. Any endpoint that answers (it is a read); the auth
+   * token is renewed once if refused. Aborting `signal` closes the response and ends the
+   * iteration (it returns); a failure of the stream throws a typed error. The transport option
+   * does not apply: streams go straight to node:http(s).
+   */
+  stream(path: string, body: object, signal: AbortSignal): AsyncGenerator<Record<string, unknown>>;
   /** Release the connections kept alive. */
   close(): Promise<void>;
 }
@@ -264,9 +272,10 @@ export function createEtcdGateway(
   const transport: EtcdTransport = options.transport ?? ((request, send) => send(request));
   let preferred = 0;
   let closed = false;
-  // Connections are kept alive per gateway; TLS is read from disk once, on first use.
+  // Connections are kept alive per gateway; TLS is read from disk once, on first use. Once
+  // resolved, the connection is kept as a plain value: no promise chain per request.
   let tls: Promise<ResolvedTls | null> | null = null;
-  let agent: http.Agent | null = null;
+  let ready: { agent: http.Agent; tls: ResolvedTls | null } | null = null;
   const connection = (): Promise<{ agent: http.Agent; tls: ResolvedTls | null }> => {
     tls ??= location.tls ? resolveTls(location.tls) : Promise.resolve(null);
     const pending = tls;
@@ -274,16 +283,22 @@ export function createEtcdGateway(
       if (tls === pending) tls = null;
     });
     return pending.then((resolved) => {
-      agent ??= resolved
-        ? new https.Agent({ keepAlive: true, ...resolved })
-        : new http.Agent({ keepAlive: true });
-      return { agent, tls: resolved };
+      ready ??= {
+        // One socket per concurrent request, kept open between requests (etcd's gateway speaks
+        // HTTP/1.1: no multiplexing); LIFO reuse keeps the warm sockets busy.
+        agent: resolved
+          ? new https.Agent({ keepAlive: true, scheduling: "lifo", ...resolved })
+          : new http.Agent({ keepAlive: true, scheduling: "lifo" }),
+        tls: resolved,
+      };
+      return ready;
     });
   };
+  const targets = new Map(endpoints.map((endpoint) => [endpoint, targetOf(endpoint)]));
 
   const sendHttp = async (request: EtcdHttpRequest): Promise<EtcdHttpResponse> => {
-    const current = await connection();
-    return exchange(request, current.agent, current.tls);
+    const current = ready ?? (await connection());
+    return exchange(request, current.agent, current.tls, targets.get(request.endpoint));
   };
 
   /** One request through the failover rules above. */
@@ -399,11 +414,164 @@ export function createEtcdGateway(
         throw classifyAnswer(failure, endpoint, path, credentials);
       }
     },
+    async *stream(path, body, signal) {
+      if (closed) throw new BackendUnavailableError("etcd", "the driver is closed");
+      const payload = JSON.stringify(body);
+      for (let attempt = 0; ; attempt++) {
+        const pending = currentToken();
+        const used = await pending;
+        const current = ready ?? (await connection());
+        let opened: OpenStream | null = null;
+        let lastError: unknown;
+        for (let i = 0; i < endpoints.length && !opened; i++) {
+          if (signal.aborted) return;
+          const index = (preferred + i) % endpoints.length;
+          const endpoint = endpoints[index] as string;
+          try {
+            opened = await openStream(
+              endpoint,
+              path,
+              payload,
+              used,
+              requestTimeoutMs,
+              current,
+              targets.get(endpoint) as Target,
+              signal,
+            );
+            preferred = index;
+          } catch (error) {
+            if (signal.aborted) return;
+            const misconfigured = classifyConnectionError(error, endpoint);
+            if (misconfigured) throw misconfigured;
+            lastError = error;
+          }
+        }
+        if (!opened) {
+          throw new BackendUnavailableError(
+            "etcd",
+            `no endpoint answered the watch (${describe(lastError)})${schemeHint(lastError, endpoints)}`,
+            lastError,
+          );
+        }
+        const { endpoint, response } = opened;
+        if (response.statusCode !== 200) {
+          const failure = failureOf({
+            status: response.statusCode ?? 0,
+            body: await readAll(response),
+          });
+          if (credentials && attempt === 0 && tokenRefused(failure)) {
+            if (token === pending) token = null;
+            continue;
+          }
+          throw classifyAnswer(failure, endpoint, path, credentials);
+        }
+        try {
+          let buffered = "";
+          response.setEncoding("utf8");
+          for await (const chunk of response as AsyncIterable<string>) {
+            buffered += chunk;
+            for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
+              const line = buffered.slice(0, end).trim();
+              buffered = buffered.slice(end + 1);
+              if (line.length === 0) continue;
+              const message = parseJson(line, endpoint, path);
+              if (message.error !== undefined) {
+                const detail = message.error as { message?: unknown; http_code?: unknown };
+                const failure: GatewayFailure = {
+                  status: typeof detail.http_code === "number" ? detail.http_code : 500,
+                  message: typeof detail.message === "string" ? detail.message : String(detail),
+                };
+                // A token refused mid-stream: the next stream logs in again.
+                if (tokenRefused(failure) && token === pending) token = null;
+                throw classifyAnswer(failure, endpoint, path, credentials);
+              }
+              yield (message.result ?? message) as Record<string, unknown>;
+              if (signal.aborted) return;
+            }
+          }
+        } catch (error) {
+          if (signal.aborted) return;
+          if (error instanceof PoisonStoreError) throw error;
+          throw new BackendUnavailableError(
+            "etcd",
+            `the stream from ${endpoint}${path} broke (${describe(error)})`,
+            error,
+          );
+        } finally {
+          response.destroy();
+        }
+        if (signal.aborted) return;
+        throw new BackendUnavailableError(
+          "etcd",
+          `${endpoint}${path}: the server ended the stream`,
+        );
+      }
+    },
     async close() {
       closed = true;
-      agent?.destroy();
+      ready?.agent.destroy();
     },
   };
+}
+
+interface OpenStream {
+  endpoint: string;
+  response: http.IncomingMessage;
+}
+
+/** Send a streaming request and resolve once the answer's headers arrived (bounded by
+ *  `timeoutMs`); aborting `signal` destroys the request at any point. */
+function openStream(
+  endpoint: string,
+  path: string,
+  body: string,
+  token: string | null,
+  timeoutMs: number,
+  connection: { agent: http.Agent; tls: ResolvedTls | null },
+  target: Target,
+  signal: AbortSignal,
+): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+    };
+    if (token) headers.authorization = token;
+    const { tls, agent } = connection;
+    const req = (tls ? https : http).request(
+      {
+        method: "POST",
+        hostname: target.hostname,
+        port: target.port || (tls ? 443 : 80),
+        path,
+        headers,
+        agent,
+        ...(tls ?? {}),
+      },
+      (response) => {
+        clearTimeout(timer);
+        resolve({ endpoint, response });
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = () => req.destroy(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    req.on("close", () => signal.removeEventListener("abort", onAbort));
+    req.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(body);
+  });
+}
+
+async function readAll(response: http.IncomingMessage): Promise<string> {
+  let text = "";
+  response.setEncoding("utf8");
+  for await (const chunk of response as AsyncIterable<string>) text += chunk;
+  return text;
 }
 
 /** One POST over node:http(s), bounded by the request's timeout. `sent` turns true once the
@@ -413,26 +581,31 @@ function exchange(
   request: EtcdHttpRequest,
   agent: http.Agent,
   tls: ResolvedTls | null,
+  known: Target | undefined,
 ): Promise<EtcdHttpResponse> {
   return new Promise((resolve, reject) => {
-    const url = new URL(request.path, request.endpoint);
+    // A transport may rewrite the endpoint: parse it then; the driver's own are parsed once.
+    const target = known ?? targetOf(request.endpoint);
     let sent = false;
     let timedOut = false;
     const options: https.RequestOptions = {
       method: "POST",
-      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port || (tls ? 443 : 80),
-      path: url.pathname,
+      hostname: target.hostname,
+      port: target.port || (tls ? 443 : 80),
+      path: request.path,
       headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
       agent,
       ...(tls ?? {}),
     };
     const req = (tls ? https : http).request(options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
       res.on("end", () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
+        resolve({ status: res.statusCode ?? 0, body });
       });
       res.on("error", (error) => fail(error));
     });
@@ -462,6 +635,17 @@ function exchange(
     req.on("error", fail);
     req.end(request.body);
   });
+}
+
+/** An endpoint's host (IPv6 without brackets) and port, parsed once. */
+interface Target {
+  hostname: string;
+  port: string;
+}
+
+function targetOf(endpoint: string): Target {
+  const url = new URL(endpoint);
+  return { hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port };
 }
 
 /** Reads may go to another endpoint after any failure: a range, or a txn of ranges only. */
@@ -620,6 +804,8 @@ const SIZE_ADVICE =
 function checkRequestSize(payload: string, body: object, maxRequestBytes: number): void {
   // What etcd adds around the request in its raft entry (header, user name): a generous bound.
   const envelope = 512;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most requests pass without being measured.
+  if (payload.length * 3 + envelope <= maxRequestBytes) return;
   if (Buffer.byteLength(payload) + envelope <= maxRequestBytes) return;
   const bytes = protobufSize(body) + envelope;
   if (bytes > maxRequestBytes) {
