@@ -13,6 +13,7 @@ import { BACKEND_NAMES, type BackendEntry, type BackendName, backendRegistry } f
 import { type Baseline, checkBaseline } from "./baselines/baseline.js";
 import { compare } from "./measure.js";
 import {
+  cellChecks,
   type GuardLike,
   HELD_KEY,
   HOLDER,
@@ -241,6 +242,7 @@ async function benchBackend(
       for (const concurrency of settings.concurrencies) {
         const cell = `${operation}/${concurrency}`;
         const sides = operationSides(operation, ours, guard, baseline, prefix, cell);
+        const checks = cellChecks(operation, ours, baseline, prefix, cell);
         const options = {
           concurrency,
           durationMs: settings.durationMs,
@@ -253,11 +255,13 @@ async function benchBackend(
           rows.push({ backend, operation, concurrency, skipped: sides.ours });
           continue;
         }
+        await checks.before();
         const figures = await compare(
           typeof sides.ours === "string" ? null : sides.ours,
           sides.baseline,
           options,
         );
+        await checks.after();
         if (figures.ours) {
           const ratio = figures.ours.opsPerSec / figures.baseline.opsPerSec;
           rows.push({
