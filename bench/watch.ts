@@ -11,6 +11,7 @@
  * up fails the measurement: a watch that loses changes must not report a fine delay.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
 import type { ChangeEvent, ChangeType, PoisonStoreClient } from "../src/index.js";
 import type { BackendName } from "./backends.js";
 import { TOKEN } from "./operations.js";
@@ -60,7 +61,6 @@ type Kind = (typeof KINDS)[number];
 
 const PREFIX = "watch/";
 const PROBE = "watch-probe";
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Nearest-rank quantile of sorted samples (with 20 samples, p99 is the largest). */
 export function nearestRank(sorted: readonly number[], q: number): number {
@@ -96,6 +96,9 @@ export async function measureWatch(
     );
 
   const controller = new AbortController();
+  // Every timer below ends with the measurement, so that none keeps the process alive after it.
+  const sleep = (ms: number) =>
+    delay(ms, undefined, { signal: controller.signal }).catch(() => undefined);
   const arrived = new Map<string, number>();
   const problems: string[] = [];
   let onArrival: () => void = () => {};
