@@ -44,8 +44,15 @@ export type ScaleRow = ScaleFigures | { backend: BackendName; size?: number; ski
 const BATCH = 1000;
 /** Batches in flight during the fill: enough to overlap round trips, under the SQL drivers'
  *  default pool of 10 connections. */
-const FILL_IN_FLIGHT = Number(process.env.BENCH_FILL_IN_FLIGHT ?? 8);
+const FILL_IN_FLIGHT = 8;
+/** A batch slower than this halves the next ones (a fifth of the drivers' default step bound). */
+const SLOW_BATCH_MS = 1000;
+const MIN_BATCH = 10;
+/** Attempts of a batch whose outcome was unknown, each in smaller batches. */
+const MAX_ATTEMPTS = 4;
 const scaleKey = (i: number) => `scale/${String(i).padStart(8, "0")}`;
+const scaleKeys = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, i) => scaleKey(from + i));
 const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 /** A GC we can call between phases, so heap figures start from live data only. */
@@ -65,20 +72,21 @@ export async function runScale(
   const store = await entry.ours({ namespace: options.namespace, timeoutMs: 60_000 });
   const rows: ScaleRow[] = [];
   let filled = 0;
-  let batch = BATCH;
+  // One sizer per store: what the fill learnt about slow batches serves its cleanup too.
+  const sizer = new BatchSize(BATCH);
   try {
-    batch = Math.min(await batchLimit(store), Number(process.env.BENCH_FILL_BATCH ?? BATCH));
+    sizer.size = await batchLimit(store);
     for (const size of sizes) {
       const started = performance.now();
       const from = filled;
       // Counted before the fill, so that a fill failing halfway is cleaned up too.
       filled = size;
-      await fill(store, from, size, batch);
+      await fill(store, from, size, sizer);
       const fillSeconds = (performance.now() - started) / 1000;
       log(
-        `  ${entry.name}: ${size.toLocaleString("en-US")} records (filled in ${fillSeconds.toFixed(1)} s)`,
+        `  ${entry.name}: ${size.toLocaleString("en-US")} records (filled in ${fillSeconds.toFixed(1)} s, batches of ${sizer.size} at the end)`,
       );
-      const putOpsPerSec = await measurePuts(store, size, batch, options);
+      const putOpsPerSec = await measurePuts(store, size, sizer, options);
       const getOpsPerSec = await throughput(options, async () => {
         const key = scaleKey(Math.floor(Math.random() * size));
         if ((await store.getPoison(key)) !== TOKEN) throw new Error(`${key} is missing`);
@@ -97,7 +105,11 @@ export async function runScale(
     rows.push({ backend: entry.name, skipped: `failed: ${(error as Error).message}` });
     log(`  ${entry.name}: failed: ${(error as Error).stack ?? error}`);
   } finally {
-    await removeAll(entry, store, filled, batch);
+    try {
+      await removeAll(entry, store, filled, sizer);
+    } catch (error) {
+      log(`  ${entry.name}: could not remove the ${filled} records: ${(error as Error).message}`);
+    }
     await store.close();
   }
   return rows;
@@ -128,39 +140,92 @@ async function fill(
   store: PoisonStoreClient,
   from: number,
   to: number,
-  batch: number,
+  sizer: BatchSize,
 ): Promise<void> {
   let next = from;
   const worker = async () => {
     while (next < to) {
       const start = next;
-      const end = Math.min(to, start + batch);
-      next = end;
-      const keys = Array.from({ length: end - start }, (_, i) => scaleKey(start + i));
-      await putBatch(store, keys);
+      next = Math.min(to, start + sizer.size);
+      await putBatch(store, scaleKeys(start, next), sizer);
     }
   };
   await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
 }
 
 /**
- * One batch of fresh keys, checked: the first attempt must write every key. A batch whose outcome
- * is unknown (BackendUnavailableError: a slow step on a loaded machine) is retried with the same
- * token, which is safe; after such a retry, keys found already held by the token count as written.
+ * The size of the next batch of a fill or removal: the backend's limit at first, halved whenever
+ * a batch takes longer than SLOW_BATCH_MS or ends with an unknown outcome. The SQL drivers run
+ * one statement per key inside a batch's transaction, and the whole step is bounded (5 s by
+ * default, a bound the URL cannot change): on a loaded machine a 1000-key batch with 8 in flight
+ * passes it (measured), and a timed-out batch costs the full bound and a connection.
  */
-async function putBatch(store: PoisonStoreClient, keys: string[]): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const { records, created } = await store.tryPutPoisons(keys, TOKEN);
-      const held = records.filter((record) => record.token === TOKEN).length;
-      if (held !== keys.length || (attempt === 1 && created.length !== keys.length))
-        throw new Error(
-          `a batch put of ${keys.length} fresh keys wrote ${created.length}, holds ${held}`,
-        );
-      return;
-    } catch (error) {
-      if (!(error instanceof BackendUnavailableError) || attempt >= 3) throw error;
-    }
+class BatchSize {
+  constructor(public size: number) {}
+
+  /** A batch of `keys` keys was slow: the next ones are at most half as large. Batches in
+   *  flight together that were all slow halve the size once, not once each. */
+  slow(keys: number): void {
+    this.size = Math.min(this.size, Math.max(MIN_BATCH, Math.floor(keys / 2)));
+  }
+}
+
+/** Times `call` on a batch of `keys` keys, and shrinks the batches after a slow one. */
+async function timed<T>(sizer: BatchSize, keys: number, call: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const result = await call();
+  if (performance.now() - started > SLOW_BATCH_MS) sizer.slow(keys);
+  return result;
+}
+
+/**
+ * One batch of fresh keys, checked: the first attempt must write every key. A batch whose outcome
+ * is unknown (BackendUnavailableError: a step past its bound) is retried in smaller batches with
+ * the same token, which is safe; keys an earlier attempt wrote then count as written.
+ */
+async function putBatch(
+  store: PoisonStoreClient,
+  keys: string[],
+  sizer: BatchSize,
+  attempt = 1,
+): Promise<void> {
+  try {
+    const { records, created } = await timed(sizer, keys.length, () =>
+      store.tryPutPoisons(keys, TOKEN),
+    );
+    const held = records.filter((record) => record.token === TOKEN).length;
+    if (held !== keys.length || (attempt === 1 && created.length !== keys.length))
+      throw new Error(
+        `a batch put of ${keys.length} fresh keys wrote ${created.length}, holds ${held}`,
+      );
+  } catch (error) {
+    if (!(error instanceof BackendUnavailableError) || attempt >= MAX_ATTEMPTS) throw error;
+    sizer.slow(keys.length);
+    for (let i = 0; i < keys.length; i += sizer.size)
+      await putBatch(store, keys.slice(i, i + sizer.size), sizer, attempt + 1);
+  }
+}
+
+/** Delete `keys` in batches; with `check`, each must have been present (a first attempt removed
+ *  it). Retried like {@link putBatch}: deletes by the holder are idempotent. */
+async function deleteBatch(
+  store: PoisonStoreClient,
+  keys: string[],
+  sizer: BatchSize,
+  check: boolean,
+  attempt = 1,
+): Promise<void> {
+  try {
+    const { removed } = await timed(sizer, keys.length, () => store.deletePoisons(keys, TOKEN));
+    if (check && attempt === 1 && removed.length !== keys.length)
+      throw new Error(
+        `${keys.length - removed.length} of ${keys.length} measured puts left no key`,
+      );
+  } catch (error) {
+    if (!(error instanceof BackendUnavailableError) || attempt >= MAX_ATTEMPTS) throw error;
+    sizer.slow(keys.length);
+    for (let i = 0; i < keys.length; i += sizer.size)
+      await deleteBatch(store, keys.slice(i, i + sizer.size), sizer, check, attempt + 1);
   }
 }
 
@@ -181,7 +246,7 @@ async function throughput(
 async function measurePuts(
   store: PoisonStoreClient,
   size: number,
-  batch: number,
+  sizer: BatchSize,
   options: { concurrency: number; measureMs: number },
 ): Promise<number> {
   const keys: string[] = [];
@@ -191,12 +256,15 @@ async function measurePuts(
     await store.tryPutPoison(key, TOKEN);
   });
   // Untimed, and the check of the puts' answers: each one wrote its key.
-  for (let i = 0; i < keys.length; i += batch) {
-    const chunk = keys.slice(i, i + batch);
-    const { removed } = await store.deletePoisons(chunk, TOKEN);
-    if (removed.length !== chunk.length)
-      throw new Error(`${chunk.length - removed.length} measured puts left no key`);
-  }
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const start = next;
+      next = Math.min(keys.length, start + sizer.size);
+      await deleteBatch(store, keys.slice(start, next), sizer, true);
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
   return rate;
 }
 
@@ -233,16 +301,15 @@ async function removeAll(
   entry: BackendEntry,
   store: PoisonStoreClient,
   filled: number,
-  batch: number,
+  sizer: BatchSize,
 ) {
   if (entry.name === "memory" || entry.name === "sqlite") return;
   let next = 0;
   const worker = async () => {
     while (next < filled) {
       const start = next;
-      next = Math.min(filled, start + batch);
-      const keys = Array.from({ length: next - start }, (_, j) => scaleKey(start + j));
-      await store.deletePoisons(keys, TOKEN);
+      next = Math.min(filled, start + sizer.size);
+      await deleteBatch(store, scaleKeys(start, next), sizer, false);
     }
   };
   await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
