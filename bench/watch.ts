@@ -135,13 +135,17 @@ export async function measureWatch(
       await makeChange(writer, change.key, change.kind);
       resolved.set(change.key, performance.now());
     }
-    const deadline = performance.now() + timeoutMs;
-    while (arrived.size < plan.length && problems.length === 0 && performance.now() < deadline) {
+    // One timer for the whole wait (a timer per event would pile up listeners on the signal).
+    let timedOut = false;
+    const deadline = sleep(timeoutMs).then(() => {
+      timedOut = true;
+    });
+    while (arrived.size < plan.length && problems.length === 0 && !timedOut) {
       await Promise.race([
         new Promise<void>((resolve) => {
           onArrival = resolve;
         }),
-        sleep(Math.max(0, deadline - performance.now())),
+        deadline,
       ]);
     }
     if (problems.length > 0) throw new Error(`the watch misreported: ${problems.join("; ")}`);
@@ -154,9 +158,9 @@ export async function measureWatch(
     let beforeResolution = 0;
     const delays = plan
       .map((change) => {
-        const delay = (arrived.get(change.key) as number) - (resolved.get(change.key) as number);
-        if (delay < 0) beforeResolution++;
-        return Math.max(0, delay);
+        const late = (arrived.get(change.key) as number) - (resolved.get(change.key) as number);
+        if (late < 0) beforeResolution++;
+        return Math.max(0, late);
       })
       .sort((a, b) => a - b);
     return {
