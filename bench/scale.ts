@@ -131,9 +131,12 @@ async function batchLimit(store: PoisonStoreClient): Promise<number> {
     if (removed.length !== 0) throw new Error("deleting absent keys removed some");
     return BATCH;
   } catch (error) {
-    const limit = /at most (\d+) keys/.exec(
-      error instanceof InvalidArgumentError ? error.reason : "",
-    );
+    if (!(error instanceof InvalidArgumentError)) {
+      // The batch reached the backend (a slow server, say), so its size was accepted.
+      if (error instanceof BackendUnavailableError) return BATCH;
+      throw error;
+    }
+    const limit = /at most (\d+) keys/.exec(error.reason);
     if (!limit) throw error;
     return Number(limit[1]);
   }
