@@ -1,6 +1,9 @@
 /**
  * The measured operations, each written once for our store and once for the baseline. Every
  * operation checks its own answer, on both sides alike, so a fast wrong answer cannot pass.
+ * Our writes resolve with nothing to compare (void): their effect is checked around each cell
+ * instead, untimed (`cellChecks`): a put really writes and a delete really removes before the
+ * cell, no measured key is left behind and the held key is unchanged after it.
  */
 import { PoisonConflictError, type PoisonStoreClient } from "../src/index.js";
 import type { Baseline } from "./baselines/baseline.js";
@@ -108,15 +111,63 @@ export function operationSides(
             : typeof guard === "string"
               ? guard
               : async (seq) => {
-                  await guard.run(
+                  // The guard returns what its body returns: a distinct value per call.
+                  const result = await guard.run(
                     { keys: [fresh(seq)], token: TOKEN, operation: "bench" },
-                    async () => undefined,
+                    async () => seq,
                   );
+                  if (result !== seq) throw new Error("guard.run did not return the body's result");
                 },
         // A no-op guarded run costs at least a put and a delete: that pair is its baseline.
         baseline: (seq) => baselinePutDelete(baseline, prefix + fresh(seq)),
       };
   }
+}
+
+/**
+ * Untimed checks of a cell's effect on both sides: `before` (our put writes the record and our
+ * delete removes it, on a key of its own), `after` (the cell's fresh keys are all gone, and the
+ * held key still belongs to its holder after every conflicting put).
+ */
+export function cellChecks(
+  name: OperationName,
+  store: PoisonStoreClient | string,
+  baseline: Baseline,
+  prefix: string,
+  cell: string,
+): { before(): Promise<void>; after(): Promise<void> } {
+  const ours = typeof store === "string" ? null : store;
+  const freshPrefix = `fresh/${cell}/`;
+  const writes = name === "tryPutPoison+deletePoison" || name === "guard.run";
+  return {
+    async before() {
+      if (!ours || !writes) return;
+      const key = `${freshPrefix}check`;
+      await ours.tryPutPoison(key, TOKEN);
+      const record = await ours.inspectPoison(key);
+      if (record?.token !== TOKEN || record.key !== key)
+        throw new Error(`${cell}: tryPutPoison resolved but ${key} is not held by its token`);
+      await ours.deletePoison(key, TOKEN);
+      if ((await ours.getPoison(key)) !== null)
+        throw new Error(`${cell}: deletePoison resolved but ${key} is still there`);
+    },
+    async after() {
+      if (writes) {
+        const left = ours ? await ours.listPoisons({ prefix: freshPrefix, limit: 1 }) : null;
+        if (left && left.records.length > 0)
+          throw new Error(`${cell}: ${left.records[0]?.key} was left behind by a measured call`);
+        // seq 0 ran in the warm-up on the baseline: put and deleted.
+        if ((await baseline.get(`${prefix}${freshPrefix}0`)) !== null)
+          throw new Error(`${cell}: the baseline left ${freshPrefix}0 behind`);
+      }
+      if (name === "tryPutPoison-conflict") {
+        if (ours && (await ours.getPoison(HELD_KEY)) !== HOLDER)
+          throw new Error(`${cell}: a conflicting put changed the holder of ${HELD_KEY}`);
+        if ((await baseline.get(prefix + HELD_KEY)) !== HOLDER)
+          throw new Error(`${cell}: a conflicting baseline put changed the holder of ${HELD_KEY}`);
+      }
+    },
+  };
 }
 
 async function baselinePutDelete(baseline: Baseline, key: string): Promise<void> {

@@ -2,6 +2,7 @@
 import type { BackendName } from "./backends.js";
 import type { SideFigures } from "./measure.js";
 import type { OperationName } from "./operations.js";
+import type { WatchRow } from "./watch.js";
 
 export interface MeasuredRow {
   backend: BackendName;
@@ -24,6 +25,9 @@ export interface SkippedRow {
 }
 
 export type Row = MeasuredRow | SkippedRow;
+
+/** What `--json` prints: the operation rows, then one watch row per backend. */
+export type JsonRow = Row | WatchRow;
 
 export const isMeasured = (row: Row): row is MeasuredRow => !("skipped" in row);
 
@@ -78,7 +82,11 @@ const escapeXml = (text: string) =>
  * bars of a pair share a scale (the larger of the two fills the width), so a reader sees the ratio
  * at a glance whatever the backend's absolute speed; the figures are printed beside the bars.
  */
-export function svgChart(rows: readonly Row[], title: string): string {
+export function svgChart(
+  rows: readonly Row[],
+  title: string,
+  watch: readonly WatchRow[] = [],
+): string {
   const width = 860;
   const labelWidth = 250;
   const barMax = 430;
@@ -124,6 +132,7 @@ export function svgChart(rows: readonly Row[], title: string): string {
     }
     y += 14;
   }
+  if (watch.length > 0) y = watchPanel(parts, watch, y, { labelWidth, barMax, barHeight });
   const height = y + 10;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
 <title>${escapeXml(title)}</title>
@@ -136,4 +145,54 @@ export function svgChart(rows: readonly Row[], title: string): string {
 ${parts.join("\n")}
 </svg>
 `;
+}
+
+/** Watch delay on a log scale (0.01 ms .. 10 s), p50 and p99 bars per backend: polling and
+ *  native feeds differ by orders of magnitude. */
+const LOG_MIN_MS = 0.01;
+const LOG_MAX_MS = 10_000;
+
+function watchPanel(
+  parts: string[],
+  rows: readonly WatchRow[],
+  top: number,
+  layout: { labelWidth: number; barMax: number; barHeight: number },
+): number {
+  const { labelWidth, barMax, barHeight } = layout;
+  const scale = (value: number) => {
+    const clamped = Math.min(LOG_MAX_MS, Math.max(LOG_MIN_MS, value));
+    return (barMax * Math.log(clamped / LOG_MIN_MS)) / Math.log(LOG_MAX_MS / LOG_MIN_MS);
+  };
+  let y = top;
+  parts.push(
+    `<text x="10" y="${y}" class="h">watch delay: write resolved → event (store.watch defaults)</text>`,
+  );
+  y += 10;
+  for (const tick of [0.01, 1, 100, 10_000]) {
+    const x = labelWidth + scale(tick);
+    parts.push(
+      `<line x1="${x.toFixed(1)}" y1="${y + 4}" x2="${x.toFixed(1)}" y2="${y + 4 + rows.length * 26}" stroke="#eee"/>`,
+      `<text x="${x.toFixed(1)}" y="${y + 2}" class="n" text-anchor="middle">${tick >= 1000 ? `${tick / 1000} s` : `${tick} ms`}</text>`,
+    );
+  }
+  y += 4;
+  for (const row of rows) {
+    const f = row.watch;
+    const label = "skipped" in f ? row.backend : `${row.backend} (${f.source})`;
+    parts.push(`<text x="20" y="${y + 15}" class="l">${escapeXml(label)}</text>`);
+    if ("skipped" in f) {
+      parts.push(
+        `<text x="${labelWidth}" y="${y + 15}" class="s">skipped: ${escapeXml(f.skipped)}</text>`,
+      );
+    } else {
+      parts.push(
+        `<rect x="${labelWidth}" y="${y + 3}" width="${scale(f.p50Ms).toFixed(1)}" height="${barHeight}" class="o"/>`,
+        `<rect x="${labelWidth}" y="${y + 3 + barHeight}" width="${scale(f.p99Ms).toFixed(1)}" height="${barHeight}" class="b"/>`,
+        `<text x="${labelWidth + barMax + 8}" y="${y + 11}" class="n">p50 ${ms(f.p50Ms)} ms</text>`,
+        `<text x="${labelWidth + barMax + 8}" y="${y + 21}" class="n">p99 ${ms(f.p99Ms)} ms (${f.changes} changes)</text>`,
+      );
+    }
+    y += 26;
+  }
+  return y + 14;
 }

@@ -7,12 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { PoisonStoreClient } from "../src/index.js";
+import { openPoisonStore, type PoisonStoreClient } from "../src/index.js";
 import { adminTable, runAdminBench } from "./admin.js";
 import { BACKEND_NAMES, type BackendEntry, type BackendName, backendRegistry } from "./backends.js";
 import { type Baseline, checkBaseline } from "./baselines/baseline.js";
 import { compare } from "./measure.js";
 import {
+  cellChecks,
   type GuardLike,
   HELD_KEY,
   HOLDER,
@@ -21,8 +22,9 @@ import {
   operationSides,
   PRESENT_KEY,
 } from "./operations.js";
-import { humanTable, type Row, svgChart } from "./report.js";
+import { humanTable, type JsonRow, type Row, svgChart } from "./report.js";
 import { runScale, type ScaleRow, scaleTable } from "./scale.js";
+import { measureWatch, type WatchRow, watchTable } from "./watch.js";
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -30,7 +32,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --duration TIME      measured time per side and cell, e.g. 2s, 500ms (default 2s)
   --concurrency LIST   in-flight calls (default 1,32)
   --json               print one JSON document on stdout instead of tables
-  --svg PATH           also write the chart (ours vs baseline) to PATH
+  --svg PATH           also write the chart (ours vs baseline, and the watch delay) to PATH
+  --watch-changes N    changes made under a store.watch() per backend, to measure the delay
+                       from each write to its event (default 20; 0: no watch measurement)
   --scale              fill stores with --sizes records and measure put/get/list instead
   --sizes LIST         record counts for --scale (default 1000,100000,1000000)
   --admin              measure the admin service's list endpoint over HTTP instead (SQLite,
@@ -59,6 +63,13 @@ function parseList(option: string, text: string): number[] {
   return values;
 }
 
+function parseCount(option: string, text: string): number {
+  const value = Number(text.trim());
+  if (!Number.isInteger(value) || value < 0 || text.trim() === "")
+    throw new UsageError(`${option}: expected a whole number ≥ 0, got ${JSON.stringify(text)}`);
+  return value;
+}
+
 function parseBackends(text: string): BackendName[] {
   const names = text.split(",").map((part) => part.trim());
   for (const name of names) {
@@ -84,6 +95,7 @@ async function main(): Promise<number> {
       sizes: { type: "string", default: "1000,100000,1000000" },
       admin: { type: "boolean", default: false },
       "admin-keys": { type: "string", default: "10000" },
+      "watch-changes": { type: "string", default: "20" },
       help: { type: "boolean", default: false },
     },
   });
@@ -94,6 +106,7 @@ async function main(): Promise<number> {
   const backends = parseBackends(values.backend);
   const durationMs = parseDuration(values.duration);
   const concurrencies = parseList("--concurrency", values.concurrency);
+  const watchChanges = parseCount("--watch-changes", values["watch-changes"]);
   const runId = `${process.pid}-${Date.now().toString(36)}`;
   const tempDir = mkdtempSync(join(tmpdir(), "poison-bench-"));
   const registry = backendRegistry({ tempDir });
@@ -138,12 +151,18 @@ async function main(): Promise<number> {
     }
 
     const rows: Row[] = [];
+    const watchRows: WatchRow[] = [];
     let failed = false;
     for (const name of backends) {
       log(`bench: ${name}`);
       const outcome = await benchBackend(registry[name], { durationMs, concurrencies, runId });
       rows.push(...outcome.rows);
       failed ||= outcome.failed;
+      if (watchChanges > 0) {
+        const watched = await benchWatch(registry[name], { changes: watchChanges, runId, tempDir });
+        watchRows.push(watched.row);
+        failed ||= watched.failed;
+      }
     }
     const labels = Object.fromEntries(
       backends.map((name) => [
@@ -151,12 +170,15 @@ async function main(): Promise<number> {
         `ours: ${registry[name].url} · baseline: ${registry[name].baselineLabel}`,
       ]),
     );
+    const json: JsonRow[] = [...rows, ...watchRows];
     process.stdout.write(
-      values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${humanTable(rows, labels)}\n`,
+      values.json
+        ? `${JSON.stringify(json, null, 2)}\n`
+        : `${humanTable(rows, labels)}\n${watchRows.length > 0 ? `${watchTable(watchRows)}\n` : ""}`,
     );
     if (values.svg) {
       const title = `poison-store vs hand-written baseline, ops/s (${availableParallelism()} cpus, node ${process.version}, ${durationMs / 1000}s per side)`;
-      writeFileSync(values.svg, svgChart(rows, title));
+      writeFileSync(values.svg, svgChart(rows, title, watchRows));
       log(`chart written to ${values.svg}`);
     }
     return failed ? 1 : 0;
@@ -218,14 +240,9 @@ async function benchBackend(
     const rows: Row[] = [];
     for (const operation of OPERATION_NAMES) {
       for (const concurrency of settings.concurrencies) {
-        const sides = operationSides(
-          operation,
-          ours,
-          guard,
-          baseline,
-          prefix,
-          `${operation}/${concurrency}`,
-        );
+        const cell = `${operation}/${concurrency}`;
+        const sides = operationSides(operation, ours, guard, baseline, prefix, cell);
+        const checks = cellChecks(operation, ours, baseline, prefix, cell);
         const options = {
           concurrency,
           durationMs: settings.durationMs,
@@ -238,11 +255,13 @@ async function benchBackend(
           rows.push({ backend, operation, concurrency, skipped: sides.ours });
           continue;
         }
+        await checks.before();
         const figures = await compare(
           typeof sides.ours === "string" ? null : sides.ours,
           sides.baseline,
           options,
         );
+        await checks.after();
         if (figures.ours) {
           const ratio = figures.ours.opsPerSec / figures.baseline.opsPerSec;
           rows.push({
@@ -276,6 +295,53 @@ async function benchBackend(
     await Promise.allSettled(cleanups);
     await store?.close();
     await baseline.close();
+  }
+}
+
+/**
+ * The watch delay on one backend (bench/watch.ts): a watching store and a writing store, two
+ * objects on one backend and namespace. memory: and SQLite are private to the store object that
+ * `entry.ours` opens (a fresh map, a fresh file), so both objects are opened here on one shared
+ * map name / one file; a server backend's two objects are simply two `entry.ours`.
+ */
+async function benchWatch(
+  entry: BackendEntry,
+  settings: { changes: number; runId: string; tempDir: string },
+): Promise<{ row: WatchRow; failed: boolean }> {
+  const backend = entry.name;
+  const unavailable = (await entry.reachable()) ?? entry.oursUnavailable();
+  if (unavailable) return { row: { backend, watch: { skipped: unavailable } }, failed: false };
+  const namespace = `/__poison_bench__/${settings.runId}/watch/`;
+  const open = async (): Promise<PoisonStoreClient> => {
+    switch (backend) {
+      case "memory":
+        return openPoisonStore(`memory:poison-bench-watch-${settings.runId}`, { namespace });
+      case "sqlite":
+        return openPoisonStore(`sqlite:${join(settings.tempDir, "watch.db")}`, { namespace });
+      default:
+        return entry.ours({ namespace });
+    }
+  };
+  const opened: PoisonStoreClient[] = [];
+  try {
+    const watcher = await open();
+    opened.push(watcher);
+    const writer = await open();
+    opened.push(writer);
+    const figures = await measureWatch({ watcher, writer }, { changes: settings.changes });
+    log(
+      `  watch (${figures.source}): p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms over ${figures.changes} changes`,
+    );
+    return { row: { backend, watch: figures }, failed: false };
+  } catch (error) {
+    // A watch that loses or mislabels a change is a failure of the run, not a slow figure.
+    log(`  watch failed: ${(error as Error).message}`);
+    return {
+      row: { backend, watch: { skipped: `failed: ${(error as Error).message}` } },
+      failed: true,
+    };
+  } finally {
+    await Promise.allSettled(opened.map((store) => store.close()));
   }
 }
 
