@@ -30,12 +30,23 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { retry } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
+import type { DriverChange, DriverWatch } from "../core/watch.js";
 import {
   type MysqlConnection,
   mysqlConfigurationError,
   mysqlConnection,
   mysqlSsl,
 } from "./mysql-connection.js";
+import {
+  CHANGE_TYPES,
+  type ChangeRow,
+  changeFeed,
+  changeLogDdl,
+  DEFAULT_CHANGE_POLL_MS,
+  DEFAULT_CHANGE_RETENTION,
+  TRIM_EVERY_WRITES,
+  trimChangeLog,
+} from "./mysql-watch.js";
 import {
   auditIdBound,
   auditValues,
@@ -96,6 +107,16 @@ export interface MysqlDriverOptions {
   queryTimeoutMs?: number;
   /** Pool size when the driver makes the pool. Default 10. */
   maxConnections?: number;
+  /** Keep a change log (a table `<table>_changes` written by triggers in the same transaction
+   *  as each change) and serve `store.watch()` from it natively. Default true. Creating
+   *  triggers needs the TRIGGER privilege and, with binary logging on,
+   *  `log_bin_trust_function_creators = 1` or SUPER; without them set false (the store is then
+   *  watched by the runtime's polling). See ./mysql-watch.ts. */
+  changeLog?: boolean;
+  /** Change log entries kept for resuming a watch (older ones are trimmed). Default 10,000. */
+  changeLogRetention?: number;
+  /** How often a watch reads the change log. Default 500 ms. */
+  watchIntervalMs?: number;
 }
 
 type Bytes = Buffer | null;
@@ -142,6 +163,9 @@ const ER_TABLE_EXISTS = 1050;
 const ER_SP_ALREADY_EXISTS = 1304;
 const ER_LOCK_DEADLOCK = 1213;
 const ER_DUP_ENTRY = 1062;
+const ER_TRG_ALREADY_EXISTS = 1359;
+const ER_NO_SUCH_TABLE = 1146;
+const ER_LOCK_WAIT_TIMEOUT = 1205;
 /** Deadlock victims are retried this often in all (the first try included), after a short
  *  random pause growing from about 2 ms to at most 50 ms. */
 const DEADLOCK_RETRY = { maxAttempts: 10, minDelayMs: 2, maxDelayMs: 50 };
@@ -163,6 +187,28 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   };
   const putProcedure = procedureName("put");
   const removeProcedure = procedureName("remove");
+  const changeLog = options.changeLog ?? true;
+  if (typeof changeLog !== "boolean") {
+    throw new InvalidArgumentError("options.changeLog", "must be a boolean");
+  }
+  const retention = options.changeLogRetention ?? DEFAULT_CHANGE_RETENTION;
+  if (!Number.isSafeInteger(retention) || retention < 1) {
+    throw new InvalidArgumentError("options.changeLogRetention", "must be a positive integer");
+  }
+  const watchIntervalMs = checkMillis(
+    "options.watchIntervalMs",
+    options.watchIntervalMs,
+    DEFAULT_CHANGE_POLL_MS,
+  );
+  const logTableName = `${tableName}_changes`;
+  const logTable = quoteTable(logTableName, "`");
+  const logDdl = changeLogDdl(keysTable, logTable, (verb) => {
+    const name = `${logTableName}_v1_${verb}`;
+    if ((name.split(".").at(-1) ?? "").length > 64) {
+      throw new InvalidArgumentError("options.table", "is too long to name its triggers");
+    }
+    return quoteTable(name, "`");
+  });
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
@@ -466,6 +512,53 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   };
   let migrated = false;
 
+  /** Writes since the last trim of the change log; every TRIM_EVERY_WRITES, one trim runs in the
+   *  background (its failure is harmless: the next one catches up). */
+  let writes = 0;
+  let trimming = false;
+  const wrote = (count: number) => {
+    if (!changeLog || count === 0) return;
+    writes += count;
+    if (writes < TRIM_EVERY_WRITES || trimming) return;
+    writes = 0;
+    trimming = true;
+    void trimChangeLog(
+      { logTable, rows: (text, values) => one(text, values) },
+      retention,
+      async (text, values) =>
+        withConnection(async (c) => {
+          const [result] = await c.query(text, values);
+          return Number((result as { affectedRows?: number }).affectedRows ?? 0);
+        }),
+    )
+      .catch(() => undefined)
+      .finally(() => {
+        trimming = false;
+      });
+  };
+
+  const watch: DriverWatch = (query) =>
+    changeFeed(
+      {
+        logTable,
+        rows: (text, values) => one(text, values),
+        onOneConnection: <R>(statements: [string, unknown[]][]) =>
+          withConnection(async (c) => {
+            let found: R[] = [];
+            for (const [text, values] of statements) {
+              const [result] = await c.query(text, values);
+              if (Array.isArray(result)) found = result as R[];
+            }
+            return found;
+          }),
+        change: fromChangeRow,
+        missingTable: (error) => (error as { errno?: number }).errno === ER_NO_SUCH_TABLE,
+        lockTimeout: (error) => (error as { errno?: number }).errno === ER_LOCK_WAIT_TIMEOUT,
+        intervalMs: watchIntervalMs,
+      },
+      query,
+    );
+
   /** The procedure takes the shared put parameters, then whether it owns the transaction. */
   const putValues = (
     record: PoisonRecord,
@@ -512,6 +605,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           const errno = (error as { errno?: number }).errno;
           if (
             errno !== ER_SP_ALREADY_EXISTS &&
+            errno !== ER_TRG_ALREADY_EXISTS &&
             errno !== ER_TABLE_EXISTS &&
             errno !== ER_DUP_KEYNAME &&
             errno !== ER_DUP_FIELDNAME
@@ -541,6 +635,10 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       await withConnection(async (c) => {
         for (const statement of [putProcedureDdl, removeProcedureDdl(mariadb)])
           await ddlOnce(c, statement);
+        // After the migrations: the triggers copy every column of the current layout.
+        if (changeLog) {
+          for (const statement of [logDdl.table, ...logDdl.triggers]) await ddlOnce(c, statement);
+        }
       });
       migrated = true;
       return true;
@@ -550,9 +648,10 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
         const [holder] = await one<KeyRow>(sql.put, putValues(record, audit, true), true);
+        if (!holder) wrote(1);
         return putOutcome("mysql", [record], [putRow(record, holder)]);
       }
-      return transaction<PutOutcome>(async (c) => {
+      const batch = await transaction<PutOutcome>(async (c) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
           const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
@@ -565,29 +664,51 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         );
         return outcome.ok ? outcome : new Rollback(outcome);
       });
+      if (batch.ok) wrote(batch.created.filter(Boolean).length);
+      return batch;
     },
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1], true);
-        return removeOutcome(row && fromRow(row), token);
+        const single = removeOutcome(row && fromRow(row), token);
+        if (single.ok) wrote(single.removed.length);
+        return single;
       }
-      return transaction<RemoveOutcome>(async (c) => {
-        // Each CALL locks and returns the row, and deletes it when the token allows; the
-        // decision below rolls the whole transaction back when any key says no.
-        const held: PoisonRecord[] = [];
-        for (const key of sortedByBytes(keys, (k) => k)) {
-          const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0], true);
-          if (row) held.push(fromRow(row));
+      const outcome = await transaction<RemoveOutcome>(async (c) => {
+        // The change log's delete trigger reads these: an operator's force-delete is told from
+        // a delete, and an audited removal is logged at the audit entry's time. Session
+        // variables, so they are cleared before the connection goes back to the pool (a failure
+        // destroys it).
+        if (changeLog && audit) {
+          await c.query("SET @poison_store_change = ?, @poison_store_change_at = ?", [
+            Buffer.from(audit.action === "force-delete" ? "force-deleted" : "deleted"),
+            Buffer.from(audit.at),
+          ]);
         }
-        const outcome = removeDecision(keys, held, token, expected);
-        if (!outcome.ok) return new Rollback(outcome);
-        if (audit) {
-          for (const record of outcome.removed)
-            await rows(c, sql.audit, auditValues(audit, record));
+        try {
+          // Each CALL locks and returns the row, and deletes it when the token allows; the
+          // decision below rolls the whole transaction back when any key says no.
+          const held: PoisonRecord[] = [];
+          for (const key of sortedByBytes(keys, (k) => k)) {
+            const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0], true);
+            if (row) held.push(fromRow(row));
+          }
+          const decided = removeDecision(keys, held, token, expected);
+          if (!decided.ok) return new Rollback(decided);
+          if (audit) {
+            for (const record of decided.removed)
+              await rows(c, sql.audit, auditValues(audit, record));
+          }
+          return decided;
+        } finally {
+          if (changeLog && audit) {
+            await c.query("SET @poison_store_change = NULL, @poison_store_change_at = NULL");
+          }
         }
-        return outcome;
       });
+      if (outcome.ok) wrote(outcome.removed.length);
+      return outcome;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
@@ -617,6 +738,9 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           updated.push(fromRow(row));
         }
         return { ok: true as const, records: updated };
+      }).then((outcome) => {
+        if (outcome.ok) wrote(outcome.records.length);
+        return outcome;
       });
     },
 
@@ -667,6 +791,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       return found.map(fromAuditRow);
     },
 
+    ...(changeLog ? { watch } : {}),
+
     async close() {
       const current = pool;
       pool = ownsPool ? null : pool;
@@ -710,6 +836,21 @@ function fromAuditRow(row: AuditRow): AuditEntry {
     record: maybeText(row.record),
     detail: row.detail === undefined ? null : maybeText(row.detail),
   });
+}
+
+/** A change log row → the feed's change (storage key, the record after the change). */
+function fromChangeRow(row: ChangeRow, position: string): DriverChange {
+  const type = text(row.type);
+  if (!(CHANGE_TYPES as readonly string[]).includes(type)) {
+    throw new BackendUnavailableError("mysql", `the change log holds an unknown type ${type}`);
+  }
+  return {
+    type: type as DriverChange["type"],
+    key: text(row.key),
+    record: fromRow(row),
+    at: text(row.at),
+    position,
+  };
 }
 
 /** The put procedure's answer for `record`, for the shared putOutcome: no row, it inserted the
