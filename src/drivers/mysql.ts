@@ -111,7 +111,7 @@ export interface MysqlDriverOptions {
    *  as each change) and serve `store.watch()` from it natively. Default true. Creating
    *  triggers needs the TRIGGER privilege and, with binary logging on,
    *  `log_bin_trust_function_creators = 1` or SUPER; without them set false (the store is then
-   *  watched by the runtime's polling). See ./mysql-watch.ts. */
+   *  watched by the runtime's polling). See ./mysql-watch.ts. In a URL: `?change-log=off`. */
   changeLog?: boolean;
   /** Change log entries kept for resuming a watch (older ones are trimmed). Default 10,000. */
   changeLogRetention?: number;
@@ -187,7 +187,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   };
   const putProcedure = procedureName("put");
   const removeProcedure = procedureName("remove");
-  const changeLog = options.changeLog ?? true;
+  const connection = options.url === undefined ? null : mysqlConnection(options.url, options.tls);
+  const changeLog = options.changeLog ?? connection?.changeLog ?? true;
   if (typeof changeLog !== "boolean") {
     throw new InvalidArgumentError("options.changeLog", "must be a boolean");
   }
@@ -216,7 +217,6 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   if (options.pool !== undefined && options.tls !== undefined) {
     throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
   }
-  const connection = options.url === undefined ? null : mysqlConnection(options.url, options.tls);
 
   const ddl = [
     `CREATE TABLE IF NOT EXISTS ${keysTable} (

@@ -99,6 +99,21 @@ class Collector {
 const open = (tables: { table: string; auditTable: string }, extra = {}) =>
   openPoisonStore(mysqlDriver({ url: mysqlUrl, watchIntervalMs: FAST_MS, ...tables, ...extra }));
 
+describe("mysql change log options", () => {
+  it("changeLog: false or ?change-log=off: no native feed (the runtime polls)", () => {
+    assert.equal(mysqlDriver({ url: mysqlUrl, changeLog: false }).watch, undefined);
+    assert.equal(mysqlDriver({ url: `${mysqlUrl}?change-log=off` }).watch, undefined);
+    assert.equal(typeof mysqlDriver({ url: `${mysqlUrl}?change-log=on` }).watch, "function");
+    assert.equal(typeof mysqlDriver({ url: mysqlUrl }).watch, "function");
+    assert.throws(() => mysqlDriver({ url: `${mysqlUrl}?change-log=maybe` }), {
+      code: "INVALID_ARGUMENT",
+    });
+    assert.throws(() => mysqlDriver({ url: mysqlUrl, changeLogRetention: 0 }), {
+      code: "INVALID_ARGUMENT",
+    });
+  });
+});
+
 describe("mysql native change feed", { skip: skip ?? false }, () => {
   it("many concurrent writers: every change seen exactly once per key, in order", async () => {
     const names = freshTable();
