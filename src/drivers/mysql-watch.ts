@@ -5,8 +5,8 @@
  *
  * **Writing.** Three triggers on the keys table append one row per changed key: `put` after an
  * INSERT, `poisoned` or `touched` after an UPDATE that changed a column, `deleted` or
- * `force-deleted` after a DELETE (the driver sets the session variable `@poison_store_change`
- * around an operator's force-delete). A trigger runs inside the statement that fired it, so the
+ * `force-deleted` after a DELETE (the remove procedure sets the session variable
+ * `@poison_store_change` around an operator's force-delete). A trigger runs inside the statement that fired it, so the
  * log row commits or rolls back with the change, on every path (single-key procedures, batches,
  * updates, and older library versions writing the same table), and costs the write one more row
  * insert, no extra statement or round trip. Each row carries the record after the change (the

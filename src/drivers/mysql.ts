@@ -345,6 +345,10 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
    * (the answer then is linearized at that read); a row found with the same token was written
    * again in between, and is deleted again.
    *
+   * In a caller's transaction (batches, audited removals), p_change and p_change_at (the change
+   * type and time for the change log's delete trigger) are set as session variables around the
+   * DELETE.
+   *
    * MySQL (no DELETE … RETURNING), and in a caller's transaction on both: SELECT … FOR UPDATE
    * locks the row (or, when absent, the gap where it would be, so no put can insert it until
    * the commit) and returns it; the DELETE runs under that lock.
@@ -352,7 +356,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   const removeProcedureDdl = (mariadb: boolean) =>
     mariadb
       ? `CREATE PROCEDURE ${removeProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT)
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
+      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
     MODIFIES SQL DATA
     BEGIN
       DECLARE v_missing TINYINT DEFAULT 0;
@@ -382,22 +387,28 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           END LOOP;
         END IF;
       ELSE
+        SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
         SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
         DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
+        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
       END IF;
     END`
       : `CREATE PROCEDURE ${removeProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT)
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
+      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
     MODIFIES SQL DATA
     BEGIN
       DECLARE EXIT HANDLER FOR SQLEXCEPTION
       BEGIN
+        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
         IF p_own_tx = 1 THEN ROLLBACK; END IF;
         RESIGNAL;
       END;
       IF p_own_tx = 1 THEN START TRANSACTION; END IF;
+      SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
       SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
       DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
+      SET @poison_store_change = NULL, @poison_store_change_at = NULL;
       IF p_own_tx = 1 THEN COMMIT; END IF;
     END`;
 
@@ -411,7 +422,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
 
   const sql = {
     put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    remove: `CALL ${removeProcedure}(?, ?, ?)`,
+    remove: `CALL ${removeProcedure}(?, ?, ?, ?, ?)`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keysTable} WHERE \`key\` = ?`,
     getToken: `SELECT token FROM ${keysTable} WHERE \`key\` = ?`,
@@ -670,42 +681,41 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
-        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1], true);
+        const [row] = await one<KeyRow>(
+          sql.remove,
+          [keyBytes(keys[0] as string), token, 1, null, null],
+          true,
+        );
         const single = removeOutcome(row && fromRow(row), token);
         if (single.ok) wrote(single.removed.length);
         return single;
       }
+      // The change log's delete trigger reads the change type and time the procedure sets for
+      // the statement: an operator's force-delete is told from a delete, and an audited
+      // removal is logged at the audit entry's time.
+      const change = audit
+        ? [audit.action === "force-delete" ? "force-deleted" : "deleted", audit.at]
+        : [null, null];
       const outcome = await transaction<RemoveOutcome>(async (c) => {
-        // The change log's delete trigger reads these: an operator's force-delete is told from
-        // a delete, and an audited removal is logged at the audit entry's time. Session
-        // variables, so they are cleared before the connection goes back to the pool (a failure
-        // destroys it).
-        if (changeLog && audit) {
-          await c.query("SET @poison_store_change = ?, @poison_store_change_at = ?", [
-            Buffer.from(audit.action === "force-delete" ? "force-deleted" : "deleted"),
-            Buffer.from(audit.at),
-          ]);
+        // Each CALL locks and returns the row, and deletes it when the token allows; the
+        // decision below rolls the whole transaction back when any key says no.
+        const held: PoisonRecord[] = [];
+        for (const key of sortedByBytes(keys, (k) => k)) {
+          const [row] = await rows<KeyRow>(
+            c,
+            sql.remove,
+            [keyBytes(key), token, 0, ...change],
+            true,
+          );
+          if (row) held.push(fromRow(row));
         }
-        try {
-          // Each CALL locks and returns the row, and deletes it when the token allows; the
-          // decision below rolls the whole transaction back when any key says no.
-          const held: PoisonRecord[] = [];
-          for (const key of sortedByBytes(keys, (k) => k)) {
-            const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0], true);
-            if (row) held.push(fromRow(row));
-          }
-          const decided = removeDecision(keys, held, token, expected);
-          if (!decided.ok) return new Rollback(decided);
-          if (audit) {
-            for (const record of decided.removed)
-              await rows(c, sql.audit, auditValues(audit, record));
-          }
-          return decided;
-        } finally {
-          if (changeLog && audit) {
-            await c.query("SET @poison_store_change = NULL, @poison_store_change_at = NULL");
-          }
+        const decided = removeDecision(keys, held, token, expected);
+        if (!decided.ok) return new Rollback(decided);
+        if (audit) {
+          for (const record of decided.removed)
+            await rows(c, sql.audit, auditValues(audit, record));
         }
+        return decided;
       });
       if (outcome.ok) wrote(outcome.removed.length);
       return outcome;
