@@ -29,17 +29,27 @@ export interface MysqlConnection {
   /** The URL mysql2 receives: `mysql:` scheme, TLS parameters removed (passed as `ssl`). */
   uri: string;
   tls: (TlsSources & { checkHostName: boolean }) | null;
+  /** `change-log=off` in the URL: no change log (the driver's `changeLog: false`); null when
+   *  the URL does not say. */
+  changeLog: boolean | null;
 }
 
 /** Read by the driver; mysql2 never sees them (it would warn about unknown options). */
-const TLS_PARAMS = ["ssl-mode", "ssl-ca", "ssl-cert", "ssl-key", "ssl-verify-server-cert"];
+const TLS_PARAMS = [
+  "ssl-mode",
+  "ssl-ca",
+  "ssl-cert",
+  "ssl-key",
+  "ssl-verify-server-cert",
+  "change-log",
+];
 
 export function mysqlConnection(url: string, option: TlsOptions | undefined): MysqlConnection {
   const uri = url.replace(/^mariadb:/i, "mysql:");
   const question = uri.indexOf("?");
   const query = question < 0 ? "" : uri.slice(question + 1).replace(/#.*$/, "");
   const params = new URLSearchParams(query);
-  if (params.has("ssl") && [...params.keys()].some((name) => TLS_PARAMS.includes(name))) {
+  if (params.has("ssl") && [...params.keys()].some((name) => name.startsWith("ssl-"))) {
     throw new InvalidArgumentError(
       "url",
       "give TLS either as ssl-mode/ssl-ca/… or as mysql2's ssl, not both",
@@ -86,6 +96,10 @@ export function mysqlConnection(url: string, option: TlsOptions | undefined): My
     }
     if (verify === "false") fromUrl.rejectUnauthorized = false;
   }
+  const changeLogParam = params.get("change-log");
+  if (changeLogParam !== null && changeLogParam !== "on" && changeLogParam !== "off") {
+    throw new InvalidArgumentError("url", "change-log must be on or off");
+  }
   const sources = mergeTlsSources(fromUrl, option);
   if (!enabled && (option !== undefined || Object.keys(fromUrl).length > 0)) {
     throw new InvalidArgumentError(
@@ -100,6 +114,7 @@ export function mysqlConnection(url: string, option: TlsOptions | undefined): My
   return {
     uri: others.length > 0 ? `${base}?${others.join("&")}` : base,
     tls: enabled ? { ...sources, checkHostName } : null,
+    changeLog: changeLogParam === null ? null : changeLogParam === "on",
   };
 }
 
@@ -157,13 +172,13 @@ export function mysqlConfigurationError(error: unknown): PoisonStoreError | null
     case ER_SPECIFIC_ACCESS_DENIED_ERROR:
       return configuration(
         "privileges",
-        `${message}; the user needs SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, CREATE ROUTINE and EXECUTE on the database`,
+        `${message}; the user needs SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX, CREATE ROUTINE, TRIGGER and EXECUTE on the database (without TRIGGER, open the driver with changeLog: false)`,
         error,
       );
     case ER_BINLOG_CREATE_ROUTINE_NEED_SUPER:
       return configuration(
         "privileges",
-        `${message}; with binary logging on, creating the driver's procedures needs log_bin_trust_function_creators = 1 on the server (or a user with SUPER)`,
+        `${message}; with binary logging on, creating the driver's change log triggers needs log_bin_trust_function_creators = 1 on the server (or a user with SUPER), or open the driver with changeLog: false (store.watch then polls)`,
         error,
       );
   }

@@ -28,13 +28,25 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { retry } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
+import type { DriverChange, DriverWatch } from "../core/watch.js";
 import {
   type MysqlConnection,
   mysqlConfigurationError,
   mysqlConnection,
   mysqlSsl,
 } from "./mysql-connection.js";
+import {
+  CHANGE_TYPES,
+  type ChangeRow,
+  changeFeed,
+  changeLogDdl,
+  DEFAULT_CHANGE_POLL_MS,
+  DEFAULT_CHANGE_RETENTION,
+  TRIM_EVERY_WRITES,
+  trimChangeLog,
+} from "./mysql-watch.js";
 import {
   auditIdBound,
   auditValues,
@@ -58,6 +70,10 @@ import type { TlsOptions } from "./tls.js";
 /** The part of a `mysql2/promise` pooled connection the driver uses. */
 export interface MysqlConnectionLike {
   query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  /** A prepared statement (mysql2 prepares it once per connection and caches it). Used for the
+   *  hot-path statements when present; without it (a hand-written pool) they go through
+   *  `query`. */
+  execute?(sql: string, values: (Buffer | number | null)[]): Promise<[unknown, unknown]>;
   release(): void;
   destroy(): void;
 }
@@ -91,6 +107,16 @@ export interface MysqlDriverOptions {
   queryTimeoutMs?: number;
   /** Pool size when the driver makes the pool. Default 10. */
   maxConnections?: number;
+  /** Keep a change log (a table `<table>_changes` written by triggers in the same transaction
+   *  as each change) and serve `store.watch()` from it natively. Default true. Creating
+   *  triggers needs the TRIGGER privilege and, with binary logging on,
+   *  `log_bin_trust_function_creators = 1` or SUPER; without them set false (the store is then
+   *  watched by the runtime's polling). See ./mysql-watch.ts. In a URL: `?change-log=off`. */
+  changeLog?: boolean;
+  /** Change log entries kept for resuming a watch (older ones are trimmed). Default 10,000. */
+  changeLogRetention?: number;
+  /** How often a watch reads the change log. Default 500 ms. */
+  watchIntervalMs?: number;
 }
 
 type Bytes = Buffer | null;
@@ -129,14 +155,20 @@ const RECORD_COLUMNS =
 
 /** Bump with any change to a procedure body: procedures are created once and never replaced,
  *  so a new body gets a new name and old and new code can run side by side. */
-const PROCEDURE_VERSION = "v2";
+const PROCEDURE_VERSION = "v3";
 
 const ER_DUP_KEYNAME = 1061;
 const ER_DUP_FIELDNAME = 1060;
 const ER_TABLE_EXISTS = 1050;
 const ER_SP_ALREADY_EXISTS = 1304;
 const ER_LOCK_DEADLOCK = 1213;
-const DEADLOCK_ATTEMPTS = 10;
+const ER_DUP_ENTRY = 1062;
+const ER_TRG_ALREADY_EXISTS = 1359;
+const ER_NO_SUCH_TABLE = 1146;
+const ER_LOCK_WAIT_TIMEOUT = 1205;
+/** Deadlock victims are retried this often in all (the first try included), after a short
+ *  random pause growing from about 2 ms to at most 50 ms. */
+const DEADLOCK_RETRY = { maxAttempts: 10, minDelayMs: 2, maxDelayMs: 50 };
 
 export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   if (!options || (options.url === undefined) === (options.pool === undefined)) {
@@ -155,6 +187,29 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   };
   const putProcedure = procedureName("put");
   const removeProcedure = procedureName("remove");
+  const connection = options.url === undefined ? null : mysqlConnection(options.url, options.tls);
+  const changeLog = options.changeLog ?? connection?.changeLog ?? true;
+  if (typeof changeLog !== "boolean") {
+    throw new InvalidArgumentError("options.changeLog", "must be a boolean");
+  }
+  const retention = options.changeLogRetention ?? DEFAULT_CHANGE_RETENTION;
+  if (!Number.isSafeInteger(retention) || retention < 1) {
+    throw new InvalidArgumentError("options.changeLogRetention", "must be a positive integer");
+  }
+  const watchIntervalMs = checkMillis(
+    "options.watchIntervalMs",
+    options.watchIntervalMs,
+    DEFAULT_CHANGE_POLL_MS,
+  );
+  const logTableName = `${tableName}_changes`;
+  const logTable = quoteTable(logTableName, "`");
+  const logDdl = changeLogDdl(keysTable, logTable, (verb) => {
+    const name = `${logTableName}_v1_${verb}`;
+    if ((name.split(".").at(-1) ?? "").length > 64) {
+      throw new InvalidArgumentError("options.table", "is too long to name its triggers");
+    }
+    return quoteTable(name, "`");
+  });
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
@@ -162,7 +217,6 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   if (options.pool !== undefined && options.tls !== undefined) {
     throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
   }
-  const connection = options.url === undefined ? null : mysqlConnection(options.url, options.tls);
 
   const ddl = [
     `CREATE TABLE IF NOT EXISTS ${keysTable} (
@@ -192,24 +246,44 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       PRIMARY KEY (id),
       KEY by_key (\`key\`, id)
     ) ENGINE = InnoDB`,
-    /*
-     * Put-if-absent. INSERT … ON DUPLICATE KEY UPDATE either inserts the row (and holds its
-     * lock) or, when the key exists, waits for any concurrent writer of that row and takes an
-     * exclusive lock on the latest committed version (ON DUPLICATE KEY UPDATE locks
-     * exclusively, unlike a plain INSERT's shared lock, so waiters on a rolled-back insert
-     * queue instead of deadlocking). The SELECT … FOR UPDATE then reads that locked, current
-     * row — a locking read, so an older snapshot of an enclosing transaction cannot hide it.
-     * The row is locked from the INSERT to the COMMIT: nothing can change it in between.
-     *
-     * Inserted-or-existing is told by LAST_INSERT_ID: set to 1 before, and the duplicate branch
-     * sets it to 0 (LAST_INSERT_ID(expr) is the documented way to pass a value out of ON
-     * DUPLICATE KEY UPDATE; ROW_COUNT() cannot be used because the client's CLIENT_FOUND_ROWS
-     * flag changes it). Only a real insert is audited, in the same transaction.
-     *
-     * p_own_tx = 1: the CALL is its own transaction (the one-round-trip single-key path);
-     * 0: it runs inside the caller's transaction (batches).
-     */
-    `CREATE PROCEDURE ${putProcedure} (
+  ];
+
+  /** The columns of a key row as procedure variables (`v_token`, …): a row read INTO them is
+   *  returned with one SELECT, so a retried read never sends an empty result set first. */
+  const variables = RECORD_COLUMNS.split(", ").slice(1);
+  const declared = [
+    "v_token VARBINARY(1024)",
+    "v_state VARBINARY(32)",
+    "v_created_at VARBINARY(64)",
+    "v_updated_at VARBINARY(64)",
+    "v_heartbeat_at VARBINARY(64)",
+    "v_heartbeat_interval_ms INT",
+    "v_operation BLOB",
+    "v_owner BLOB",
+    "v_error MEDIUMBLOB",
+    "v_data MEDIUMBLOB",
+  ];
+  const intoVariables = `INTO ${variables.map((c) => `v_${c}`).join(", ")}`;
+  const fromVariables = `p_key AS \`key\`, ${variables.map((c) => `v_${c} AS ${c}`).join(", ")}`;
+
+  /*
+   * Put-if-absent (procs v3). A plain INSERT either writes the row or fails with a duplicate
+   * key (1062, caught by a CONTINUE handler): nothing else can tell "inserted" from "exists"
+   * more cheaply, and an insert answers with no result set at all (the caller knows the record
+   * it sent). Only when the key exists is the holder read and returned, whole.
+   *
+   * Alone (p_own_tx = 1) and without an audit entry, the INSERT is its own autocommit
+   * transaction: one statement, no START TRANSACTION/COMMIT (the change log row, written by a
+   * trigger, commits with it). The holder is then read by a consistent read of the latest
+   * committed version, after the INSERT saw the row: a put that answers "held by X" is
+   * linearized at that read. When the holder deleted the row in between, the INSERT is tried
+   * again. With an audit entry the INSERT and the entry share a transaction; in a caller's
+   * transaction (batches, p_own_tx = 0) the duplicate check left a shared lock on the row
+   * (InnoDB keeps it to the end of the transaction), and the holder is read under it
+   * (LOCK IN SHARE MODE: a shared lock, so two batches reading the same holder never need to
+   * upgrade to exclusive and deadlock), so the answer holds until the caller commits.
+   */
+  const putProcedureDdl = `CREATE PROCEDURE ${putProcedure} (
       IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_state VARBINARY(32),
       IN p_created_at VARBINARY(64), IN p_updated_at VARBINARY(64), IN p_heartbeat_at VARBINARY(64),
       IN p_heartbeat_interval_ms INT, IN p_operation BLOB, IN p_owner BLOB, IN p_error MEDIUMBLOB, IN p_data MEDIUMBLOB,
@@ -217,50 +291,126 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       IN a_token VARBINARY(1024), IN a_record MEDIUMBLOB, IN p_own_tx TINYINT)
     MODIFIES SQL DATA
     BEGIN
-      DECLARE v_flag BIGINT;
-      DECLARE v_inserted TINYINT;
+      DECLARE v_tx TINYINT DEFAULT IF(p_own_tx = 1 AND a_action IS NOT NULL, 1, 0);
+      DECLARE v_duplicate TINYINT DEFAULT 0;
+      DECLARE v_missing TINYINT DEFAULT 0;
+      DECLARE v_tries INT DEFAULT 0;
+      ${declared.map((d) => `DECLARE ${d};`).join("\n      ")}
+      DECLARE CONTINUE HANDLER FOR ${ER_DUP_ENTRY} SET v_duplicate = 1;
+      DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_missing = 1;
       DECLARE EXIT HANDLER FOR SQLEXCEPTION
       BEGIN
-        IF p_own_tx = 1 THEN ROLLBACK; END IF;
+        IF v_tx = 1 THEN ROLLBACK; END IF;
         RESIGNAL;
       END;
-      IF p_own_tx = 1 THEN START TRANSACTION; END IF;
-      SET v_flag = LAST_INSERT_ID(1);
-      INSERT INTO ${keysTable} (${RECORD_COLUMNS})
-        VALUES (p_key, p_token, p_state, p_created_at, p_updated_at, p_heartbeat_at,
-                p_heartbeat_interval_ms, p_operation, p_owner, p_error, p_data)
-        ON DUPLICATE KEY UPDATE \`key\` = IF(LAST_INSERT_ID(0) = 0, \`key\`, \`key\`);
-      SET v_inserted = IF(LAST_INSERT_ID() = 1, 1, 0);
-      IF v_inserted = 1 AND a_action IS NOT NULL THEN
-        INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record)
-          VALUES (a_at, a_action, p_key, a_actor, a_reason, a_token, a_record);
+      IF v_tx = 1 THEN START TRANSACTION; END IF;
+      attempt: LOOP
+        SET v_duplicate = 0, v_missing = 0, v_tries = v_tries + 1;
+        INSERT INTO ${keysTable} (${RECORD_COLUMNS})
+          VALUES (p_key, p_token, p_state, p_created_at, p_updated_at, p_heartbeat_at,
+                  p_heartbeat_interval_ms, p_operation, p_owner, p_error, p_data);
+        IF v_duplicate = 0 THEN
+          IF a_action IS NOT NULL THEN
+            INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record)
+              VALUES (a_at, a_action, p_key, a_actor, a_reason, a_token, a_record);
+          END IF;
+          IF v_tx = 1 THEN COMMIT; END IF;
+          LEAVE attempt;
+        END IF;
+        IF p_own_tx = 1 AND v_tx = 0 THEN
+          SELECT ${variables.join(", ")} ${intoVariables}
+            FROM ${keysTable} WHERE \`key\` = p_key;
+        ELSE
+          SELECT ${variables.join(", ")} ${intoVariables}
+            FROM ${keysTable} WHERE \`key\` = p_key LOCK IN SHARE MODE;
+        END IF;
+        IF v_missing = 0 THEN
+          IF v_tx = 1 THEN COMMIT; END IF;
+          SELECT ${fromVariables}, 0 AS inserted;
+          LEAVE attempt;
+        END IF;
+        IF v_tries >= 100 THEN
+          SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'put: the key was deleted and re-inserted under every attempt';
+        END IF;
+      END LOOP;
+    END`;
+
+  /*
+   * Delete-if-token-matches (p_token NULL: any token, the operator's force-delete), answering
+   * with the row as it stood: deleted (same token), conflict (the holder) or absent (nothing).
+   *
+   * MariaDB, alone (p_own_tx = 1): one autocommit DELETE … RETURNING removes and returns the
+   * row. Whether it removed one is told by a session variable its RETURNING list sets
+   * (ROW_COUNT() is -1 after a statement that returns rows). When it removed nothing, a consistent read tells absent from held by another token
+   * (the answer then is linearized at that read); a row found with the same token was written
+   * again in between, and is deleted again.
+   *
+   * In a caller's transaction (batches, audited removals), p_change and p_change_at (the change
+   * type and time for the change log's delete trigger) are set as session variables around the
+   * DELETE.
+   *
+   * MySQL (no DELETE … RETURNING), and in a caller's transaction on both: SELECT … FOR UPDATE
+   * locks the row (or, when absent, the gap where it would be, so no put can insert it until
+   * the commit) and returns it; the DELETE runs under that lock.
+   */
+  const removeProcedureDdl = (mariadb: boolean) =>
+    mariadb
+      ? `CREATE PROCEDURE ${removeProcedure} (
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
+      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
+    MODIFIES SQL DATA
+    BEGIN
+      DECLARE v_missing TINYINT DEFAULT 0;
+      DECLARE v_tries INT DEFAULT 0;
+      ${declared.map((d) => `DECLARE ${d};`).join("\n      ")}
+      DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_missing = 1;
+      IF p_own_tx = 1 THEN
+        SET @poison_store_removed = 0;
+        DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token)
+          RETURNING ${RECORD_COLUMNS}, (@poison_store_removed := 1) AS removed;
+        IF @poison_store_removed = 0 AND p_token IS NOT NULL THEN
+          attempt: LOOP
+            SET v_tries = v_tries + 1, v_missing = 0;
+            SELECT ${variables.join(", ")} ${intoVariables}
+              FROM ${keysTable} WHERE \`key\` = p_key;
+            IF v_missing = 1 THEN LEAVE attempt; END IF;
+            IF v_token <> p_token THEN
+              SELECT ${fromVariables};
+              LEAVE attempt;
+            END IF;
+            IF v_tries >= 100 THEN
+              SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'remove: the key was re-written under every attempt';
+            END IF;
+            DELETE FROM ${keysTable} WHERE \`key\` = p_key AND token = p_token
+              RETURNING ${RECORD_COLUMNS}, (@poison_store_removed := 1) AS removed;
+            IF @poison_store_removed = 1 THEN LEAVE attempt; END IF;
+          END LOOP;
+        END IF;
+      ELSE
+        SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
+        SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
+        DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
+        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
       END IF;
-      SELECT ${RECORD_COLUMNS}, v_inserted AS inserted
-        FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
-      IF p_own_tx = 1 THEN COMMIT; END IF;
-    END`,
-    /*
-     * Delete-if-token-matches. SELECT … FOR UPDATE locks the row (or, when absent, the gap
-     * where it would be, so no put can insert it until we commit) and returns it as it stands
-     * now; the DELETE runs under that lock and removes the row only when its token matches
-     * (p_token NULL: any token, the operator's force-delete). The caller tells deleted (same
-     * token) from conflict (the holder) from absent (no row) by the row returned.
-     */
-    `CREATE PROCEDURE ${removeProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT)
+    END`
+      : `CREATE PROCEDURE ${removeProcedure} (
+      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
+      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
     MODIFIES SQL DATA
     BEGIN
       DECLARE EXIT HANDLER FOR SQLEXCEPTION
       BEGIN
+        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
         IF p_own_tx = 1 THEN ROLLBACK; END IF;
         RESIGNAL;
       END;
       IF p_own_tx = 1 THEN START TRANSACTION; END IF;
+      SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
       SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
       DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
+      SET @poison_store_change = NULL, @poison_store_change_at = NULL;
       IF p_own_tx = 1 THEN COMMIT; END IF;
-    END`,
-  ];
+    END`;
 
   /** A listing; `filtered` adds conditions on token, state and operation (NULL matches all). */
   const listing = (lowerBound: ">" | ">=", filtered: boolean) =>
@@ -272,9 +422,10 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
 
   const sql = {
     put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    remove: `CALL ${removeProcedure}(?, ?, ?)`,
+    remove: `CALL ${removeProcedure}(?, ?, ?, ?, ?)`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keysTable} WHERE \`key\` = ?`,
+    getToken: `SELECT token FROM ${keysTable} WHERE \`key\` = ?`,
     lock: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ? FOR UPDATE`,
     update: `UPDATE ${keysTable} SET updated_at = ?, state = coalesce(?, state),
       error = coalesce(?, error), heartbeat_at = coalesce(?, heartbeat_at),
@@ -312,39 +463,38 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
    *  picks victims even among transactions that lock keys in one order (its duplicate-key checks
    *  lock the gap before a row too), so a batch under heavy contention may need a few tries;
    *  a short random pause keeps the same two from colliding again. */
-  const retryDeadlocks = async <T>(run: () => Promise<T>): Promise<T> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (error) {
-        const errno = (error as { errno?: number }).errno;
-        if (attempt >= DEADLOCK_ATTEMPTS || errno !== ER_LOCK_DEADLOCK) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-      }
-    }
-  };
+  const retryDeadlocks = <T>(run: () => Promise<T>): Promise<T> =>
+    retry(run, {
+      ...DEADLOCK_RETRY,
+      shouldRetry: (error) => (error as { errno?: number }).errno === ER_LOCK_DEADLOCK,
+    });
 
-  /** Rows of a statement; for a CALL, the first result set. */
+  /** Rows of a statement; for a CALL, its first non-empty result set (a procedure may send an
+   *  empty one before the answer, e.g. a DELETE … RETURNING that removed nothing). `prepared`
+   *  sends it as a prepared statement when the connection can (the hot-path calls: parsed once
+   *  per connection, values sent as binary, rows decoded from the binary protocol). */
   const rows = async <R>(
     c: MysqlConnectionLike,
     sqlText: string,
     values: unknown[],
+    prepared = false,
   ): Promise<R[]> => {
-    // Every value goes as bytes or a number. Text is sent as its UTF-8 bytes, which mysql2
-    // writes as a hex literal (X'…'): every column is binary, no character set re-encodes it,
-    // and no sql_mode (NO_BACKSLASH_ESCAPES) changes how it parses. The text protocol keeps each
-    // call at one round trip; a prepared statement would add a PREPARE on each new connection.
-    const [result] = await c.query(
-      sqlText,
-      values.map((v) => (typeof v === "string" ? Buffer.from(v, "utf8") : v)),
+    // Every value goes as bytes or a number: every column is binary, no character set
+    // re-encodes it. Through `query`, mysql2 writes bytes as a hex literal (X'…'), which no
+    // sql_mode (NO_BACKSLASH_ESCAPES) changes; through `execute`, as binary parameters.
+    const bound = values.map((v) =>
+      typeof v === "string" ? Buffer.from(v, "utf8") : (v as Buffer | number | null),
     );
+    const [result] =
+      prepared && c.execute ? await c.execute(sqlText, bound) : await c.query(sqlText, bound);
     if (!Array.isArray(result)) return [];
-    const first = sqlText.startsWith("CALL") ? result[0] : result;
-    return Array.isArray(first) ? (first as R[]) : [];
+    if (!sqlText.startsWith("CALL")) return result as R[];
+    for (const set of result) if (Array.isArray(set) && set.length > 0) return set as R[];
+    return [];
   };
 
-  const one = <R>(text: string, values: unknown[]) =>
-    retryDeadlocks(() => withConnection((c) => rows<R>(c, text, values)));
+  const one = <R>(text: string, values: unknown[], prepared = false) =>
+    retryDeadlocks(() => withConnection((c) => rows<R>(c, text, values, prepared)));
 
   /** START TRANSACTION … COMMIT; any failure destroys the connection, which rolls back. */
   const transaction = <T>(body: (c: MysqlConnectionLike) => Promise<T | Rollback<T>>) =>
@@ -372,6 +522,53 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     return new Set(found.map((row) => String(row.name)));
   };
   let migrated = false;
+
+  /** Writes since the last trim of the change log; every TRIM_EVERY_WRITES, one trim runs in the
+   *  background (its failure is harmless: the next one catches up). */
+  let writes = 0;
+  let trimming = false;
+  const wrote = (count: number) => {
+    if (!changeLog || count === 0) return;
+    writes += count;
+    if (writes < TRIM_EVERY_WRITES || trimming) return;
+    writes = 0;
+    trimming = true;
+    void trimChangeLog(
+      { logTable, rows: (text, values) => one(text, values) },
+      retention,
+      async (text, values) =>
+        withConnection(async (c) => {
+          const [result] = await c.query(text, values);
+          return Number((result as { affectedRows?: number }).affectedRows ?? 0);
+        }),
+    )
+      .catch(() => undefined)
+      .finally(() => {
+        trimming = false;
+      });
+  };
+
+  const watch: DriverWatch = (query) =>
+    changeFeed(
+      {
+        logTable,
+        rows: (text, values) => one(text, values),
+        onOneConnection: <R>(statements: [string, unknown[]][]) =>
+          withConnection(async (c) => {
+            let found: R[] = [];
+            for (const [text, values] of statements) {
+              const [result] = await c.query(text, values);
+              if (Array.isArray(result)) found = result as R[];
+            }
+            return found;
+          }),
+        change: fromChangeRow,
+        missingTable: (error) => (error as { errno?: number }).errno === ER_NO_SUCH_TABLE,
+        lockTimeout: (error) => (error as { errno?: number }).errno === ER_LOCK_WAIT_TIMEOUT,
+        intervalMs: watchIntervalMs,
+      },
+      query,
+    );
 
   /** The procedure takes the shared put parameters, then whether it owns the transaction. */
   const putValues = (
@@ -419,6 +616,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           const errno = (error as { errno?: number }).errno;
           if (
             errno !== ER_SP_ALREADY_EXISTS &&
+            errno !== ER_TRG_ALREADY_EXISTS &&
             errno !== ER_TABLE_EXISTS &&
             errno !== ER_DUP_KEYNAME &&
             errno !== ER_DUP_FIELDNAME
@@ -426,7 +624,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
             throw error;
         }
       };
-      const [tables, procedures] = [ddl.slice(0, 2), ddl.slice(2)];
+      const tables = ddl;
       await withConnection(async (c) => {
         for (const statement of tables) await ddlOnce(c, statement);
       });
@@ -441,8 +639,17 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           );
         }
       }
+      // MariaDB has DELETE … RETURNING (MySQL 8 does not): the remove procedure's body is chosen
+      // by the server it is created on.
+      const [version] = await one<{ version: Buffer | string }>("SELECT VERSION() AS version", []);
+      const mariadb = /mariadb/i.test(String(version?.version ?? ""));
       await withConnection(async (c) => {
-        for (const statement of procedures) await ddlOnce(c, statement);
+        for (const statement of [putProcedureDdl, removeProcedureDdl(mariadb)])
+          await ddlOnce(c, statement);
+        // After the migrations: the triggers copy every column of the current layout.
+        if (changeLog) {
+          for (const statement of [logDdl.table, ...logDdl.triggers]) await ddlOnce(c, statement);
+        }
       });
       migrated = true;
       return true;
@@ -451,45 +658,67 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const found = await one<KeyRow>(sql.put, putValues(record, audit, true));
-        return putOutcome("mysql", [record], [putRow(found[0])]);
+        const [holder] = await one<KeyRow>(sql.put, putValues(record, audit, true), true);
+        if (!holder) wrote(1);
+        return putOutcome("mysql", [record], [putRow(record, holder)]);
       }
-      return transaction<PutOutcome>(async (c) => {
+      const batch = await transaction<PutOutcome>(async (c) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
-          const [row] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false));
-          byKey.set(record.key, row);
+          const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
+          byKey.set(record.key, holder);
         }
         const outcome = putOutcome(
           "mysql",
           records,
-          records.map((r) => putRow(byKey.get(r.key))),
+          records.map((r) => putRow(r, byKey.get(r.key))),
         );
         return outcome.ok ? outcome : new Rollback(outcome);
       });
+      if (batch.ok) wrote(batch.created.filter(Boolean).length);
+      return batch;
     },
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
-        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token, 1]);
-        return removeOutcome(row && fromRow(row), token);
+        const [row] = await one<KeyRow>(
+          sql.remove,
+          [keyBytes(keys[0] as string), token, 1, null, null],
+          true,
+        );
+        const single = removeOutcome(row && fromRow(row), token);
+        if (single.ok) wrote(single.removed.length);
+        return single;
       }
-      return transaction<RemoveOutcome>(async (c) => {
+      // The change log's delete trigger reads the change type and time the procedure sets for
+      // the statement: an operator's force-delete is told from a delete, and an audited
+      // removal is logged at the audit entry's time.
+      const change = audit
+        ? [audit.action === "force-delete" ? "force-deleted" : "deleted", audit.at]
+        : [null, null];
+      const outcome = await transaction<RemoveOutcome>(async (c) => {
         // Each CALL locks and returns the row, and deletes it when the token allows; the
         // decision below rolls the whole transaction back when any key says no.
         const held: PoisonRecord[] = [];
         for (const key of sortedByBytes(keys, (k) => k)) {
-          const [row] = await rows<KeyRow>(c, sql.remove, [keyBytes(key), token, 0]);
+          const [row] = await rows<KeyRow>(
+            c,
+            sql.remove,
+            [keyBytes(key), token, 0, ...change],
+            true,
+          );
           if (row) held.push(fromRow(row));
         }
-        const outcome = removeDecision(keys, held, token, expected);
-        if (!outcome.ok) return new Rollback(outcome);
+        const decided = removeDecision(keys, held, token, expected);
+        if (!decided.ok) return new Rollback(decided);
         if (audit) {
-          for (const record of outcome.removed)
+          for (const record of decided.removed)
             await rows(c, sql.audit, auditValues(audit, record));
         }
-        return outcome;
+        return decided;
       });
+      if (outcome.ok) wrote(outcome.removed.length);
+      return outcome;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
@@ -519,12 +748,20 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
           updated.push(fromRow(row));
         }
         return { ok: true as const, records: updated };
+      }).then((outcome) => {
+        if (outcome.ok) wrote(outcome.records.length);
+        return outcome;
       });
     },
 
     async get(key) {
-      const [row] = await one<KeyRow>(sql.get, [keyBytes(key)]);
+      const [row] = await one<KeyRow>(sql.get, [keyBytes(key)], true);
       return row ? fromRow(row) : null;
+    },
+
+    async getToken(key) {
+      const [row] = await one<{ token: Buffer }>(sql.getToken, [keyBytes(key)], true);
+      return row ? text(row.token) : null;
     },
 
     async list({ prefix, after, limit, filter }) {
@@ -563,6 +800,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
             ]);
       return found.map(fromAuditRow);
     },
+
+    ...(changeLog ? { watch } : {}),
 
     async close() {
       const current = pool;
@@ -609,7 +848,23 @@ function fromAuditRow(row: AuditRow): AuditEntry {
   });
 }
 
-/** A row of the put statement, for the shared putOutcome. */
-function putRow(row: KeyRow | undefined): PutRow | undefined {
-  return row && { record: fromRow(row), inserted: Number(row.inserted) === 1 };
+/** A change log row → the feed's change (storage key, the record after the change). */
+function fromChangeRow(row: ChangeRow, position: string): DriverChange {
+  const type = text(row.type);
+  if (!(CHANGE_TYPES as readonly string[]).includes(type)) {
+    throw new BackendUnavailableError("mysql", `the change log holds an unknown type ${type}`);
+  }
+  return {
+    type: type as DriverChange["type"],
+    key: text(row.key),
+    record: fromRow(row),
+    at: text(row.at),
+    position,
+  };
+}
+
+/** The put procedure's answer for `record`, for the shared putOutcome: no row, it inserted the
+ *  record as sent; a row, the key was held (by this token or another) and this is the holder. */
+function putRow(record: PoisonRecord, holder: KeyRow | undefined): PutRow {
+  return holder ? { record: fromRow(holder), inserted: false } : { record, inserted: true };
 }

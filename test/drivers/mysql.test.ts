@@ -60,8 +60,10 @@ networkedChecks({
     const connection = await mysql.createConnection({ uri: url });
     try {
       await connection.query(`DROP TABLE IF EXISTS \`${table}\`, \`${auditTable}\``);
-      await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_put_v1\``);
-      await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_remove_v1\``);
+      for (const version of ["v1", "v2", "v3"]) {
+        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_put_${version}\``);
+        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_remove_${version}\``);
+      }
     } finally {
       await connection.end();
     }
