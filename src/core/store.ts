@@ -12,7 +12,9 @@ import {
   type ListFilter,
   matchesFilter,
   type PoisonDriver,
+  type PutOutcome,
   type RecordPatch,
+  type RemoveOutcome,
 } from "./driver.js";
 import {
   BackendUnavailableError,
@@ -93,6 +95,10 @@ const MAX_DECISION_ATTEMPTS = 16;
 /** Driver pages a filtered listing reads at most per call: the work of one call stays bounded
  *  whatever the filter matches; a page may then come back short with a cursor. */
 const MAX_FILTER_SCANS = 8;
+type PutOk = Extract<PutOutcome, { ok: true }>;
+
+/** Failures an in-process store settles in a row before one waits for the event loop. */
+const MAX_FAILURES_PER_TURN = 64;
 
 /** Wrap a driver in the runtime. `openPoisonStore` does this for URLs. */
 export function createPoisonStore(
@@ -120,6 +126,11 @@ class ManagedPoisonStore implements PoisonStoreClient {
   readonly #timeoutMs: number;
   readonly #clockSkewMs: number;
   readonly #clock: () => Date;
+  /** No clock was given: #now may read Date.now() and reuse its text within a millisecond. */
+  readonly #systemClock: boolean;
+  /** The last millisecond #now formatted, and its text. */
+  #nowMs = Number.NaN;
+  #nowText = "";
   /** Set by #driverFor(). Every call validates its arguments synchronously before it first asks
    *  for the driver, so this tells whether a failure came before the backend was reached (a
    *  hostile argument whose getter throws: an argument error, not a backend outage). */
@@ -132,13 +143,25 @@ class ManagedPoisonStore implements PoisonStoreClient {
   #probing: Promise<boolean> | null = null;
   #initStarted = false;
   #closing: Promise<void> | null = null;
-  readonly #pending = new Set<Promise<unknown>>();
+  /** The driver runs in this process (capabilities.inProcess): calls get no timer. */
+  readonly #inProcess: boolean;
+  /** Calls started and not yet settled; close() waits for none to be left. A count rather than
+   *  a set of promises: the in-process backends' calls take microseconds, and a set entry per
+   *  call was a measurable share of them. */
+  #active = 0;
+  /** Resolves close()'s wait once #active drops to 0. */
+  #idle: (() => void) | null = null;
+  /** Backend failures an in-process store settled since the event loop last had a turn, and
+   *  whether a turn is scheduled to reset the count (see #yieldDue). */
+  #failuresThisTurn = 0;
+  #turnScheduled = false;
 
   constructor(driver: PoisonDriver, options: PoisonStoreOptions) {
     const checked = checkObject("options", options, false) ?? {};
     this.#driver = driver;
     this.backend = driver.backend;
     this.#maxBatchKeys = driver.capabilities.maxBatchKeys ?? MAX_PAGE_SIZE;
+    this.#inProcess = driver.capabilities.inProcess === true;
     this.namespace =
       checked.namespace === undefined ? DEFAULT_NAMESPACE : checkNamespace(checked.namespace);
     this.#timeoutMs = checkDuration("options.timeoutMs", checked.timeoutMs, DEFAULT_TIMEOUT_MS);
@@ -148,8 +171,8 @@ class ManagedPoisonStore implements PoisonStoreClient {
       DEFAULT_CLOCK_SKEW_MS,
       { allowZero: true },
     );
-    this.#clock =
-      typeof checked.clock === "function" ? (checked.clock as () => Date) : () => new Date();
+    this.#systemClock = typeof checked.clock !== "function";
+    this.#clock = this.#systemClock ? () => new Date() : (checked.clock as () => Date);
     this.location =
       checkOptionalString("options.location", checked.location, 4096) ??
       driver.location ??
@@ -158,26 +181,28 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   // ---- SPEC §2 -------------------------------------------------------------------------
 
+  // The single-key calls chain promises rather than await in async bodies: on the in-process
+  // backends each async frame saved is a measurable share of a call.
+
   tryPutPoison(key: string, token: string, info?: PutPoisonInfo): Promise<void> {
-    return this.#call(async () => {
-      await this.#put([checkKey(key)], token, info);
-    });
+    return this.#call(() => this.#put([checkKey(key)], token, info, false));
   }
 
   deletePoison(key: string, token: string, options?: DeletePoisonOptions): Promise<void> {
-    return this.#call(async () => {
-      await this.#remove([checkKey(key)], checkToken(token), options);
-    });
+    return this.#call(() => this.#remove([checkKey(key)], checkToken(token), options, false));
   }
 
   getPoison(key: string): Promise<string | null> {
-    return this.#call(async () => {
+    // Not an async body: the most frequent call saves a promise and a hop (it may throw
+    // synchronously, which #call turns into a rejection).
+    return this.#call(() => {
       const storageKey = this.#storageKey(checkKey(key));
-      const driver = await this.#driverFor("read");
-      if (!driver) return null;
-      if (driver.getToken) return await driver.getToken(storageKey);
-      const record = await driver.get(storageKey);
-      return record ? record.token : null;
+      const driver = this.#driverFor("read");
+      return driver === this.#driver
+        ? tokenOf(driver, storageKey)
+        : (driver as Promise<PoisonDriver | null>).then((ready) =>
+            ready ? tokenOf(ready, storageKey) : null,
+          );
     });
   }
 
@@ -188,17 +213,22 @@ class ManagedPoisonStore implements PoisonStoreClient {
     token: string,
     info?: PutPoisonInfo,
   ): Promise<PutPoisonsResult> {
-    return this.#call(() => this.#put(checkKeys(keys, "keys", this.#maxBatchKeys), token, info));
+    return this.#call(async () => {
+      const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
+      const outcome = await this.#put(checked, token, info, true);
+      return {
+        records: outcome.records.map((record) => this.#userRecord(record)),
+        created: checked.filter((_, i) => outcome.created[i] === true),
+      };
+    });
   }
 
   deletePoisons(keys: readonly string[], token: string): Promise<DeletePoisonsResult> {
-    return this.#call(async () => ({
-      removed: await this.#remove(
-        checkKeys(keys, "keys", this.#maxBatchKeys),
-        checkToken(token),
-        undefined,
-      ),
-    }));
+    return this.#call(async () => {
+      const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
+      const removed = await this.#remove(checked, checkToken(token), undefined, true);
+      return { removed: removed.map((record) => this.#userKey(record.key)) };
+    });
   }
 
   exists(): Promise<boolean> {
@@ -355,8 +385,11 @@ class ManagedPoisonStore implements PoisonStoreClient {
     if (!this.#closing) {
       this.#watches?.close();
       this.#closing = (async () => {
-        // Pending calls are bounded by their own timeouts.
-        await Promise.allSettled([...this.#pending]);
+        // Pending calls are bounded by their own timeouts (in-process ones cannot hang).
+        if (this.#active > 0)
+          await new Promise<void>((resolve) => {
+            this.#idle = resolve;
+          });
         // Only a driver that was ever asked to initialise holds resources worth releasing.
         if (this.#initStarted) {
           // Releasing a connection to a backend that went away must not hang the caller's
@@ -437,11 +470,22 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   // ---- internals -------------------------------------------------------------------------
 
-  async #put(
+  /** A put of validated user keys; with `keep`, resolves with the driver's outcome (storage
+   *  keys), which the batch call turns into its result; without, with nothing. Validation
+   *  failures throw synchronously (before the backend is reached). */
+  #put(keys: string[], token: string, info: PutPoisonInfo | undefined, keep: true): Promise<PutOk>;
+  #put(
     keys: string[],
     token: string,
     info: PutPoisonInfo | undefined,
-  ): Promise<PutPoisonsResult> {
+    keep: false,
+  ): Promise<undefined>;
+  #put(
+    keys: string[],
+    token: string,
+    info: PutPoisonInfo | undefined,
+    keep: boolean,
+  ): Promise<PutOk | undefined> {
     const checkedToken = checkToken(token);
     const fields = checkPutInfo(info);
     const now = this.#now();
@@ -461,26 +505,43 @@ class ManagedPoisonStore implements PoisonStoreClient {
     const audit: AuditIntent | undefined = fields.audit
       ? { action: "put", at: now, token: checkedToken, ...fields.audit }
       : undefined;
-    const outcome = await (await this.#driverFor("create")).put(records, audit);
-    if (!outcome.ok) {
-      throw this.#conflictOf(
-        records.map((record) => record.key),
-        outcome.conflicts,
-        checkedToken,
-      );
-    }
-    return {
-      records: outcome.records.map((record) => this.#userRecord(record)),
-      created: keys.filter((_, i) => outcome.created[i] === true),
-    };
+    const driver = this.#driverFor("create");
+    const put =
+      driver === this.#driver
+        ? driver.put(records, audit)
+        : (driver as Promise<PoisonDriver>).then((ready) => ready.put(records, audit));
+    return put.then((outcome) => {
+      if (!outcome.ok) {
+        throw this.#conflictOf(
+          records.map((record) => record.key),
+          outcome.conflicts,
+          checkedToken,
+        );
+      }
+      return keep ? outcome : undefined;
+    });
   }
 
-  /** Token-checked delete; resolves with the user keys it removed. */
-  async #remove(
+  /** Token-checked delete; with `keep`, resolves with the driver's records it removed (storage
+   *  keys), else with nothing. Validation failures throw synchronously. */
+  #remove(
     keys: string[],
     token: string,
     options: DeletePoisonOptions | undefined,
-  ): Promise<string[]> {
+    keep: true,
+  ): Promise<readonly PoisonRecord[]>;
+  #remove(
+    keys: string[],
+    token: string,
+    options: DeletePoisonOptions | undefined,
+    keep: false,
+  ): Promise<undefined>;
+  #remove(
+    keys: string[],
+    token: string,
+    options: DeletePoisonOptions | undefined,
+    keep: boolean,
+  ): Promise<readonly PoisonRecord[] | undefined> {
     const checked = checkObject("options", options, true);
     const auditActor =
       checked?.audit === undefined ? undefined : checkAuditActor("options.audit", checked.audit);
@@ -488,11 +549,15 @@ class ManagedPoisonStore implements PoisonStoreClient {
       ? { action: "delete", at: this.#now(), token, ...auditActor }
       : undefined;
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const driver = await this.#driverFor("change");
-    if (!driver) return [];
-    const outcome = await driver.remove(storageKeys, token, audit);
-    if (!outcome.ok) throw this.#conflictOf(storageKeys, outcome.conflicts, token);
-    return outcome.removed.map((record) => this.#userKey(record.key));
+    const settle = (outcome: RemoveOutcome) => {
+      if (!outcome.ok) throw this.#conflictOf(storageKeys, outcome.conflicts, token);
+      return keep ? outcome.removed : undefined;
+    };
+    const driver = this.#driverFor("change");
+    if (driver === this.#driver) return driver.remove(storageKeys, token, audit).then(settle);
+    return (driver as Promise<PoisonDriver | null>).then((ready) =>
+      ready ? ready.remove(storageKeys, token, audit).then(settle) : keep ? [] : undefined,
+    );
   }
 
   /**
@@ -567,11 +632,66 @@ class ManagedPoisonStore implements PoisonStoreClient {
   /** Run one public call: refuse after close, init once, bound its time, type its failures. */
   #call<T>(body: () => Promise<T>): Promise<T> {
     if (this.#closing) return Promise.reject(new StoreClosedError());
+    this.#active++;
+    if (this.#inProcess) return this.#direct(body);
     const run = this.#withTimeout(body);
-    this.#pending.add(run);
-    const forget = () => this.#pending.delete(run);
-    run.then(forget, forget);
+    run.then(this.#settled, this.#settled);
     return run;
+  }
+
+  /** One call fewer in flight; wakes close() when none is left. */
+  readonly #settled = (): void => {
+    if (--this.#active === 0 && this.#idle) {
+      const idle = this.#idle;
+      this.#idle = null;
+      idle();
+    }
+  };
+
+  /**
+   * A call of an in-process driver: no timer (it cannot hang on a network), no wrapper promise,
+   * only its failures typed. `#withTimeout` is the networked twin; the two differ only in the
+   * timer and in how often a failure waits for the event loop (see #yieldDue).
+   */
+  #direct<T>(body: () => Promise<T>): Promise<T> {
+    this.#reachedBackend = false;
+    let running: Promise<T>;
+    try {
+      running = body();
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    const reachedBackend = this.#reachedBackend;
+    return running.then(
+      (value) => {
+        this.#settled();
+        return value;
+      },
+      (error: unknown) => {
+        this.#settled();
+        const typed = this.#typed(error, reachedBackend);
+        if (!reachedBackend || !this.#yieldDue()) throw typed;
+        return new Promise<never>((_, reject) => setImmediate(reject, typed));
+      },
+    );
+  }
+
+  /**
+   * Whether this failure must wait for the event loop's next turn. A caller retrying an
+   * in-process store in a tight loop (`while (conflict) retry`) would otherwise never leave the
+   * microtask queue, starving the timers and I/O of whatever it waits for (the holder's
+   * release). Letting every failure wait a turn (as networked stores do) cost a conflict more
+   * than the call itself, so in-process failures wait once per MAX_FAILURES_PER_TURN.
+   */
+  #yieldDue(): boolean {
+    if (!this.#turnScheduled) {
+      this.#turnScheduled = true;
+      setImmediate(() => {
+        this.#turnScheduled = false;
+        this.#failuresThisTurn = 0;
+      });
+    }
+    return ++this.#failuresThisTurn > MAX_FAILURES_PER_TURN;
   }
 
   /**
@@ -708,7 +828,9 @@ class ManagedPoisonStore implements PoisonStoreClient {
     conflicts: readonly PoisonRecord[],
     token: string,
   ): PoisonConflictError {
-    const ordered = inCallerOrder(storageKeys, conflicts).map((record) => this.#userRecord(record));
+    const ordered = (conflicts.length > 1 ? inCallerOrder(storageKeys, conflicts) : conflicts).map(
+      (record) => this.#userRecord(record),
+    );
     const first = ordered[0];
     if (!first) return new PoisonConflictError("", token, "", undefined, []);
     return new PoisonConflictError(first.key, token, first.token, first, ordered);
@@ -729,8 +851,17 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return { records, cursor: last ? encodeCursor(prefix, last) : null };
   }
 
+  /** The current time as record text. Formatting a date costs more than the rest of a write to
+   *  memory, and a busy store writes many times per millisecond: the text is reused while the
+   *  millisecond lasts. */
   #now(): string {
-    return this.#clock().toISOString();
+    if (!this.#systemClock) return this.#clock().toISOString();
+    const ms = Date.now();
+    if (ms !== this.#nowMs) {
+      this.#nowText = new Date(ms).toISOString();
+      this.#nowMs = ms;
+    }
+    return this.#nowText;
   }
 
   #storageKey(key: string): string {
@@ -837,6 +968,12 @@ function clip(text: string, maxBytes: number): string {
     .toString("utf8")
     .replace(/\uFFFD$/, "");
   return `${clean}...`;
+}
+
+/** The token stored under `storageKey`, through the driver's one-column read when it has one. */
+function tokenOf(driver: PoisonDriver, storageKey: string): Promise<string | null> {
+  if (driver.getToken) return driver.getToken(storageKey);
+  return driver.get(storageKey).then((record) => (record ? record.token : null));
 }
 
 function firstOf<T>(items: readonly T[], backend: string): T {

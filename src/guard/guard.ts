@@ -13,7 +13,12 @@ import {
   PoisonNotFoundError,
 } from "../core/errors.js";
 import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
-import { backoffDelay, retry, sleep } from "../core/retry.js";
+import {
+  backoffDelay,
+  type RetryOptions as CoreRetryOptions,
+  retry,
+  sleep,
+} from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
   checkDuration,
@@ -140,7 +145,7 @@ interface CheckedRun {
 interface RunState {
   readonly run: CheckedRun;
   /** Aborts the body's `ctx.signal`: with the caller's signal, or with the loss of a key. */
-  readonly controller: AbortController;
+  readonly controller: LazyAbort;
   /** True while the keys are (as far as we know) held by the run. */
   held: boolean;
   releasing: Promise<void> | null;
@@ -253,7 +258,7 @@ export class PoisonGuard {
     const acquired = await this.#acquire(run);
     const state: RunState = {
       run,
-      controller: new AbortController(),
+      controller: new LazyAbort(),
       held: true,
       releasing: null,
       lost: null,
@@ -284,7 +289,9 @@ export class PoisonGuard {
           keys: run.keys,
           token: run.token,
           attempt,
-          signal: controller.signal,
+          get signal() {
+            return controller.signal;
+          },
           resumed: acquired.resumed,
           records: acquired.records,
           markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
@@ -299,7 +306,7 @@ export class PoisonGuard {
             !state.lost &&
             isMarkedRetryable(error) &&
             attempt < this.#retry.maxAttempts &&
-            !controller.signal.aborted
+            !controller.aborted
           ) {
             const delayMs = backoff(this.#retry, attempt, this.#random);
             this.#emit(run, { type: "retried", attempt, delayMs, error });
@@ -309,13 +316,13 @@ export class PoisonGuard {
             if ((await sleep(delayMs, controller.signal)) && (await this.#stillHeld(state)))
               continue;
           }
-          await state.releasing?.catch(() => undefined);
+          if (state.releasing) await state.releasing.catch(() => undefined);
           await heartbeat.stop();
           if (state.lost) return await this.#endLost(state, error, attempt);
           return await this.#fail(state, error, attempt);
         }
         settled = true;
-        await state.releasing?.catch(() => undefined);
+        if (state.releasing) await state.releasing.catch(() => undefined);
         await heartbeat.stop();
         if (state.lost) return await this.#endLost(state, undefined, attempt);
         if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
@@ -323,6 +330,8 @@ export class PoisonGuard {
         return value;
       }
     } finally {
+      // Stopped already on every path but a throw from the steps above; then it waits for a
+      // heartbeat still in flight.
       await heartbeat.stop();
       run.signal?.removeEventListener("abort", onAbort);
     }
@@ -609,8 +618,8 @@ export class PoisonGuard {
     return records;
   }
 
-  #startHeartbeat(state: RunState): { stop(): Promise<void> } {
-    if (this.#heartbeatMs === false) return { stop: async () => {} };
+  #startHeartbeat(state: RunState): { stop(): Promise<void> | undefined } {
+    if (this.#heartbeatMs === false) return { stop: () => undefined };
     let inFlight: Promise<void> | null = null;
     let stopped = false;
     const tick = () => {
@@ -630,24 +639,33 @@ export class PoisonGuard {
     // keeps the process alive like any other work in progress (it stops when the run ends).
     const timer = setInterval(tick, this.#heartbeatMs);
     return {
-      async stop() {
-        stopped = true;
-        clearInterval(timer);
-        await inFlight;
+      // Not async: with no heartbeat in flight (the usual case) there is nothing to wait for.
+      stop() {
+        if (!stopped) {
+          stopped = true;
+          clearInterval(timer);
+        }
+        return inFlight ?? undefined;
       },
     };
   }
 
   /** A store write of the guard itself, retried while the backend is unavailable. */
   #storeStep<R>(step: () => Promise<R>): Promise<R> {
-    return retry(step, {
+    this.#storeRetrying ??= {
       ...this.#storeRetry,
       random: this.#random,
       shouldRetry: (error) => error instanceof BackendUnavailableError,
-    });
+    };
+    return retry(step, this.#storeRetrying);
   }
 
+  /** The options of #storeStep, built once. */
+  #storeRetrying: CoreRetryOptions | null = null;
+
   #emit(run: CheckedRun, fields: DistributiveOmit<GuardEvent, CommonField>, token?: string | null) {
+    // Nobody listens (the usual case): an event would be built, timestamped and dropped.
+    if (!this.#events.observed) return;
     this.#events.emit({
       ...fields,
       at: new Date().toISOString(),
@@ -655,6 +673,37 @@ export class PoisonGuard {
       token: token === undefined ? run.token : token,
       operation: run.operation,
     } as GuardEvent);
+  }
+}
+
+/**
+ * The AbortController behind `ctx.signal`, made only when someone asks for the signal: most
+ * bodies never look at it, and a controller with its signal was a tenth of a no-op run on the
+ * in-process backends. Aborting before the signal exists records the reason; the signal is then
+ * born aborted with it.
+ */
+class LazyAbort {
+  #controller: AbortController | null = null;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
   }
 }
 
