@@ -72,6 +72,15 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE poison_audit ADD COLUMN detail TEXT;`,
 ];
 
+interface Writer {
+  read: ReturnType<typeof prepareReads>;
+  write: ReturnType<typeof prepareWrites>;
+  /** Run `body` in one BEGIN IMMEDIATE transaction (takes the file's write lock first). */
+  immediate<T>(body: () => T): T;
+  /** Run `body` in one deferred transaction: reads only, one consistent snapshot. */
+  snapshot<T>(body: () => T): T;
+}
+
 interface KeyRow extends RecordColumns {
   key: Buffer;
 }
@@ -81,21 +90,9 @@ interface AuditRow extends AuditColumns {
   key: Buffer;
 }
 
-/** Above every UTF-8 string: UTF-8 never contains the byte 0xFF. */
-const TOP = Buffer.from([0xff]);
-
-export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
-  const { path } = options;
-  const busyTimeoutMs = checkDuration("options.busyTimeoutMs", options.busyTimeoutMs, 5000);
-  let db: Database | null = null;
-  let reads: ReturnType<typeof prepareReads> | null = null;
-  let writes: ReturnType<typeof prepareWrites> | null = null;
-  // One transaction wrapper, built once: better-sqlite3's transaction() is costly to call per
-  // write, so each write passes its body to this one instead.
-  let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
-
-  // Reads select `*`: they also serve a file of an older layout, which only a write migrates.
-  const prepareReads = (d: Database) => ({
+// Reads select `*`: they also serve a file of an older layout, which only a write migrates.
+function prepareReads(d: Database) {
+  return {
     // Point reads bind the key as text and cast it in SQL: the same UTF-8 bytes (keys are
     // well-formed and NUL-free), without allocating a Buffer per call.
     get: d.prepare("SELECT * FROM poison_keys WHERE key = CAST(? AS BLOB)"),
@@ -114,39 +111,54 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     auditByKey: d.prepare(
       "SELECT * FROM poison_audit WHERE key = ? AND id < ? ORDER BY id DESC LIMIT ?",
     ),
-  });
+  };
+}
 
-  const prepareWrites = (d: Database) => ({
+function prepareWrites(d: Database) {
+  return {
     insert: d.prepare(
       `INSERT INTO poison_keys (key, token, state, created_at, updated_at, heartbeat_at,
-         heartbeat_interval_ms, operation, owner, error, data)
-       VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at,
-         @heartbeat_interval_ms, @operation, @owner, @error, @data)`,
+       heartbeat_interval_ms, operation, owner, error, data)
+     VALUES (@key, @token, @state, @created_at, @updated_at, @heartbeat_at,
+       @heartbeat_interval_ms, @operation, @owner, @error, @data)`,
     ),
     delete: d.prepare("DELETE FROM poison_keys WHERE key = ?"),
     update: d.prepare(
       `UPDATE poison_keys SET updated_at = @updated_at, state = coalesce(@state, state),
-         error = coalesce(@error, error), heartbeat_at = coalesce(@heartbeat_at, heartbeat_at),
-         heartbeat_interval_ms = coalesce(@heartbeat_interval_ms, heartbeat_interval_ms)
-       WHERE key = @key`,
+       error = coalesce(@error, error), heartbeat_at = coalesce(@heartbeat_at, heartbeat_at),
+       heartbeat_interval_ms = coalesce(@heartbeat_interval_ms, heartbeat_interval_ms)
+     WHERE key = @key`,
     ),
     audit: d.prepare(
       "INSERT INTO poison_audit (at, action, key, actor, reason, token, record, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
-  });
+  };
+}
+
+/** Above every UTF-8 string: UTF-8 never contains the byte 0xFF. */
+const TOP = Buffer.from([0xff]);
+
+export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
+  const { path } = options;
+  const busyTimeoutMs = checkDuration("options.busyTimeoutMs", options.busyTimeoutMs, 5000);
+  let db: Database | null = null;
+  let reads: ReturnType<typeof prepareReads> | null = null;
+  let writes: ReturnType<typeof prepareWrites> | null = null;
+  // One transaction wrapper, built once: better-sqlite3's transaction() is costly to call per
+  // write, so each write passes its body to this one instead.
+  let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
+  /** What a write needs, built once by init (not per call). */
+  let writer: Writer | null = null;
 
   const readable = () => {
     if (!db || !reads) throw new BackendUnavailableError("sqlite", "the database is not open");
     return reads;
   };
 
-  const writable = () => {
-    if (!db || !reads || !writes || !atomic)
+  const writable = (): Writer => {
+    if (!writer)
       throw new BackendUnavailableError("sqlite", "the database is not open for writing");
-    const transaction = atomic;
-    /** Run `body` in one BEGIN IMMEDIATE transaction. */
-    const immediate = <T>(body: () => T): T => transaction.immediate(body) as T;
-    return { read: reads, write: writes, immediate };
+    return writer;
   };
 
   const read = (stmt: Statement, key: string): PoisonRecord | null => {
@@ -205,6 +217,9 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       shared: path !== ":memory:",
       oneRoundTrip: true,
       listFilter: true,
+      // better-sqlite3 answers synchronously; its only wait, for another process's write lock,
+      // is bounded by busyTimeoutMs (and a JavaScript timer could not cut it anyway).
+      inProcess: true,
     },
     location: `sqlite:${path}`,
 
@@ -223,7 +238,14 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         migrate(opened, path);
         reads = prepareReads(opened);
         writes = prepareWrites(opened);
-        atomic = opened.transaction((body: () => unknown) => body());
+        const transaction = opened.transaction((body: () => unknown) => body());
+        atomic = transaction;
+        writer = {
+          read: reads,
+          write: writes,
+          immediate: <T>(body: () => T): T => transaction.immediate(body) as T,
+          snapshot: <T>(body: () => T): T => transaction.deferred(body) as T,
+        };
         return true;
       } catch (error) {
         if (!reads) {
@@ -235,7 +257,23 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     },
 
     async put(records, audit) {
-      const { read: r, write: w, immediate } = writable();
+      const { read: r, write: w, immediate, snapshot } = writable();
+      // First, without the write lock: when the read decides the put (a key held by another
+      // token, or every key held by this one already), the put writes nothing, and that read is
+      // its linearization point, so the answer needs no write transaction. A single SELECT
+      // is one consistent snapshot of the file (WAL: all commits completed before it started,
+      // none after), and several keys are read in one deferred (read-only) transaction. Only
+      // a put that may write takes BEGIN IMMEDIATE, and decides again under the lock.
+      const seen =
+        records.length === 1
+          ? [read(r.get, (records[0] as PoisonRecord).key)]
+          : snapshot(() => records.map((record) => read(r.get, record.key)));
+      const others = seen.filter(
+        (held, i): held is PoisonRecord => held !== null && held.token !== records[i]?.token,
+      );
+      if (others.length > 0) return { ok: false, conflicts: others };
+      if (seen.every((held) => held !== null))
+        return { ok: true, records: seen as PoisonRecord[], created: seen.map(() => false) };
       return immediate(() => {
         const current = records.map((record) => read(r.get, record.key));
         const conflicts = current.filter(
@@ -258,7 +296,22 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     },
 
     async remove(keys, token, audit, expected) {
-      const { read: r, write: w, immediate } = writable();
+      const { read: r, write: w, immediate, snapshot } = writable();
+      if (expected === undefined) {
+        // As in put: a delete that the read decides (every key absent: nothing to remove; a key
+        // held by another token: refused) writes nothing, and needs no write lock.
+        const seen =
+          keys.length === 1
+            ? [read(r.get, keys[0] as string)]
+            : snapshot(() => keys.map((key) => read(r.get, key)));
+        if (seen.every((held) => held === null)) return { ok: true, removed: [] };
+        if (token !== null) {
+          const others = seen.filter(
+            (held): held is PoisonRecord => held !== null && held.token !== token,
+          );
+          if (others.length > 0) return { ok: false, conflicts: others };
+        }
+      }
       return immediate(() => {
         const current = keys.map((key) => read(r.get, key));
         const conflicts = current.filter(
@@ -348,6 +401,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       reads = null;
       writes = null;
       atomic = null;
+      writer = null;
     },
   };
 }
