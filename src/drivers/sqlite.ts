@@ -10,7 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { Database, Statement, Transaction } from "better-sqlite3";
+import type { Database, Statement } from "better-sqlite3";
 import {
   type AuditColumns,
   auditDetail,
@@ -144,10 +144,9 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   let db: Database | null = null;
   let reads: ReturnType<typeof prepareReads> | null = null;
   let writes: ReturnType<typeof prepareWrites> | null = null;
-  // One transaction wrapper, built once: better-sqlite3's transaction() is costly to call per
-  // write, so each write passes its body to this one instead.
-  let atomic: Transaction<(body: () => unknown) => unknown> | null = null;
-  /** What a write needs, built once by init (not per call). */
+  /** What a write needs, built once by init (not per call); its transaction wrapper too:
+   *  better-sqlite3's transaction() is costly to call per write, so each write passes its body
+   *  to this one instead. */
   let writer: Writer | null = null;
 
   const readable = () => {
@@ -239,7 +238,6 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         reads = prepareReads(opened);
         writes = prepareWrites(opened);
         const transaction = opened.transaction((body: () => unknown) => body());
-        atomic = transaction;
         writer = {
           read: reads,
           write: writes,
@@ -400,7 +398,6 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
       db = null;
       reads = null;
       writes = null;
-      atomic = null;
       writer = null;
     },
   };
