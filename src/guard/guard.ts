@@ -17,7 +17,6 @@ import {
   backoffDelay,
   type RetryOptions as CoreRetryOptions,
   retry,
-  sleep,
 } from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
@@ -275,60 +274,87 @@ export class PoisonGuard {
     try {
       // A resumed run's records carry the earlier run's heartbeat: make them live now.
       if (acquired.resumed && this.#heartbeatMs !== false) await this.#touch(state).catch(() => {});
-      for (let attempt = 1; ; attempt++) {
-        if (attempt > 1 && !state.held && !state.lost) {
-          // markConsistent released the keys during an earlier attempt; this one changes the
-          // resource again, so it must hold them again.
-          await this.#acquire(run);
-          state.held = true;
-        }
-        let settled = false;
-        const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
-          settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
-        const ctx: GuardContext = {
-          keys: run.keys,
-          token: run.token,
-          attempt,
-          get signal() {
-            return controller.signal;
+      // The attempts: src/core/retry.ts's loop, retrying a body error marked `retryable` while
+      // the run still holds its keys and was not aborted.
+      let attempt = 0;
+      let bodyError: unknown;
+      let value: T;
+      try {
+        value = await retry(
+          async (n) => {
+            if (n > 1) {
+              // After the wait: a key lost meanwhile, or a store that cannot confirm the run
+              // still holds its keys, ends the run with the last attempt's error: never run the
+              // body again over a key that may be someone else's.
+              if (!(await this.#stillHeld(state))) throw STOP_RETRYING;
+              if (!state.held && !state.lost) {
+                // markConsistent released the keys during an earlier attempt; this one changes
+                // the resource again, so it must hold them again.
+                try {
+                  await this.#acquire(run);
+                } catch (error) {
+                  throw new NotABodyError(error);
+                }
+                state.held = true;
+              }
+            }
+            attempt = n;
+            let settled = false;
+            const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
+              settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
+            const ctx: GuardContext = {
+              keys: run.keys,
+              token: run.token,
+              attempt: n,
+              get signal() {
+                return controller.signal;
+              },
+              resumed: acquired.resumed,
+              records: acquired.records,
+              markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
+              assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
+            };
+            try {
+              return await body(ctx);
+            } catch (error) {
+              bodyError = error;
+              throw error;
+            } finally {
+              settled = true;
+            }
           },
-          resumed: acquired.resumed,
-          records: acquired.records,
-          markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
-          assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
-        };
-        let value: T;
-        try {
-          value = await body(ctx);
-        } catch (error) {
-          settled = true;
-          if (
-            !state.lost &&
-            isMarkedRetryable(error) &&
-            attempt < this.#retry.maxAttempts &&
-            !controller.aborted
-          ) {
-            const delayMs = backoff(this.#retry, attempt, this.#random);
-            this.#emit(run, { type: "retried", attempt, delayMs, error });
-            // An abort during the wait ends the run with this attempt's error; so does a key
-            // lost meanwhile, or a store that cannot confirm the run still holds its keys:
-            // never run the body again over a key that may be someone else's.
-            if ((await sleep(delayMs, controller.signal)) && (await this.#stillHeld(state)))
-              continue;
-          }
-          if (state.releasing) await state.releasing.catch(() => undefined);
-          await heartbeat.stop();
-          if (state.lost) return await this.#endLost(state, error, attempt);
-          return await this.#fail(state, error, attempt);
-        }
-        settled = true;
+          {
+            ...this.#retry,
+            random: this.#random,
+            // Read only when a wait starts: the signal (and its controller) is made on demand.
+            get signal() {
+              return controller.signal;
+            },
+            shouldRetry: (error) =>
+              error !== STOP_RETRYING &&
+              !(error instanceof NotABodyError) &&
+              !state.lost &&
+              isMarkedRetryable(error) &&
+              !controller.aborted,
+            // An abort during the wait ends the run with this attempt's error.
+            onRetry: (error, failed, delayMs) =>
+              this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
+          },
+        );
+      } catch (thrown) {
+        if (thrown instanceof NotABodyError) throw thrown.error;
+        const error = thrown === STOP_RETRYING ? bodyError : thrown;
         if (state.releasing) await state.releasing.catch(() => undefined);
         await heartbeat.stop();
-        if (state.lost) return await this.#endLost(state, undefined, attempt);
-        if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
-        this.#emit(run, { type: "succeeded", attempts: attempt });
-        return value;
+        if (state.lost) return await this.#endLost(state, error, attempt);
+        return await this.#fail(state, error, attempt);
       }
+      if (state.releasing) await state.releasing.catch(() => undefined);
+      await heartbeat.stop();
+      if (state.lost) return await this.#endLost(state, undefined, attempt);
+      if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
+      this.#emit(run, { type: "succeeded", attempts: attempt });
+      return value;
     } finally {
       // Stopped already on every path but a throw from the steps above; then it waits for a
       // heartbeat still in flight.
@@ -674,6 +700,15 @@ export class PoisonGuard {
       operation: run.operation,
     } as GuardEvent);
   }
+}
+
+/** Thrown by an attempt that must not run: the run ends with the previous attempt's error. */
+const STOP_RETRYING = Symbol("stop retrying");
+
+/** A failure of the guard's own steps between attempts (taking the keys again): it ends the run
+ *  as it is, never retried and never taken for the body's error. */
+class NotABodyError {
+  constructor(readonly error: unknown) {}
 }
 
 /**
