@@ -13,11 +13,7 @@ import {
   PoisonNotFoundError,
 } from "../core/errors.js";
 import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
-import {
-  backoffDelay,
-  type RetryOptions as CoreRetryOptions,
-  retry,
-} from "../core/retry.js";
+import { backoffDelay, type RetryOptions as CoreRetryOptions, retry } from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
   checkDuration,
