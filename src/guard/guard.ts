@@ -328,7 +328,7 @@ export class PoisonGuard {
             },
             shouldRetry: (error) =>
               error !== STOP_RETRYING &&
-              !(error instanceof NotABodyError) &&
+              !isNotABodyError(error) &&
               !state.lost &&
               isMarkedRetryable(error) &&
               !controller.aborted,
@@ -338,7 +338,7 @@ export class PoisonGuard {
           },
         );
       } catch (thrown) {
-        if (thrown instanceof NotABodyError) throw thrown.error;
+        if (isNotABodyError(thrown)) throw thrown.error;
         const error = thrown === STOP_RETRYING ? bodyError : thrown;
         if (state.releasing) await state.releasing.catch(() => undefined);
         await heartbeat.stop();
@@ -704,7 +704,16 @@ const STOP_RETRYING = Symbol("stop retrying");
 /** A failure of the guard's own steps between attempts (taking the keys again): it ends the run
  *  as it is, never retried and never taken for the body's error. */
 class NotABodyError {
-  constructor(readonly error: unknown) {}
+  constructor(readonly error: unknown) {
+    notABodyErrors.add(this);
+  }
+}
+const notABodyErrors = new WeakSet<object>();
+
+/** Told apart by identity, not `instanceof`: a body may throw a Proxy whose prototype trap
+ *  throws. */
+function isNotABodyError(value: unknown): value is NotABodyError {
+  return typeof value === "object" && value !== null && notABodyErrors.has(value);
 }
 
 /**
