@@ -319,23 +319,9 @@ export class PoisonGuard {
               settled = true;
             }
           },
-          {
-            ...this.#retry,
-            random: this.#random,
-            // Read only when a wait starts: the signal (and its controller) is made on demand.
-            get signal() {
-              return controller.signal;
-            },
-            shouldRetry: (error) =>
-              error !== STOP_RETRYING &&
-              !isNotABodyError(error) &&
-              !state.lost &&
-              isMarkedRetryable(error) &&
-              !controller.aborted,
-            // An abort during the wait ends the run with this attempt's error.
-            onRetry: (error, failed, delayMs) =>
-              this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
-          },
+          new AttemptPolicy(this.#retry, this.#random, state, (error, failed, delayMs) =>
+            this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
+          ),
         );
       } catch (thrown) {
         if (isNotABodyError(thrown)) throw thrown.error;
@@ -695,6 +681,46 @@ export class PoisonGuard {
       token: token === undefined ? run.token : token,
       operation: run.operation,
     } as GuardEvent);
+  }
+}
+
+/**
+ * How a run's body is retried (the options of core/retry.ts's loop): a body error marked
+ * `retryable`, while the run holds its keys and was not aborted; the wait is cut by `ctx.signal`
+ * (an abort ends the run with that attempt's error). One object per run, its methods shared.
+ */
+class AttemptPolicy implements CoreRetryOptions {
+  readonly maxAttempts: number;
+  readonly minDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly #state: RunState;
+
+  constructor(
+    backoff: Required<RetryOptions>,
+    readonly random: () => number,
+    state: RunState,
+    readonly onRetry: (error: unknown, failed: number, delayMs: number) => void,
+  ) {
+    this.maxAttempts = backoff.maxAttempts;
+    this.minDelayMs = backoff.minDelayMs;
+    this.maxDelayMs = backoff.maxDelayMs;
+    this.#state = state;
+  }
+
+  /** Read only when a wait starts: the signal (and its controller) is made on demand. */
+  get signal(): AbortSignal {
+    return this.#state.controller.signal;
+  }
+
+  shouldRetry(error: unknown): boolean {
+    const state = this.#state;
+    return (
+      error !== STOP_RETRYING &&
+      !isNotABodyError(error) &&
+      !state.lost &&
+      isMarkedRetryable(error) &&
+      !state.controller.aborted
+    );
   }
 }
 
