@@ -29,6 +29,11 @@ export interface DriverCapabilities {
    *  reads on until it has `limit` matches or the range ends. Without it the runtime filters,
    *  reading a bounded number of pages per call. */
   readonly listFilter?: boolean;
+  /** Every call runs in this process and settles without waiting on a network or a server
+   *  (`memory:`, SQLite, whose only wait is its bounded busy timeout): nothing can hang, so the
+   *  runtime arms no per-call timer (options.timeoutMs then bounds only close()). A driver that
+   *  may wait on another machine must leave this unset. */
+  readonly inProcess?: boolean;
 }
 
 /** How `init` may treat the backend. */

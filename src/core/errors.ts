@@ -33,6 +33,12 @@ export class PoisonStoreError extends Error {
 
 /**
  * A put, delete or token-checked update met a key held by another token. Nothing was changed.
+ *
+ * Built without a stack trace, on purpose and not lazily (JavaScript cannot capture one later):
+ * a conflict is the store's answer, not a fault, and capturing the frames of an async call chain
+ * cost about half of a whole conflicting put on the in-process backends. `stack` holds the name,
+ * the message and a line saying so; the holder is in `holderRecord`/`conflicts`, and the CLI's
+ * `--verbose` prints that text, which names the key, both tokens and what to do.
  */
 export class PoisonConflictError extends PoisonStoreError {
   /** The key the caller named (without the store's namespace). */
@@ -54,17 +60,33 @@ export class PoisonConflictError extends PoisonStoreError {
     holderRecord?: PoisonRecord,
     conflicts?: readonly PoisonRecord[],
   ) {
+    const limit = setStackTraceLimit(0);
     super(
       ErrorCode.PoisonConflict,
       `poison key ${JSON.stringify(key)} is held by token ${JSON.stringify(holder)}, not ${JSON.stringify(token)}; ` +
         "nothing was changed. Inspect it (`poison show KEY`) before running another operation on this resource.",
     );
+    setStackTraceLimit(limit);
+    // Without frames V8 wrote the stack at construction, before the subclass set its name.
+    this.stack = `${this.name}: ${this.message}\n    (no stack trace: a conflict is an answer of the store, not a fault; see holderRecord)`;
     this.key = key;
     this.token = token;
     this.holder = holder;
     this.holderRecord = holderRecord;
     this.conflicts = conflicts ?? (holderRecord ? [holderRecord] : []);
   }
+}
+
+/** Set Error.stackTraceLimit, returning the previous value; a no-op where it cannot be set (a
+ *  frozen realm): building an error must never throw. */
+function setStackTraceLimit(limit: number | undefined): number | undefined {
+  const previous = Error.stackTraceLimit;
+  try {
+    Error.stackTraceLimit = limit as number;
+  } catch {
+    // Frozen: the stack is captured as usual.
+  }
+  return previous;
 }
 
 /** A key, token, option or record field was rejected before anything was sent to the backend. */

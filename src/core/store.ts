@@ -12,7 +12,9 @@ import {
   type ListFilter,
   matchesFilter,
   type PoisonDriver,
+  type PutOutcome,
   type RecordPatch,
+  type RemoveOutcome,
 } from "./driver.js";
 import {
   BackendUnavailableError,
@@ -20,8 +22,6 @@ import {
   InvalidArgumentError,
   PoisonConflictError,
   PoisonNotFoundError,
-  PoisonStoreError,
-  StoreClosedError,
 } from "./errors.js";
 import { decodeAuditCursor, decodeCursor, encodeAuditCursor, encodeCursor } from "./keys.js";
 import {
@@ -49,6 +49,7 @@ import type {
   PutPoisonsResult,
 } from "./records.js";
 import { optimistic } from "./retry.js";
+import { StoreRuntime } from "./runtime.js";
 import {
   checkData,
   checkDuration,
@@ -93,6 +94,7 @@ const MAX_DECISION_ATTEMPTS = 16;
 /** Driver pages a filtered listing reads at most per call: the work of one call stays bounded
  *  whatever the filter matches; a page may then come back short with a cursor. */
 const MAX_FILTER_SCANS = 8;
+type PutOk = Extract<PutOutcome, { ok: true }>;
 
 /** Wrap a driver in the runtime. `openPoisonStore` does this for URLs. */
 export function createPoisonStore(
@@ -102,37 +104,20 @@ export function createPoisonStore(
   return new ManagedPoisonStore(driver, options);
 }
 
-/** What a call does to the backend, which decides what init may do first. */
-type Access =
-  /** Only reads: never creates or changes storage; no storage reads as empty. */
-  | "read"
-  /** Changes existing records only (delete, mark, touch): no storage means the key is absent. */
-  | "change"
-  /** May write a new record: creates or migrates storage first. */
-  | "create";
-
 class ManagedPoisonStore implements PoisonStoreClient {
   readonly backend: string;
   readonly namespace: string;
   readonly location: string;
   readonly #driver: PoisonDriver;
   readonly #maxBatchKeys: number;
-  readonly #timeoutMs: number;
   readonly #clockSkewMs: number;
   readonly #clock: () => Date;
-  /** Set by #driverFor(). Every call validates its arguments synchronously before it first asks
-   *  for the driver, so this tells whether a failure came before the backend was reached (a
-   *  hostile argument whose getter throws: an argument error, not a backend outage). */
-  #reachedBackend = false;
-  /** Storage was created or migrated by this store: every call may go straight to the driver. */
-  #created = false;
-  /** Storage is known to exist (a read found it): reads may go straight to the driver. */
-  #found = false;
-  #creating: Promise<void> | null = null;
-  #probing: Promise<boolean> | null = null;
-  #initStarted = false;
-  #closing: Promise<void> | null = null;
-  readonly #pending = new Set<Promise<unknown>>();
+  /** No clock was given: #now may read Date.now() and reuse its text within a millisecond. */
+  readonly #systemClock: boolean;
+  /** The last millisecond #now formatted, and its text. */
+  #nowMs = Number.NaN;
+  #nowText = "";
+  readonly #runtime: StoreRuntime;
 
   constructor(driver: PoisonDriver, options: PoisonStoreOptions) {
     const checked = checkObject("options", options, false) ?? {};
@@ -141,15 +126,18 @@ class ManagedPoisonStore implements PoisonStoreClient {
     this.#maxBatchKeys = driver.capabilities.maxBatchKeys ?? MAX_PAGE_SIZE;
     this.namespace =
       checked.namespace === undefined ? DEFAULT_NAMESPACE : checkNamespace(checked.namespace);
-    this.#timeoutMs = checkDuration("options.timeoutMs", checked.timeoutMs, DEFAULT_TIMEOUT_MS);
+    this.#runtime = new StoreRuntime(
+      driver,
+      checkDuration("options.timeoutMs", checked.timeoutMs, DEFAULT_TIMEOUT_MS),
+    );
     this.#clockSkewMs = checkDuration(
       "options.clockSkewMs",
       checked.clockSkewMs,
       DEFAULT_CLOCK_SKEW_MS,
       { allowZero: true },
     );
-    this.#clock =
-      typeof checked.clock === "function" ? (checked.clock as () => Date) : () => new Date();
+    this.#systemClock = typeof checked.clock !== "function";
+    this.#clock = this.#systemClock ? () => new Date() : (checked.clock as () => Date);
     this.location =
       checkOptionalString("options.location", checked.location, 4096) ??
       driver.location ??
@@ -158,26 +146,30 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   // ---- SPEC §2 -------------------------------------------------------------------------
 
+  // The single-key calls chain promises rather than await in async bodies: on the in-process
+  // backends each async frame saved is a measurable share of a call.
+
   tryPutPoison(key: string, token: string, info?: PutPoisonInfo): Promise<void> {
-    return this.#call(async () => {
-      await this.#put([checkKey(key)], token, info);
-    });
+    return this.#runtime.call(() => this.#put([checkKey(key)], token, info, false));
   }
 
   deletePoison(key: string, token: string, options?: DeletePoisonOptions): Promise<void> {
-    return this.#call(async () => {
-      await this.#remove([checkKey(key)], checkToken(token), options);
-    });
+    return this.#runtime.call(() =>
+      this.#remove([checkKey(key)], checkToken(token), options, false),
+    );
   }
 
   getPoison(key: string): Promise<string | null> {
-    return this.#call(async () => {
+    // Not an async body: the most frequent call saves a promise and a hop (it may throw
+    // synchronously, which the runtime turns into a rejection).
+    return this.#runtime.call(() => {
       const storageKey = this.#storageKey(checkKey(key));
-      const driver = await this.#driverFor("read");
-      if (!driver) return null;
-      if (driver.getToken) return await driver.getToken(storageKey);
-      const record = await driver.get(storageKey);
-      return record ? record.token : null;
+      const driver = this.#runtime.driverFor("read");
+      return driver === this.#driver
+        ? tokenOf(driver, storageKey)
+        : (driver as Promise<PoisonDriver | null>).then((ready) =>
+            ready ? tokenOf(ready, storageKey) : null,
+          );
     });
   }
 
@@ -188,36 +180,41 @@ class ManagedPoisonStore implements PoisonStoreClient {
     token: string,
     info?: PutPoisonInfo,
   ): Promise<PutPoisonsResult> {
-    return this.#call(() => this.#put(checkKeys(keys, "keys", this.#maxBatchKeys), token, info));
+    return this.#runtime.call(async () => {
+      const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
+      const outcome = await this.#put(checked, token, info, true);
+      return {
+        records: outcome.records.map((record) => this.#userRecord(record)),
+        created: checked.filter((_, i) => outcome.created[i] === true),
+      };
+    });
   }
 
   deletePoisons(keys: readonly string[], token: string): Promise<DeletePoisonsResult> {
-    return this.#call(async () => ({
-      removed: await this.#remove(
-        checkKeys(keys, "keys", this.#maxBatchKeys),
-        checkToken(token),
-        undefined,
-      ),
-    }));
+    return this.#runtime.call(async () => {
+      const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
+      const removed = await this.#remove(checked, checkToken(token), undefined, true);
+      return { removed: removed.map((record) => this.#userKey(record.key)) };
+    });
   }
 
   exists(): Promise<boolean> {
-    return this.#call(async () => (await this.#driverFor("read")) !== null);
+    return this.#runtime.call(async () => (await this.#runtime.driverFor("read")) !== null);
   }
 
   // ---- SPEC §3 -------------------------------------------------------------------------
 
   inspectPoison(key: string): Promise<PoisonRecord | null> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const storageKey = this.#storageKey(checkKey(key));
-      const driver = await this.#driverFor("read");
+      const driver = await this.#runtime.driverFor("read");
       const record = driver ? await driver.get(storageKey) : null;
       return record ? this.#userRecord(record) : null;
     });
   }
 
   listPoisons(options: ListPoisonsOptions = {}): Promise<PoisonPage> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const checked = checkObject("options", options, false) ?? {};
       const prefix =
         checked.prefix === undefined
@@ -232,7 +229,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
       if (checked.operation !== undefined)
         filter.operation = checkString("options.operation", checked.operation, MAX_LABEL_BYTES);
       const filtered = Object.keys(filter).length > 0;
-      const driver = await this.#driverFor("read");
+      const driver = await this.#runtime.driverFor("read");
       if (!driver) return { records: [], cursor: null };
       const now = this.#clock();
       const matches = (row: PoisonRecord) =>
@@ -265,7 +262,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   }
 
   markPoisoned(key: string, token: string, error: unknown): Promise<PoisonRecord> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const checkedKey = checkKey(key);
       const checkedToken = checkToken(token);
       const now = this.#now();
@@ -279,7 +276,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   }
 
   markPoisons(keys: readonly string[], token: string, error: unknown): Promise<PoisonRecord[]> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const checkedKeys = checkKeys(keys, "keys", this.#maxBatchKeys);
       const checkedToken = checkToken(token);
       const now = this.#now();
@@ -296,7 +293,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     token: string,
     options?: { heartbeatIntervalMs?: number },
   ): Promise<PoisonRecord[]> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const checkedKeys = checkKeys(keys, "keys", this.#maxBatchKeys);
       const checkedToken = checkToken(token);
       const checked = checkObject("options", options, true);
@@ -313,7 +310,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   }
 
   forceDeletePoison(key: string, options: ForceDeleteOptions): Promise<PoisonRecord | null> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const removed = await this.#forceDelete([checkKey(key)], options);
       return removed[0] ?? null;
     });
@@ -323,18 +320,18 @@ class ManagedPoisonStore implements PoisonStoreClient {
     keys: readonly string[],
     options: ForceDeleteOptions,
   ): Promise<PoisonRecord[]> {
-    return this.#call(() =>
+    return this.#runtime.call(() =>
       this.#forceDelete(checkKeys(keys, "keys", this.#maxBatchKeys), options),
     );
   }
 
   auditLog(options: AuditLogOptions = {}): Promise<AuditPage> {
-    return this.#call(async () => {
+    return this.#runtime.call(async () => {
       const checked = checkObject("options", options, false) ?? {};
       const limit = checkLimit(checked.limit, "options.limit");
       const key = checked.key === undefined ? undefined : checkKey(checked.key, "options.key");
       const before = decodeAuditCursor(checked.cursor, key ?? "", "options.cursor");
-      const driver = await this.#driverFor("read");
+      const driver = await this.#runtime.driverFor("read");
       if (!driver) return { entries: [], cursor: null };
       const rows = await driver.audit({
         prefix: this.namespace,
@@ -352,23 +349,8 @@ class ManagedPoisonStore implements PoisonStoreClient {
   }
 
   close(): Promise<void> {
-    if (!this.#closing) {
-      this.#watches?.close();
-      this.#closing = (async () => {
-        // Pending calls are bounded by their own timeouts.
-        await Promise.allSettled([...this.#pending]);
-        // Only a driver that was ever asked to initialise holds resources worth releasing.
-        if (this.#initStarted) {
-          // Releasing a connection to a backend that went away must not hang the caller's
-          // shutdown either: it gets the same bound as a call.
-          await this.#bounded("close", async () => {
-            await Promise.allSettled([this.#creating, this.#probing]);
-            await this.#driver.close();
-          });
-        }
-      })();
-    }
-    return this.#closing;
+    if (!this.#runtime.closed) this.#watches?.close();
+    return this.#runtime.close();
   }
 
   // ---- observability (SPEC §7; src/core/watch.ts, src/core/calls.ts) ---------------------
@@ -382,10 +364,10 @@ class ManagedPoisonStore implements PoisonStoreClient {
       namespace: this.namespace,
       driver: this.#driver,
       store: this,
-      prepare: () => this.#call(async () => this.#driverFor("read")),
+      prepare: () => this.#runtime.call(async () => this.#runtime.driverFor("read")),
       clock: this.#clock,
     });
-    return this.#watches.open(options, this.#closing !== null);
+    return this.#watches.open(options, this.#runtime.closed);
   }
 
   onCall(listener: StoreCallListener): () => void {
@@ -437,11 +419,22 @@ class ManagedPoisonStore implements PoisonStoreClient {
 
   // ---- internals -------------------------------------------------------------------------
 
-  async #put(
+  /** A put of validated user keys; with `keep`, resolves with the driver's outcome (storage
+   *  keys), which the batch call turns into its result; without, with nothing. Validation
+   *  failures throw synchronously (before the backend is reached). */
+  #put(keys: string[], token: string, info: PutPoisonInfo | undefined, keep: true): Promise<PutOk>;
+  #put(
     keys: string[],
     token: string,
     info: PutPoisonInfo | undefined,
-  ): Promise<PutPoisonsResult> {
+    keep: false,
+  ): Promise<undefined>;
+  #put(
+    keys: string[],
+    token: string,
+    info: PutPoisonInfo | undefined,
+    keep: boolean,
+  ): Promise<PutOk | undefined> {
     const checkedToken = checkToken(token);
     const fields = checkPutInfo(info);
     const now = this.#now();
@@ -461,26 +454,43 @@ class ManagedPoisonStore implements PoisonStoreClient {
     const audit: AuditIntent | undefined = fields.audit
       ? { action: "put", at: now, token: checkedToken, ...fields.audit }
       : undefined;
-    const outcome = await (await this.#driverFor("create")).put(records, audit);
-    if (!outcome.ok) {
-      throw this.#conflictOf(
-        records.map((record) => record.key),
-        outcome.conflicts,
-        checkedToken,
-      );
-    }
-    return {
-      records: outcome.records.map((record) => this.#userRecord(record)),
-      created: keys.filter((_, i) => outcome.created[i] === true),
-    };
+    const driver = this.#runtime.driverFor("create");
+    const put =
+      driver === this.#driver
+        ? driver.put(records, audit)
+        : (driver as Promise<PoisonDriver>).then((ready) => ready.put(records, audit));
+    return put.then((outcome) => {
+      if (!outcome.ok) {
+        throw this.#conflictOf(
+          records.map((record) => record.key),
+          outcome.conflicts,
+          checkedToken,
+        );
+      }
+      return keep ? outcome : undefined;
+    });
   }
 
-  /** Token-checked delete; resolves with the user keys it removed. */
-  async #remove(
+  /** Token-checked delete; with `keep`, resolves with the driver's records it removed (storage
+   *  keys), else with nothing. Validation failures throw synchronously. */
+  #remove(
     keys: string[],
     token: string,
     options: DeletePoisonOptions | undefined,
-  ): Promise<string[]> {
+    keep: true,
+  ): Promise<readonly PoisonRecord[]>;
+  #remove(
+    keys: string[],
+    token: string,
+    options: DeletePoisonOptions | undefined,
+    keep: false,
+  ): Promise<undefined>;
+  #remove(
+    keys: string[],
+    token: string,
+    options: DeletePoisonOptions | undefined,
+    keep: boolean,
+  ): Promise<readonly PoisonRecord[] | undefined> {
     const checked = checkObject("options", options, true);
     const auditActor =
       checked?.audit === undefined ? undefined : checkAuditActor("options.audit", checked.audit);
@@ -488,11 +498,15 @@ class ManagedPoisonStore implements PoisonStoreClient {
       ? { action: "delete", at: this.#now(), token, ...auditActor }
       : undefined;
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const driver = await this.#driverFor("change");
-    if (!driver) return [];
-    const outcome = await driver.remove(storageKeys, token, audit);
-    if (!outcome.ok) throw this.#conflictOf(storageKeys, outcome.conflicts, token);
-    return outcome.removed.map((record) => this.#userKey(record.key));
+    const settle = (outcome: RemoveOutcome) => {
+      if (!outcome.ok) throw this.#conflictOf(storageKeys, outcome.conflicts, token);
+      return keep ? outcome.removed : undefined;
+    };
+    const driver = this.#runtime.driverFor("change");
+    if (driver === this.#driver) return driver.remove(storageKeys, token, audit).then(settle);
+    return (driver as Promise<PoisonDriver | null>).then((ready) =>
+      ready ? ready.remove(storageKeys, token, audit).then(settle) : keep ? [] : undefined,
+    );
   }
 
   /**
@@ -512,7 +526,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
     if (typeof evenIfAlive !== "boolean")
       throw new InvalidArgumentError("options.evenIfAlive", "must be a boolean");
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const driver = await this.#driverFor("change");
+    const driver = await this.#runtime.driverFor("change");
     if (!driver) return [];
     return optimistic<PoisonRecord[]>(
       MAX_DECISION_ATTEMPTS,
@@ -546,7 +560,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
    *  naming the first such key in the caller's order. */
   async #update(keys: string[], token: string, patch: RecordPatch): Promise<PoisonRecord[]> {
     const storageKeys = keys.map((k) => this.#storageKey(k));
-    const driver = await this.#driverFor("change");
+    const driver = await this.#runtime.driverFor("change");
     if (!driver) throw new PoisonNotFoundError(keys[0] as string);
     const outcome = await driver.update(storageKeys, token, patch);
     if (!outcome.ok) {
@@ -564,143 +578,6 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return outcome.records.map((record) => this.#userRecord(record));
   }
 
-  /** Run one public call: refuse after close, init once, bound its time, type its failures. */
-  #call<T>(body: () => Promise<T>): Promise<T> {
-    if (this.#closing) return Promise.reject(new StoreClosedError());
-    const run = this.#withTimeout(body);
-    this.#pending.add(run);
-    const forget = () => this.#pending.delete(run);
-    run.then(forget, forget);
-    return run;
-  }
-
-  /**
-   * The driver, initialised for `access`. Called after validation, so bad input never waits on
-   * (or touches) the backend. Null: the backend has no storage of this library, which a read
-   * answers as empty and a change as "absent" — only a put creates storage.
-   */
-  #driverFor(access: "create"): PoisonDriver | Promise<PoisonDriver>;
-  #driverFor(access: Access): PoisonDriver | Promise<PoisonDriver | null>;
-  #driverFor(access: Access): PoisonDriver | Promise<PoisonDriver | null> {
-    this.#reachedBackend = true;
-    // Once initialised, hand the driver back synchronously: each call saves the promise hops of
-    // an async function (measurable on the in-process backends, see docs/BENCHMARKS.md).
-    if (this.#created || (this.#found && access === "read")) return this.#driver;
-    if (access === "create") return this.#create().then(() => this.#driver);
-    return this.#probe().then(async (exists) => {
-      if (!exists) return null;
-      if (access === "change") await this.#create();
-      return this.#driver;
-    });
-  }
-
-  /** init({ create: true }) once; a failure is retried by the next call (the backend may come
-   *  back). */
-  #create(): Promise<void> {
-    if (!this.#creating) {
-      this.#initStarted = true;
-      const attempt = this.#driver.init({ create: true }).then(() => {
-        this.#created = true;
-      });
-      this.#creating = attempt;
-      attempt.catch(() => {
-        if (this.#creating === attempt) this.#creating = null;
-      });
-    }
-    return this.#creating;
-  }
-
-  /** init({ create: false }): whether storage exists, creating nothing. "Exists" is remembered;
-   *  "absent" is asked again next time (another process may create it meanwhile). */
-  #probe(): Promise<boolean> {
-    if (!this.#probing) {
-      this.#initStarted = true;
-      const attempt = this.#driver.init({ create: false });
-      this.#probing = attempt;
-      const forget = () => {
-        if (this.#probing === attempt) this.#probing = null;
-      };
-      attempt.then((exists) => {
-        if (exists) this.#found = true;
-        forget();
-      }, forget);
-    }
-    return this.#probing;
-  }
-
-  /** `body`, rejected with BackendUnavailableError if it has not settled within timeoutMs. */
-  #bounded(what: string, body: () => Promise<void>): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new BackendUnavailableError(
-            this.backend,
-            `${what} did not finish within ${this.#timeoutMs} ms (options.timeoutMs); its connections may stay open until the process exits`,
-          ),
-        );
-      }, this.#timeoutMs);
-      body().then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(this.#typed(error, true));
-        },
-      );
-    });
-  }
-
-  #withTimeout<T>(body: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new BackendUnavailableError(
-            this.backend,
-            `no answer within ${this.#timeoutMs} ms (options.timeoutMs)`,
-          ),
-        );
-      }, this.#timeoutMs);
-      this.#reachedBackend = false;
-      let running: Promise<T>;
-      try {
-        running = body();
-      } catch (error) {
-        // A body that is not async (a batch validating its keys) can throw synchronously.
-        running = Promise.reject(error);
-      }
-      // Only the synchronous prefix of body() has run: validation, then #ready() at most.
-      const reachedBackend = this.#reachedBackend;
-      running.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          const typed = this.#typed(error, reachedBackend);
-          // A failure from the backend settles only after the event loop has had a turn: a
-          // caller retrying in a tight loop (a documented pattern) must not starve the client's
-          // own reconnection, whose events need that turn.
-          if (reachedBackend) setImmediate(() => reject(typed));
-          else reject(typed);
-        },
-      );
-    });
-  }
-
-  /** Drivers throw typed errors for what they understand; anything else means the backend
-   *  failed in a way we cannot interpret, so the outcome is unknown. Never fail open. */
-  #typed(error: unknown, reachedBackend: boolean): PoisonStoreError {
-    if (error instanceof PoisonStoreError) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    if (!reachedBackend) {
-      return new InvalidArgumentError("arguments", `could not be read (${message})`);
-    }
-    return new BackendUnavailableError(this.backend, message, error);
-  }
-
   /** The caller's view of a refusal: `conflicts` (driver records) held keys `token` asked for;
    *  the error names the first in the caller's order and carries them all. */
   #conflictOf(
@@ -708,7 +585,9 @@ class ManagedPoisonStore implements PoisonStoreClient {
     conflicts: readonly PoisonRecord[],
     token: string,
   ): PoisonConflictError {
-    const ordered = inCallerOrder(storageKeys, conflicts).map((record) => this.#userRecord(record));
+    const ordered = (conflicts.length > 1 ? inCallerOrder(storageKeys, conflicts) : conflicts).map(
+      (record) => this.#userRecord(record),
+    );
     const first = ordered[0];
     if (!first) return new PoisonConflictError("", token, "", undefined, []);
     return new PoisonConflictError(first.key, token, first.token, first, ordered);
@@ -729,8 +608,17 @@ class ManagedPoisonStore implements PoisonStoreClient {
     return { records, cursor: last ? encodeCursor(prefix, last) : null };
   }
 
+  /** The current time as record text. Formatting a date costs more than the rest of a write to
+   *  memory, and a busy store writes many times per millisecond: the text is reused while the
+   *  millisecond lasts. */
   #now(): string {
-    return this.#clock().toISOString();
+    if (!this.#systemClock) return this.#clock().toISOString();
+    const ms = Date.now();
+    if (ms !== this.#nowMs) {
+      this.#nowText = new Date(ms).toISOString();
+      this.#nowMs = ms;
+    }
+    return this.#nowText;
   }
 
   #storageKey(key: string): string {
@@ -837,6 +725,12 @@ function clip(text: string, maxBytes: number): string {
     .toString("utf8")
     .replace(/\uFFFD$/, "");
   return `${clean}...`;
+}
+
+/** The token stored under `storageKey`, through the driver's one-column read when it has one. */
+function tokenOf(driver: PoisonDriver, storageKey: string): Promise<string | null> {
+  if (driver.getToken) return driver.getToken(storageKey);
+  return driver.get(storageKey).then((record) => (record ? record.token : null));
 }
 
 function firstOf<T>(items: readonly T[], backend: string): T {

@@ -27,6 +27,9 @@ export function utf8Length(value: string): number {
   return encoder.encode(value).length;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+const NOT_PLAIN_ASCII = /[^\u0001-\u007f]/;
+
 /** The reason `value` is not well-formed text we can store verbatim everywhere, or null. */
 function textProblem(value: string): string | null {
   if (value.includes("\u0000")) return "must not contain a NUL character";
@@ -47,6 +50,10 @@ export function checkString(
   if (value.length === 0) {
     if (allowEmpty) return value;
     throw new InvalidArgumentError(argument, "must not be empty");
+  }
+  // Fast path, one scan: ASCII without NUL is well-formed and one byte per character.
+  if (!NOT_PLAIN_ASCII.test(value)) {
+    if (value.length <= maxBytes) return value;
   }
   const problem = textProblem(value);
   if (problem) throw new InvalidArgumentError(argument, problem);
@@ -96,7 +103,7 @@ export function checkKeys(value: unknown, argument = "keys", max = MAX_PAGE_SIZE
       throw new InvalidArgumentError(`${argument}[${i}]`, "is a hole in the array");
     keys.push(checkKey(value[i], `${argument}[${i}]`));
   }
-  if (new Set(keys).size !== keys.length)
+  if (keys.length > 1 && new Set(keys).size !== keys.length)
     throw new InvalidArgumentError(argument, "must not repeat a key");
   return keys;
 }

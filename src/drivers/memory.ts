@@ -43,10 +43,12 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     state = named.get(options.name) ?? newState();
     named.set(options.name, state);
   }
+  const feed = feedOf(state);
 
   // Callers never share a stored object. Records are flat strings but for `error` (flat too)
   // and `data` (JSON), so a spread is enough for all else; structuredClone on every call was
-  // most of this driver's cost.
+  // most of this driver's cost. What a call hands back is either the caller's own input or a
+  // copy, or a record no longer stored (a removed one): never the map's object.
   const copy = (record: PoisonRecord): PoisonRecord => {
     const out = { ...record };
     if (record.error) out.error = { ...record.error };
@@ -64,9 +66,27 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     return state.sorted;
   };
 
-  return withMemoryWatch(state, {
+  /** Store a new record (a copy: the caller keeps its object) and tell the feed. */
+  const create = (record: PoisonRecord, audit: AuditIntent | undefined) => {
+    const stored = copy(record);
+    state.records.set(record.key, stored);
+    state.sorted = null;
+    appendAudit(audit, record.key, stored);
+    publish(feed, { type: "put", key: record.key, record });
+  };
+
+  // Every method changes the map synchronously, inside one call of an async function: no other
+  // call runs in between, which is the whole of this driver's atomicity. The feed is told in
+  // the same synchronous step, so it sees the changes in the order they were made.
+  return {
     backend: "memory",
-    capabilities: { durable: false, shared: false, oneRoundTrip: true, listFilter: true },
+    capabilities: {
+      durable: false,
+      shared: false,
+      oneRoundTrip: true,
+      listFilter: true,
+      inProcess: true,
+    },
     location: options.name === undefined ? "memory:" : `memory:${options.name}`,
 
     async init() {
@@ -74,6 +94,17 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
     },
 
     async put(records, audit) {
+      if (records.length === 1) {
+        // The common case without the arrays of a batch.
+        const record = records[0] as PoisonRecord;
+        const held = state.records.get(record.key);
+        if (!held) {
+          create(record, audit);
+          return { ok: true, records: [record], created: [true] };
+        }
+        if (held.token !== record.token) return { ok: false, conflicts: [copy(held)] };
+        return { ok: true, records: [copy(held)], created: [false] };
+      }
       const conflicts: PoisonRecord[] = [];
       for (const record of records) {
         const held = state.records.get(record.key);
@@ -83,20 +114,31 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       const result: PoisonRecord[] = [];
       const created: boolean[] = [];
       for (const record of records) {
-        let held = state.records.get(record.key);
+        const held = state.records.get(record.key);
         created.push(!held);
-        if (!held) {
-          held = copy(record);
-          state.records.set(record.key, held);
-          state.sorted = null;
-          appendAudit(audit, record.key, held);
+        if (held) {
+          result.push(copy(held));
+        } else {
+          create(record, audit);
+          result.push(record);
         }
-        result.push(copy(held));
       }
       return { ok: true, records: result, created };
     },
 
     async remove(keys, token, audit, expected) {
+      if (keys.length === 1 && !expected) {
+        const key = keys[0] as string;
+        const held = state.records.get(key);
+        if (!held) return { ok: true, removed: [] };
+        if (token !== null && held.token !== token) return { ok: false, conflicts: [copy(held)] };
+        // Removed from the map: from now on the caller's alone.
+        state.records.delete(key);
+        state.sorted = null;
+        appendAudit(audit, key, held);
+        publishRemoval(feed, held, audit);
+        return { ok: true, removed: [held] };
+      }
       const conflicts: PoisonRecord[] = [];
       let changed = false;
       keys.forEach((key, i) => {
@@ -118,7 +160,8 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
         state.records.delete(key);
         state.sorted = null;
         appendAudit(audit, key, held);
-        removed.push(copy(held));
+        publishRemoval(feed, held, audit);
+        removed.push(held);
       }
       return { ok: true, removed };
     },
@@ -135,8 +178,14 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       const records: PoisonRecord[] = [];
       for (const key of keys) {
         const held = state.records.get(key) as PoisonRecord;
-        Object.assign(held, structuredClone(patch));
-        records.push(copy(held));
+        const before = held.state;
+        Object.assign(held, patch);
+        // The patch's error is flat: a spread keeps the caller's object out of the map.
+        if (patch.error) held.error = { ...patch.error };
+        const record = copy(held);
+        records.push(record);
+        const type = record.state === "poisoned" && before !== "poisoned" ? "poisoned" : "touched";
+        publish(feed, { type, key, record });
       }
       return { ok: true, records };
     },
@@ -184,8 +233,10 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
       return entries;
     },
 
+    watch: (query) => watchFeed(feed, query),
+
     async close() {},
-  });
+  };
 }
 
 // ---- the native change feed (store.watch): the reference implementation of DriverWatch -------
@@ -200,109 +251,87 @@ interface MemoryFeed {
   /** The last changes, oldest first; each `position` is its sequence number. */
   history: DriverChange[];
   subscribers: Set<(change: DriverChange) => void>;
+  /** A watch was opened on this map once. Until then no one holds a position to resume from,
+   *  so changes are not recorded: a map nobody watches pays nothing for the feed. */
+  watched: boolean;
 }
 
 const feeds = new WeakMap<MemoryState, MemoryFeed>();
 
-/**
- * The driver, with each write also published to the map's feed. The wrapped calls change the
- * map synchronously and publish in the same order as they ran (each awaits a settled promise
- * the same way), so subscribers see the changes in commit order.
- */
-function withMemoryWatch(state: MemoryState, driver: PoisonDriver): PoisonDriver {
+function feedOf(state: MemoryState): MemoryFeed {
   let feed = feeds.get(state);
   if (!feed) {
-    feed = { seq: 0, history: [], subscribers: new Set() };
+    feed = { seq: 0, history: [], subscribers: new Set(), watched: false };
     feeds.set(state, feed);
   }
-  const shared = feed;
-  const publish = (change: Omit<DriverChange, "position">) => {
-    const published: DriverChange = { ...change, position: String(++shared.seq) };
-    shared.history.push(published);
-    if (shared.history.length > MEMORY_FEED_HISTORY) shared.history.shift();
-    for (const subscriber of shared.subscribers) subscriber(published);
+  return feed;
+}
+
+/** Record a change and hand it to the open watches, in the step that made it. */
+function publish(feed: MemoryFeed, change: Omit<DriverChange, "position">): void {
+  if (!feed.watched) return;
+  const published: DriverChange = { ...change, position: String(++feed.seq) };
+  feed.history.push(published);
+  if (feed.history.length > MEMORY_FEED_HISTORY) feed.history.shift();
+  for (const subscriber of feed.subscribers) subscriber(published);
+}
+
+function publishRemoval(
+  feed: MemoryFeed,
+  record: PoisonRecord,
+  audit: AuditIntent | undefined,
+): void {
+  if (!feed.watched) return;
+  const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
+  publish(feed, { type, key: record.key, record, ...(audit ? { at: audit.at } : {}) });
+}
+
+async function* watchFeed(
+  feed: MemoryFeed,
+  { prefix, from, signal }: DriverWatchQuery,
+): AsyncGenerator<DriverWatchEvent> {
+  // Subscribe and read the history in one synchronous step: nothing falls between them.
+  feed.watched = true;
+  const pending: DriverChange[] = [];
+  let wake: (() => void) | null = null;
+  const subscriber = (change: DriverChange) => {
+    if (!change.key.startsWith(prefix)) return;
+    pending.push(change);
+    wake?.();
   };
-  return {
-    ...driver,
-
-    async put(records, audit) {
-      const outcome = await driver.put(records, audit);
-      if (outcome.ok) {
-        outcome.records.forEach((record, i) => {
-          if (outcome.created[i]) publish({ type: "put", key: record.key, record });
-        });
+  feed.subscribers.add(subscriber);
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort);
+  const now = feed.seq;
+  const oldest = Number(feed.history[0]?.position ?? now + 1);
+  const after = from === null ? now : Number(from);
+  const resumable = Number.isInteger(after) && after <= now && after >= oldest - 1;
+  const replay = resumable
+    ? feed.history.filter(
+        (change) => Number(change.position) > after && change.key.startsWith(prefix),
+      )
+    : [];
+  try {
+    yield resumable
+      ? { type: "ready", position: String(after) }
+      : { type: "resync", position: String(now) };
+    for (const change of replay) {
+      if (signal.aborted) return;
+      yield change;
+    }
+    while (!signal.aborted) {
+      const change = pending.shift();
+      if (change) {
+        yield change;
+        continue;
       }
-      return outcome;
-    },
-
-    async remove(keys, token, audit, expected) {
-      const outcome = await driver.remove(keys, token, audit, expected);
-      if (outcome.ok) {
-        const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
-        for (const record of outcome.removed)
-          publish({ type, key: record.key, record, ...(audit ? { at: audit.at } : {}) });
-      }
-      return outcome;
-    },
-
-    async update(keys, token, patch) {
-      // Read synchronously before the (synchronous) update: whether the state changes.
-      const before = keys.map((key) => state.records.get(key)?.state);
-      const outcome = await driver.update(keys, token, patch);
-      if (outcome.ok) {
-        outcome.records.forEach((record, i) => {
-          const type =
-            record.state === "poisoned" && before[i] !== "poisoned" ? "poisoned" : "touched";
-          publish({ type, key: record.key, record });
-        });
-      }
-      return outcome;
-    },
-
-    async *watch({ prefix, from, signal }: DriverWatchQuery): AsyncGenerator<DriverWatchEvent> {
-      // Subscribe and read the history in one synchronous step: nothing falls between them.
-      const pending: DriverChange[] = [];
-      let wake: (() => void) | null = null;
-      const subscriber = (change: DriverChange) => {
-        if (!change.key.startsWith(prefix)) return;
-        pending.push(change);
-        wake?.();
-      };
-      shared.subscribers.add(subscriber);
-      const onAbort = () => wake?.();
-      signal.addEventListener("abort", onAbort);
-      const now = shared.seq;
-      const oldest = Number(shared.history[0]?.position ?? now + 1);
-      const after = from === null ? now : Number(from);
-      const resumable = Number.isInteger(after) && after <= now && after >= oldest - 1;
-      const replay = resumable
-        ? shared.history.filter(
-            (change) => Number(change.position) > after && change.key.startsWith(prefix),
-          )
-        : [];
-      try {
-        yield resumable
-          ? { type: "ready", position: String(after) }
-          : { type: "resync", position: String(now) };
-        for (const change of replay) {
-          if (signal.aborted) return;
-          yield change;
-        }
-        while (!signal.aborted) {
-          const change = pending.shift();
-          if (change) {
-            yield change;
-            continue;
-          }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = null;
-        }
-      } finally {
-        shared.subscribers.delete(subscriber);
-        signal.removeEventListener("abort", onAbort);
-      }
-    },
-  };
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = null;
+    }
+  } finally {
+    feed.subscribers.delete(subscriber);
+    signal.removeEventListener("abort", onAbort);
+  }
 }

@@ -94,14 +94,27 @@ export class GuardEvents {
     this.#logger = logger;
   }
 
+  /** Listeners registered now (removed ones no longer count). */
+  #count = 0;
+
+  /** Whether an event would reach anyone: a listener or a logger. */
+  get observed(): boolean {
+    return this.#count > 0 || this.#logger !== undefined;
+  }
+
   on(type: GuardEventType | "*", listener: (event: GuardEvent) => void): () => void {
     let set = this.#listeners.get(type);
     if (!set) {
       set = new Set();
       this.#listeners.set(type, set);
     }
+    // The same function twice is one listener (a Set), counted once.
+    const size = set.size;
     set.add(listener);
-    return () => set.delete(listener);
+    this.#count += set.size - size;
+    return () => {
+      if (set.delete(listener)) this.#count--;
+    };
   }
 
   emit(event: GuardEvent): void {

@@ -13,7 +13,7 @@ import {
   PoisonNotFoundError,
 } from "../core/errors.js";
 import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
-import { backoffDelay, retry, sleep } from "../core/retry.js";
+import { backoffDelay, type RetryOptions as CoreRetryOptions, retry } from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
   checkDuration,
@@ -140,7 +140,7 @@ interface CheckedRun {
 interface RunState {
   readonly run: CheckedRun;
   /** Aborts the body's `ctx.signal`: with the caller's signal, or with the loss of a key. */
-  readonly controller: AbortController;
+  readonly controller: LazyAbort;
   /** True while the keys are (as far as we know) held by the run. */
   held: boolean;
   releasing: Promise<void> | null;
@@ -253,7 +253,7 @@ export class PoisonGuard {
     const acquired = await this.#acquire(run);
     const state: RunState = {
       run,
-      controller: new AbortController(),
+      controller: new LazyAbort(),
       held: true,
       releasing: null,
       lost: null,
@@ -270,59 +270,76 @@ export class PoisonGuard {
     try {
       // A resumed run's records carry the earlier run's heartbeat: make them live now.
       if (acquired.resumed && this.#heartbeatMs !== false) await this.#touch(state).catch(() => {});
-      for (let attempt = 1; ; attempt++) {
-        if (attempt > 1 && !state.held && !state.lost) {
-          // markConsistent released the keys during an earlier attempt; this one changes the
-          // resource again, so it must hold them again.
-          await this.#acquire(run);
-          state.held = true;
-        }
-        let settled = false;
-        const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
-          settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
-        const ctx: GuardContext = {
-          keys: run.keys,
-          token: run.token,
-          attempt,
-          signal: controller.signal,
-          resumed: acquired.resumed,
-          records: acquired.records,
-          markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
-          assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
-        };
-        let value: T;
-        try {
-          value = await body(ctx);
-        } catch (error) {
-          settled = true;
-          if (
-            !state.lost &&
-            isMarkedRetryable(error) &&
-            attempt < this.#retry.maxAttempts &&
-            !controller.signal.aborted
-          ) {
-            const delayMs = backoff(this.#retry, attempt, this.#random);
-            this.#emit(run, { type: "retried", attempt, delayMs, error });
-            // An abort during the wait ends the run with this attempt's error; so does a key
-            // lost meanwhile, or a store that cannot confirm the run still holds its keys:
-            // never run the body again over a key that may be someone else's.
-            if ((await sleep(delayMs, controller.signal)) && (await this.#stillHeld(state)))
-              continue;
-          }
-          await state.releasing?.catch(() => undefined);
-          await heartbeat.stop();
-          if (state.lost) return await this.#endLost(state, error, attempt);
-          return await this.#fail(state, error, attempt);
-        }
-        settled = true;
-        await state.releasing?.catch(() => undefined);
+      // The attempts: src/core/retry.ts's loop, retrying a body error marked `retryable` while
+      // the run still holds its keys and was not aborted.
+      let attempt = 0;
+      let bodyError: unknown;
+      let value: T;
+      try {
+        value = await retry(
+          async (n) => {
+            if (n > 1) {
+              // After the wait: a key lost meanwhile, or a store that cannot confirm the run
+              // still holds its keys, ends the run with the last attempt's error: never run the
+              // body again over a key that may be someone else's.
+              if (!(await this.#stillHeld(state))) throw STOP_RETRYING;
+              if (!state.held && !state.lost) {
+                // markConsistent released the keys during an earlier attempt; this one changes
+                // the resource again, so it must hold them again.
+                try {
+                  await this.#acquire(run);
+                } catch (error) {
+                  throw new NotABodyError(error);
+                }
+                state.held = true;
+              }
+            }
+            attempt = n;
+            let settled = false;
+            const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
+              settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
+            const ctx: GuardContext = {
+              keys: run.keys,
+              token: run.token,
+              attempt: n,
+              get signal() {
+                return controller.signal;
+              },
+              resumed: acquired.resumed,
+              records: acquired.records,
+              markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
+              assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
+            };
+            try {
+              return await body(ctx);
+            } catch (error) {
+              bodyError = error;
+              throw error;
+            } finally {
+              settled = true;
+            }
+          },
+          new AttemptPolicy(this.#retry, this.#random, state, (error, failed, delayMs) =>
+            this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
+          ),
+        );
+      } catch (thrown) {
+        if (isNotABodyError(thrown)) throw thrown.error;
+        const error = thrown === STOP_RETRYING ? bodyError : thrown;
+        if (state.releasing) await state.releasing.catch(() => undefined);
         await heartbeat.stop();
-        if (state.lost) return await this.#endLost(state, undefined, attempt);
-        if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
-        this.#emit(run, { type: "succeeded", attempts: attempt });
-        return value;
+        if (state.lost) return await this.#endLost(state, error, attempt);
+        return await this.#fail(state, error, attempt);
       }
+      if (state.releasing) await state.releasing.catch(() => undefined);
+      await heartbeat.stop();
+      if (state.lost) return await this.#endLost(state, undefined, attempt);
+      if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
+      this.#emit(run, { type: "succeeded", attempts: attempt });
+      return value;
     } finally {
+      // Stopped already on every path but a throw from the steps above; then it waits for a
+      // heartbeat still in flight.
       await heartbeat.stop();
       run.signal?.removeEventListener("abort", onAbort);
     }
@@ -609,8 +626,8 @@ export class PoisonGuard {
     return records;
   }
 
-  #startHeartbeat(state: RunState): { stop(): Promise<void> } {
-    if (this.#heartbeatMs === false) return { stop: async () => {} };
+  #startHeartbeat(state: RunState): { stop(): Promise<void> | undefined } {
+    if (this.#heartbeatMs === false) return { stop: () => undefined };
     let inFlight: Promise<void> | null = null;
     let stopped = false;
     const tick = () => {
@@ -630,24 +647,33 @@ export class PoisonGuard {
     // keeps the process alive like any other work in progress (it stops when the run ends).
     const timer = setInterval(tick, this.#heartbeatMs);
     return {
-      async stop() {
-        stopped = true;
-        clearInterval(timer);
-        await inFlight;
+      // Not async: with no heartbeat in flight (the usual case) there is nothing to wait for.
+      stop() {
+        if (!stopped) {
+          stopped = true;
+          clearInterval(timer);
+        }
+        return inFlight ?? undefined;
       },
     };
   }
 
   /** A store write of the guard itself, retried while the backend is unavailable. */
   #storeStep<R>(step: () => Promise<R>): Promise<R> {
-    return retry(step, {
+    this.#storeRetrying ??= {
       ...this.#storeRetry,
       random: this.#random,
       shouldRetry: (error) => error instanceof BackendUnavailableError,
-    });
+    };
+    return retry(step, this.#storeRetrying);
   }
 
+  /** The options of #storeStep, built once. */
+  #storeRetrying: CoreRetryOptions | null = null;
+
   #emit(run: CheckedRun, fields: DistributiveOmit<GuardEvent, CommonField>, token?: string | null) {
+    // Nobody listens (the usual case): an event would be built, timestamped and dropped.
+    if (!this.#events.observed) return;
     this.#events.emit({
       ...fields,
       at: new Date().toISOString(),
@@ -655,6 +681,95 @@ export class PoisonGuard {
       token: token === undefined ? run.token : token,
       operation: run.operation,
     } as GuardEvent);
+  }
+}
+
+/**
+ * How a run's body is retried (the options of core/retry.ts's loop): a body error marked
+ * `retryable`, while the run holds its keys and was not aborted; the wait is cut by `ctx.signal`
+ * (an abort ends the run with that attempt's error). One object per run, its methods shared.
+ */
+class AttemptPolicy implements CoreRetryOptions {
+  readonly maxAttempts: number;
+  readonly minDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly #state: RunState;
+
+  constructor(
+    backoff: Required<RetryOptions>,
+    readonly random: () => number,
+    state: RunState,
+    readonly onRetry: (error: unknown, failed: number, delayMs: number) => void,
+  ) {
+    this.maxAttempts = backoff.maxAttempts;
+    this.minDelayMs = backoff.minDelayMs;
+    this.maxDelayMs = backoff.maxDelayMs;
+    this.#state = state;
+  }
+
+  /** Read only when a wait starts: the signal (and its controller) is made on demand. */
+  get signal(): AbortSignal {
+    return this.#state.controller.signal;
+  }
+
+  shouldRetry(error: unknown): boolean {
+    const state = this.#state;
+    return (
+      error !== STOP_RETRYING &&
+      !isNotABodyError(error) &&
+      !state.lost &&
+      isMarkedRetryable(error) &&
+      !state.controller.aborted
+    );
+  }
+}
+
+/** Thrown by an attempt that must not run: the run ends with the previous attempt's error. */
+const STOP_RETRYING = Symbol("stop retrying");
+
+/** A failure of the guard's own steps between attempts (taking the keys again): it ends the run
+ *  as it is, never retried and never taken for the body's error. */
+class NotABodyError {
+  constructor(readonly error: unknown) {
+    notABodyErrors.add(this);
+  }
+}
+const notABodyErrors = new WeakSet<object>();
+
+/** Told apart by identity, not `instanceof`: a body may throw a Proxy whose prototype trap
+ *  throws. */
+function isNotABodyError(value: unknown): value is NotABodyError {
+  return typeof value === "object" && value !== null && notABodyErrors.has(value);
+}
+
+/**
+ * The AbortController behind `ctx.signal`, made only when someone asks for the signal: most
+ * bodies never look at it, and a controller with its signal was a tenth of a no-op run on the
+ * in-process backends. Aborting before the signal exists records the reason; the signal is then
+ * born aborted with it.
+ */
+class LazyAbort {
+  #controller: AbortController | null = null;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
   }
 }
 
