@@ -360,10 +360,15 @@ async function runModel(
           // A retry checks the keys first: no attempt after the first runs over a lost key.
           if (ctx.attempt > 1 && revoked.has(`${name}:${key}`))
             fail(`${name}: attempt ${ctx.attempt} entered ${key}, which it had lost`);
+          // Over a key another run left poisoned: a violation unless this run had already lost
+          // the key (an operator removed it after this run's put took effect but before its
+          // answer arrived, and another run took it): the same documented window as above.
+          const lostIt = revoked.has(`${name}:${key}`);
           const poisoner = quarantined.get(key);
-          if (poisoner !== undefined && poisoner.token !== token)
+          if (poisoner !== undefined && poisoner.token !== token && !lostIt)
             fail(`${name} entered ${key}, left to be poisoned by ${poisoner.name}`);
-          if (poisonedSettled.has(key)) fail(`${name} entered ${key}, which is poisoned`);
+          if (poisonedSettled.has(key) && !lostIt)
+            fail(`${name} entered ${key}, which is poisoned`);
           quarantined.delete(key);
           occupant.set(key, name);
         }
