@@ -14,6 +14,7 @@
  * Durable when the promise resolves, as far as the server's own settings make a commit durable
  * (`fsync`, `synchronous_commit`, and synchronous replication if the server is configured so).
  */
+import { createHash } from "node:crypto";
 import type { PoolConfig } from "pg";
 import {
   type AuditColumns,
@@ -31,6 +32,7 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { optimistic } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import {
   postgresConfigurationError,
@@ -57,9 +59,19 @@ import {
 } from "./sql-common.js";
 import type { TlsOptions } from "./tls.js";
 
+/** A statement as `pg` takes it: with a `name`, prepared once per connection and then only
+ *  bound and executed; without one, parsed and planned on every call. */
+export interface PgQueryConfig {
+  name?: string;
+  text: string;
+  values?: unknown[];
+}
+
 /** The part of a `pg` pooled client the driver uses. */
 export interface PgClientLike {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Called with a {@link PgQueryConfig} for the driver's statements (a `pg` client accepts
+   *  both forms), with a string for transaction control and setup. */
+  query(query: string | PgQueryConfig, values?: unknown[]): Promise<{ rows: unknown[] }>;
   /** `release(error)` makes the pool discard the connection instead of reusing it. */
   release(error?: Error | boolean): void;
   on(event: "error", listener: (error: Error) => void): unknown;
@@ -95,6 +107,15 @@ export interface PostgresDriverOptions {
   queryTimeoutMs?: number;
   /** Pool size when the driver makes the pool. Default 10. */
   maxConnections?: number;
+  /**
+   * Named prepared statements: each statement is parsed and planned once per connection, then
+   * only bound and executed (default true; the URL parameter `prepare=false` turns it off too).
+   * Turn it off behind a pooler that hands each transaction a different server connection
+   * without tracking prepared statements: PgBouncer in transaction mode before 1.21 (or with
+   * `max_prepared_statements = 0`), older pgpool, some cloud proxies. Every statement is then
+   * parsed and planned on every call, as an unnamed statement.
+   */
+  prepare?: boolean;
 }
 
 interface KeyRow extends RecordColumns {
@@ -131,8 +152,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   }
   const connection =
     options.url === undefined ? null : postgresConnection(options.url, options.tls);
+  if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
+    throw new InvalidArgumentError("options.prepare", "must be true or false");
+  }
+  // The option wins over the URL parameter; both default to prepared statements.
+  const prepare = options.prepare ?? connection?.prepare ?? true;
 
-  const sql = {
+  const text = {
     /*
      * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
      * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
@@ -172,7 +198,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO UPDATE SET token = p.token
-        RETURNING p.*, (p.xmax = 0) AS inserted
+        RETURNING ${RECORD_COLUMNS}, (p.xmax = 0) AS inserted
       ), audited AS (
         INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
         SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
@@ -196,6 +222,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       SELECT * FROM held`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keysTable} WHERE key = $1`,
+    // getPoison: the token alone, the one column it needs (no record to decode).
+    getToken: `SELECT token FROM ${keysTable} WHERE key = $1`,
     lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
     deleteOne: `DELETE FROM ${keysTable} WHERE key = $1`,
     update: `UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
@@ -221,6 +249,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
   };
+  const sql = statements(text, prepare);
 
   /** Run `body` on one pooled connection; any failure or overrun discards the connection (so a
    *  broken or half-used one never returns to the pool), success returns it. */
@@ -248,12 +277,24 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     });
   };
 
-  const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
-    (await client.query(text, values)).rows as R[];
+  const rows = async <R>(
+    client: PgClientLike,
+    statement: Statement,
+    values: unknown[],
+  ): Promise<R[]> => (await client.query({ ...statement, values })).rows as R[];
 
-  /** One statement on its own connection, autocommitted. */
-  const one = <R>(text: string, values: unknown[]): Promise<R[]> =>
-    withClient((client) => rows<R>(client, text, values));
+  /** One statement on its own connection, autocommitted. A prepared `SELECT *` whose table
+   *  gained a column since (another process migrated it) fails before it runs, with "cached plan
+   *  must not change result type"; its connection is discarded, and a fresh one prepares it
+   *  again: asked once more. */
+  const one = async <R>(statement: Statement, values: unknown[]): Promise<R[]> => {
+    try {
+      return await withClient((client) => rows<R>(client, statement, values));
+    } catch (error) {
+      if (statement.name === undefined || !isStalePlan(error)) throw error;
+      return withClient((client) => rows<R>(client, statement, values));
+    }
+  };
 
   /** BEGIN … COMMIT; on any failure the connection is discarded, which rolls back. */
   const transaction = <T>(body: (client: PgClientLike) => Promise<T | Rollback<T>>) =>
@@ -300,7 +341,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (migrated) return true;
       if (!create) {
         const [found] = await one<{ exists: boolean }>(
-          "SELECT to_regclass($1) IS NOT NULL AS exists",
+          { text: "SELECT to_regclass($1) IS NOT NULL AS exists" },
           [keysTable],
         );
         return found?.exists === true;
@@ -356,14 +397,19 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
         const values = putParameters(record, audit);
-        for (let attempt = 0; attempt < MAX_PUT_ATTEMPTS; attempt++) {
-          const [row] = await one<KeyRow>(sql.put, values);
-          // No row: lost a race with a put committed after our snapshot (see sql.put).
-          if (row) return putOutcome("postgres", [record], [putRow(row)]);
-        }
-        throw new BackendUnavailableError(
-          "postgres",
-          `put-if-absent kept racing with concurrent writers of the key (${MAX_PUT_ATTEMPTS} attempts)`,
+        return optimistic<PutOutcome>(
+          MAX_PUT_ATTEMPTS,
+          async () => {
+            const [row] = await one<KeyRow>(sql.put, values);
+            // No row: lost a race with a put committed after our snapshot (see sql.put).
+            if (!row) return { done: false };
+            return { done: true, value: putOutcome("postgres", [record], [putRow(row)]) };
+          },
+          () =>
+            new BackendUnavailableError(
+              "postgres",
+              `put-if-absent kept racing with concurrent writers of the key (${MAX_PUT_ATTEMPTS} attempts)`,
+            ),
         );
       }
       return transaction<PutOutcome>(async (client) => {
@@ -391,8 +437,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         const outcome = removeDecision(keys, held, token, expected);
         if (!outcome.ok) return new Rollback(outcome);
         for (const record of outcome.removed) {
-          await client.query(sql.deleteOne, [keyBytes(record.key)]);
-          if (audit) await client.query(sql.audit, auditValues(audit, record));
+          await rows(client, sql.deleteOne, [keyBytes(record.key)]);
+          if (audit) await rows(client, sql.audit, auditValues(audit, record));
         }
         return outcome;
       });
@@ -429,6 +475,11 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return row ? fromRow(row) : null;
     },
 
+    async getToken(key) {
+      const [row] = await one<{ token: string }>(sql.getToken, [keyBytes(key)]);
+      return row ? row.token : null;
+    },
+
     async list({ prefix, after, limit, filter }) {
       const lower = keyBytes(after ?? prefix);
       const bounds = [lower, upperBound(prefix), limit];
@@ -461,6 +512,39 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (ownsPool && current) await current.end();
     },
   };
+}
+
+/** A statement of the driver: its text, and its name when prepared statements are on. */
+interface Statement {
+  name?: string;
+  text: string;
+}
+
+/**
+ * Each statement's name is derived from its text (a hash: the text holds the table names), so
+ * two drivers on one pool with different tables never share a name for different texts, which
+ * `pg` refuses, and the same driver re-created reuses what a connection already prepared.
+ */
+function statements<K extends string>(
+  texts: Record<K, string>,
+  prepare: boolean,
+): Record<K, Statement> {
+  const out = {} as Record<K, Statement>;
+  for (const [key, text] of Object.entries(texts) as [K, string][]) {
+    out[key] = prepare
+      ? { name: `poison_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text }
+      : { text };
+  }
+  return out;
+}
+
+/** SQLSTATE 0A000 "cached plan must not change result type". */
+function isStalePlan(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error as { code?: unknown }).code === "0A000" &&
+    /cached plan/i.test(error.message)
+  );
 }
 
 function fromRow(row: KeyRow): PoisonRecord {

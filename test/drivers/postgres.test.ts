@@ -5,6 +5,7 @@ import pg from "pg";
 import {
   openPoisonStore,
   type PgPoolLike,
+  type PgQueryConfig,
   PoisonConflictError,
   postgresDriver,
 } from "../../src/index.js";
@@ -41,9 +42,9 @@ networkedChecks({
       async connect() {
         const client = await pool.connect();
         return {
-          query(text: string, values?: unknown[]) {
+          query(query: string | PgQueryConfig, values?: unknown[]) {
             counter.statements++;
-            return client.query(text, values);
+            return typeof query === "string" ? client.query(query, values) : client.query(query);
           },
           release: (error?: Error | boolean) => client.release(error),
           on: (event: "error", listener: (error: Error) => void) => client.on(event, listener),
