@@ -53,7 +53,6 @@ import {
   quoteTable,
   Rollback,
   removeDecision,
-  removeOutcome,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
@@ -120,7 +119,10 @@ export interface PostgresDriverOptions {
 
 interface KeyRow extends RecordColumns {
   key: Buffer;
+  /** The put statements: this call inserted the row. */
   inserted?: boolean;
+  /** The single-key remove: this call deleted the row. */
+  removed?: boolean;
 }
 
 interface AuditRow extends AuditColumns {
@@ -158,34 +160,38 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   // The option wins over the URL parameter; both default to prepared statements.
   const prepare = options.prepare ?? connection?.prepare ?? true;
 
-  const text = {
-    /*
-     * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
-     * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
-     * in-flight writer of that key to finish), not the snapshot, so two puts can never both
-     * insert. The first arm returns the row we inserted; the second, only when we inserted
-     * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
-     * - inserted: the row is ours, visible from our commit on;
-     * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
-     *   changes nothing can take effect at that moment (a later delete or re-put is after us);
-     * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
-     *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
-     * Only a real insert is audited, in this statement (`audited` reads `ins`).
-     */
-    put: `WITH ins AS (
+  /*
+   * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
+   * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
+   * in-flight writer of that key to finish), not the snapshot, so two puts can never both
+   * insert. The first arm returns the row we inserted; the second, only when we inserted
+   * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
+   * - inserted: the row is ours, visible from our commit on;
+   * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
+   *   changes nothing can take effect at that moment (a later delete or re-put is after us);
+   * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
+   *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
+   */
+  const putStatement = (more: string) => `WITH ins AS (
         INSERT INTO ${keysTable} (${RECORD_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO NOTHING
         RETURNING ${RECORD_COLUMNS}
-      ), audited AS (
-        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
-        WHERE $13::text IS NOT NULL
-      )
+      )${more}
       SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
       UNION ALL
       SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
-      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`;
+
+  const text = {
+    put: putStatement(""),
+    /* The same with the audit entry of a manual put (`info.audit`), written only by an insert:
+     * `audited` reads `ins`. Two texts rather than one with a NULL-guarded arm: the common put
+     * carries eleven parameters instead of seventeen and touches no audit table. */
+    putAudited: putStatement(`, audited AS (
+        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
+        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
+      )`),
     /*
      * Put-if-absent inside a batch's transaction. INSERT … ON CONFLICT DO UPDATE either inserts
      * the row or, when the key exists, waits for any concurrent writer of that row, locks the
@@ -206,20 +212,28 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       )
       SELECT * FROM put`,
     /*
-     * Delete-if-token-matches, one statement. `held` locks the row (FOR UPDATE re-reads the
-     * latest committed version if a concurrent writer changed it, and yields nothing if one
-     * deleted it); `removed` deletes it only when the locked row's token matches ($2 NULL: any
-     * token, the operator's force-delete). The row is locked from the check to the delete, so no
-     * put or delete can slip in between; the statement returns the locked row, from which the
-     * caller tells deleted (same token) from conflict (the holder) from absent (no row).
+     * Delete-if-token-matches, one statement and no lock taken before the decision. `removed`
+     * deletes the row only when its token matches ($2 NULL: any token, the operator's
+     * force-delete); under READ COMMITTED a row changed by a concurrent writer is re-checked on
+     * its latest version (a heartbeat keeps the token: still ours), and one deleted meanwhile is
+     * skipped. The first arm returns the row deleted; the second, only when nothing was, the row
+     * as of the statement's snapshot, read without a lock. The caller decides:
+     * - deleted: the row is gone with our commit;
+     * - another token seen: the key was held by it at the snapshot, a moment within the call,
+     *   and a delete that changes nothing takes effect then (conflict, the holder's record);
+     * - our token seen but nothing deleted: a concurrent delete removed that row after our
+     *   snapshot; ours takes effect just after it, on an absent key;
+     * - no row: absent at the snapshot (a later put is after us).
      */
-    remove: `WITH held AS (
-        SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = $1 FOR UPDATE
-      ), removed AS (
-        DELETE FROM ${keysTable} k USING held
-        WHERE k.key = held.key AND ($2::text IS NULL OR held.token = $2::text)
+    remove: `WITH removed AS (
+        DELETE FROM ${keysTable}
+        WHERE key = $1 AND ($2::text IS NULL OR token = $2::text)
+        RETURNING ${RECORD_COLUMNS}
       )
-      SELECT * FROM held`,
+      SELECT ${RECORD_COLUMNS}, true AS removed FROM removed
+      UNION ALL
+      SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
+      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM removed)`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keysTable} WHERE key = $1`,
     // getPoison: the token alone, the one column it needs (no record to decode).
@@ -396,11 +410,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const values = putParameters(record, audit);
+        const values = audit
+          ? putParameters(record, audit)
+          : putParameters(record, undefined).slice(0, 11);
         return optimistic<PutOutcome>(
           MAX_PUT_ATTEMPTS,
           async () => {
-            const [row] = await one<KeyRow>(sql.put, values);
+            const [row] = await one<KeyRow>(audit ? sql.putAudited : sql.put, values);
             // No row: lost a race with a put committed after our snapshot (see sql.put).
             if (!row) return { done: false };
             return { done: true, value: putOutcome("postgres", [record], [putRow(row)]) };
@@ -430,7 +446,11 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
         const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
-        return removeOutcome(row && fromRow(row), token);
+        if (!row) return { ok: true, removed: [] };
+        const record = fromRow(row);
+        if (row.removed) return { ok: true, removed: [record] };
+        if (token !== null && record.token !== token) return { ok: false, conflicts: [record] };
+        return { ok: true, removed: [] }; // deleted by another call after our snapshot
       }
       return transaction<RemoveOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
