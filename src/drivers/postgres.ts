@@ -39,6 +39,7 @@ import {
   postgresConnection,
   postgresSsl,
 } from "./postgres-connection.js";
+import { type PgListenClient, postgresWatch, TRIM_EVERY, trimStatement } from "./postgres-watch.js";
 import {
   auditIdBound,
   auditValues,
@@ -99,6 +100,9 @@ export interface PostgresDriverOptions {
   table?: string;
   /** Table of audit entries. Default `poison_audit`. */
   auditTable?: string;
+  /** Change log of `store.watch()`: one row per change, written by the change's own statement,
+   *  trimmed to about the last 10,000. Default `poison_changes`. */
+  changesTable?: string;
   /** Bound on opening a connection. Default 5000 ms. */
   connectTimeoutMs?: number;
   /** Bound on one statement, client side (the connection is discarded when it passes) and
@@ -145,6 +149,26 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   const auditName = checkTableName("options.auditTable", options.auditTable, "poison_audit");
   const auditTable = quoteTable(auditName, '"');
   const auditIndex = `"${auditName.split(".").at(-1)}_by_key"`;
+  const changesName = checkTableName(
+    "options.changesTable",
+    options.changesTable,
+    "poison_changes",
+  );
+  const changesTable = quoteTable(changesName, '"');
+  const changesIndex = `"${changesName.split(".").at(-1)}_by_xid"`;
+  // One channel per change log; a hash keeps it a short identifier whatever the table's name.
+  const channel = `poison_watch_${createHash("sha1").update(changesName).digest("hex").slice(0, 16)}`;
+  /**
+   * The change-log arm of a write statement: one row per row `source` returns (filtered by
+   * `where`), in the statement's own transaction, with the writer's transaction id (what a watch
+   * orders by snapshot, see `watch` below) and a NOTIFY carrying only the new row's id (well
+   * under NOTIFY's 8000-byte payload limit), delivered when the transaction commits.
+   */
+  const logArm = (source: string, type: string, at: string, where = "") =>
+    `INSERT INTO ${changesTable} (xid, key, type, at, record)
+        SELECT txid_current(), ${source}.key, ${type}, ${at}, row_to_json(${source})::text
+        FROM ${source}${where}
+        RETURNING pg_notify('${channel}', id::text)`;
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
@@ -177,6 +201,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO NOTHING
         RETURNING ${RECORD_COLUMNS}
+      ), logged AS (
+        ${logArm("ins", "'put'", "ins.updated_at")}
       )${more}
       SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
       UNION ALL
@@ -209,6 +235,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
         SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
         WHERE put.inserted AND $13::text IS NOT NULL
+      ), logged AS (
+        ${logArm("put", "'put'", "put.updated_at", " WHERE put.inserted")}
       )
       SELECT * FROM put`,
     /*
@@ -229,6 +257,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         DELETE FROM ${keysTable}
         WHERE key = $1 AND ($2::text IS NULL OR token = $2::text)
         RETURNING ${RECORD_COLUMNS}
+      ), logged AS (
+        ${logArm("removed", "$3::text", "$4::text")}
       )
       SELECT ${RECORD_COLUMNS}, true AS removed FROM removed
       UNION ALL
@@ -239,11 +269,21 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     // getPoison: the token alone, the one column it needs (no record to decode).
     getToken: `SELECT token FROM ${keysTable} WHERE key = $1`,
     lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
-    deleteOne: `DELETE FROM ${keysTable} WHERE key = $1`,
-    update: `UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
-        error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
-        heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
-      WHERE key = $1 RETURNING ${RECORD_COLUMNS}`,
+    // A batch's delete of a locked row, logged as $2 (deleted / force-deleted) at $3.
+    deleteOne: `WITH removed AS (
+        DELETE FROM ${keysTable} WHERE key = $1 RETURNING ${RECORD_COLUMNS}
+      )
+      ${logArm("removed", "$2::text", "$3::text")}`,
+    // An update of a locked row, logged as $7 (poisoned / touched: the caller read the state).
+    update: `WITH updated AS (
+        UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
+          error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
+          heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
+        WHERE key = $1 RETURNING ${RECORD_COLUMNS}
+      ), logged AS (
+        ${logArm("updated", "$7::text", "updated.updated_at")}
+      )
+      SELECT * FROM updated`,
     audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     listFirst: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
     listAfter: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
@@ -262,6 +302,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       WHERE key >= $1 AND key < $2 AND a.id < $3::bigint ORDER BY a.id DESC LIMIT $4`,
     auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
+    trimChanges: trimStatement(changesTable),
   };
   const sql = statements(text, prepare);
 
@@ -324,6 +365,58 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     });
 
   let migrated = false;
+
+  /*
+   * The change log is trimmed by its writers, in the background, after every TRIM_EVERY changes
+   * this driver logged: one statement, off the caller's path, its failure ignored (the next
+   * trim does the work). At most one at a time; close() waits for it.
+   */
+  let sinceTrim = 0;
+  let trimming: Promise<unknown> | null = null;
+  const logged = (changes: number): void => {
+    sinceTrim += changes;
+    if (sinceTrim < TRIM_EVERY || trimming) return;
+    sinceTrim = 0;
+    trimming = one(sql.trimChanges, [])
+      .catch(() => undefined)
+      .finally(() => {
+        trimming = null;
+      });
+  };
+
+  /** The dedicated connection of a watch: a client of its own, never one of the pool. */
+  const listenClient = async (): Promise<PgListenClient> => {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({
+      connectionString: connection?.connectionString,
+      ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
+      connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: queryTimeoutMs,
+      statement_timeout: queryTimeoutMs,
+      keepAlive: true,
+    });
+    // Until the watch listens for them, errors must not crash the process.
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return client as unknown as PgListenClient;
+  };
+
+  const watch =
+    connection === null
+      ? undefined
+      : postgresWatch({
+          changesTable,
+          channel,
+          prepare,
+          connect: listenClient,
+          range: (prefix) => [keyBytes(prefix), upperBound(prefix)],
+          classify: (error) => postgresConfigurationError(error) ?? error,
+        });
 
   return {
     backend: "postgres",
@@ -388,7 +481,30 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           token text,
           record text
         )`);
-        await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+        // Asked first: CREATE INDEX takes a SHARE lock on its table even when the index exists,
+        // and two of them in one transaction (audit, change log) deadlock with a write that
+        // locks the same tables in the other order.
+        const absent = async (name: string) =>
+          (
+            (await client.query("SELECT to_regclass($1) IS NULL AS absent", [name])).rows[0] as {
+              absent: boolean;
+            }
+          ).absent;
+        if (await absent(inSchemaOf(auditTable, auditIndex)))
+          await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+        // Layout 3: the change log of store.watch() (see src/drivers/postgres-watch.ts).
+        if (await absent(changesTable)) {
+          await client.query(`CREATE TABLE IF NOT EXISTS ${changesTable} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            xid bigint NOT NULL,
+            key bytea NOT NULL,
+            type text NOT NULL,
+            at text NOT NULL,
+            record text
+          )`);
+        }
+        if (await absent(inSchemaOf(changesTable, changesIndex)))
+          await client.query(`CREATE INDEX IF NOT EXISTS ${changesIndex} ON ${changesTable} (xid)`);
         // Layout 2: liveness and audit facts. Asked first, so a started store does not take an
         // exclusive table lock on every start just to find the columns there.
         for (const [table, column, type] of [
@@ -419,6 +535,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             const [row] = await one<KeyRow>(audit ? sql.putAudited : sql.put, values);
             // No row: lost a race with a put committed after our snapshot (see sql.put).
             if (!row) return { done: false };
+            if (row.inserted) logged(1);
             return { done: true, value: putOutcome("postgres", [record], [putRow(row)]) };
           },
           () =>
@@ -439,16 +556,25 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           records,
           records.map((r) => putRow(byKey.get(r.key))),
         );
+        if (outcome.ok) logged(outcome.created.filter(Boolean).length);
         return outcome.ok ? outcome : new Rollback(outcome);
       });
     },
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
-        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
+        const [row] = await one<KeyRow>(sql.remove, [
+          keyBytes(keys[0] as string),
+          token,
+          "deleted",
+          new Date().toISOString(),
+        ]);
         if (!row) return { ok: true, removed: [] };
         const record = fromRow(row);
-        if (row.removed) return { ok: true, removed: [record] };
+        if (row.removed) {
+          logged(1);
+          return { ok: true, removed: [record] };
+        }
         if (token !== null && record.token !== token) return { ok: false, conflicts: [record] };
         return { ok: true, removed: [] }; // deleted by another call after our snapshot
       }
@@ -456,10 +582,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
         const outcome = removeDecision(keys, held, token, expected);
         if (!outcome.ok) return new Rollback(outcome);
+        const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
+        const at = audit?.at ?? new Date().toISOString();
         for (const record of outcome.removed) {
-          await rows(client, sql.deleteOne, [keyBytes(record.key)]);
+          await rows(client, sql.deleteOne, [keyBytes(record.key), type, at]);
           if (audit) await rows(client, sql.audit, auditValues(audit, record));
         }
+        logged(outcome.removed.length);
         return outcome;
       });
     },
@@ -474,7 +603,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           return new Rollback({ ok: false as const, conflicts, missing });
         }
         const updated: PoisonRecord[] = [];
+        const stateBefore = new Map(held.map((r) => [r.key, r.state]));
         for (const key of keys) {
+          const poisoned = patch.state === "poisoned" && stateBefore.get(key) !== "poisoned";
           const [row] = await rows<KeyRow>(client, sql.update, [
             keyBytes(key),
             patch.updatedAt,
@@ -482,10 +613,12 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             patch.error ? JSON.stringify(patch.error) : null,
             patch.heartbeatAt ?? null,
             patch.heartbeatIntervalMs ?? null,
+            poisoned ? "poisoned" : "touched",
           ]);
           if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
           updated.push(fromRow(row));
         }
+        logged(updated.length);
         return { ok: true as const, records: updated };
       });
     },
@@ -526,7 +659,10 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return found.map((row) => fromAuditColumns(row.id, row.key.toString("utf8"), row));
     },
 
+    ...(watch ? { watch } : {}),
+
     async close() {
+      await trimming;
       const current = pool;
       pool = ownsPool ? null : pool;
       if (ownsPool && current) await current.end();
@@ -556,6 +692,12 @@ function statements<K extends string>(
       : { text };
   }
   return out;
+}
+
+/** An index's name as to_regclass reads it: in the schema of its (quoted) table. */
+function inSchemaOf(quotedTable: string, quotedIndex: string): string {
+  const dot = quotedTable.indexOf('".');
+  return dot < 0 ? quotedIndex : `${quotedTable.slice(0, dot + 2)}${quotedIndex}`;
 }
 
 /** SQLSTATE 0A000 "cached plan must not change result type". */
