@@ -11,6 +11,8 @@
  * reading statement does. No gap to guess about, no wait for slow writers, no lost row.
  *
  * NOTIFY is not durable (a listener that is not connected misses it): it only wakes the reader.
+ * The writers send it right after their commit, not inside it (src/drivers/postgres.ts,
+ * `logArm`, says why); the log row is what counts, and it is in the change's transaction.
  * What is delivered always comes from the log, so changes made while the watch was disconnected
  * are read when it resubscribes from its last position (LISTEN first, then read: nothing falls
  * between). The log is trimmed to about its newest {@link CHANGES_KEPT} rows; a trim leaves a
@@ -35,7 +37,7 @@ export const CHANGES_KEPT = 10_000;
 export const TRIM_EVERY = 1_000;
 /** Without any notification, a watch still reads the log this often: it proves the connection
  *  alive (a dead one fails the read, and the runtime reconnects) and advances the position. */
-export const WATCH_HEARTBEAT_MS = 15_000;
+export const WATCH_HEARTBEAT_MS = 10_000;
 
 /** The dedicated connection of a watch: the part of a `pg` Client it uses. */
 export interface PgListenClient {

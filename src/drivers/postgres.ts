@@ -161,14 +161,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   /**
    * The change-log arm of a write statement: one row per row `source` returns (filtered by
    * `where`), in the statement's own transaction, with the writer's transaction id (what a watch
-   * orders by snapshot, see `watch` below) and a NOTIFY carrying only the new row's id (well
-   * under NOTIFY's 8000-byte payload limit), delivered when the transaction commits.
+   * orders by snapshot: src/drivers/postgres-watch.ts). The NOTIFY that wakes watches is sent
+   * right after the commit (see `logged`), not in this transaction: PostgreSQL serializes the
+   * commits of notifying transactions behind one lock held across their WAL flush, which cost
+   * put+delete at concurrency 32 about 60% of its throughput (docs/OBSERVABILITY.md).
    */
   const logArm = (source: string, type: string, at: string, where = "") =>
     `INSERT INTO ${changesTable} (xid, key, type, at, record)
         SELECT txid_current(), ${source}.key, ${type}, ${at}, row_to_json(${source})::text
-        FROM ${source}${where}
-        RETURNING pg_notify('${channel}', id::text)`;
+        FROM ${source}${where}`;
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
@@ -303,6 +304,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
     trimChanges: trimStatement(changesTable),
+    // No payload: a watch reads what is new from the log, whatever woke it.
+    notify: `SELECT pg_notify('${channel}', '')`,
   };
   const sql = statements(text, prepare);
 
@@ -367,13 +370,32 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   let migrated = false;
 
   /*
-   * The change log is trimmed by its writers, in the background, after every TRIM_EVERY changes
-   * this driver logged: one statement, off the caller's path, its failure ignored (the next
-   * trim does the work). At most one at a time; close() waits for it.
+   * After a committed write that logged changes: wake the watches, and now and then trim the
+   * log. Both run in the background, off the caller's path (its call is answered, in one round
+   * trip), on a pooled connection, their failures ignored, at most one of each at a time;
+   * close() waits for them.
+   *
+   * The NOTIFY follows the commit instead of riding in its transaction (see `logArm`). Nothing
+   * is lost by that: what a watch delivers comes from the log rows, written with the change, and
+   * any later NOTIFY, or the watch's own read every WATCH_HEARTBEAT_MS, reads every row it has
+   * not seen. A writer that dies between its commit and its NOTIFY delays the event, no more.
+   * Writes while a NOTIFY is in flight are covered by one more after it (coalesced).
    */
+  let notifyAgain = false;
+  let notifying: Promise<void> | null = null;
+  const pumpNotify = async () => {
+    while (notifyAgain) {
+      notifyAgain = false;
+      await one(sql.notify, []).catch(() => undefined);
+    }
+    notifying = null;
+  };
   let sinceTrim = 0;
   let trimming: Promise<unknown> | null = null;
   const logged = (changes: number): void => {
+    if (changes === 0) return;
+    notifyAgain = true;
+    notifying ??= pumpNotify();
     sinceTrim += changes;
     if (sinceTrim < TRIM_EVERY || trimming) return;
     sinceTrim = 0;
@@ -545,7 +567,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             ),
         );
       }
-      return transaction<PutOutcome>(async (client) => {
+      const batch = await transaction<PutOutcome>(async (client) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
           const [row] = await rows<KeyRow>(client, sql.putLocked, putParameters(record, audit));
@@ -556,9 +578,10 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           records,
           records.map((r) => putRow(byKey.get(r.key))),
         );
-        if (outcome.ok) logged(outcome.created.filter(Boolean).length);
         return outcome.ok ? outcome : new Rollback(outcome);
       });
+      if (batch.ok) logged(batch.created.filter(Boolean).length);
+      return batch;
     },
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
@@ -578,7 +601,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         if (token !== null && record.token !== token) return { ok: false, conflicts: [record] };
         return { ok: true, removed: [] }; // deleted by another call after our snapshot
       }
-      return transaction<RemoveOutcome>(async (client) => {
+      const batch = await transaction<RemoveOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
         const outcome = removeDecision(keys, held, token, expected);
         if (!outcome.ok) return new Rollback(outcome);
@@ -588,13 +611,14 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           await rows(client, sql.deleteOne, [keyBytes(record.key), type, at]);
           if (audit) await rows(client, sql.audit, auditValues(audit, record));
         }
-        logged(outcome.removed.length);
         return outcome;
       });
+      if (batch.ok) logged(batch.removed.length);
+      return batch;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
-      return transaction<UpdateOutcome>(async (client) => {
+      const batch = await transaction<UpdateOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
         const present = new Set(held.map((r) => r.key));
         const missing = keys.filter((k) => !present.has(k));
@@ -618,9 +642,10 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
           updated.push(fromRow(row));
         }
-        logged(updated.length);
         return { ok: true as const, records: updated };
       });
+      if (batch.ok) logged(batch.records.length);
+      return batch;
     },
 
     async get(key) {
@@ -662,6 +687,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     ...(watch ? { watch } : {}),
 
     async close() {
+      await notifying;
       await trimming;
       const current = pool;
       pool = ownsPool ? null : pool;
