@@ -33,7 +33,7 @@ import type {
 
 /** Rows the trim keeps (at least); a watch that was away for more changes than this resyncs. */
 export const CHANGES_KEPT = 10_000;
-/** Logged changes between two trims, per driver. */
+/** Logged changes per trim, on average (each write trims with a chance of its changes / TRIM_EVERY). */
 export const TRIM_EVERY = 1_000;
 /** Without any notification, a watch still reads the log this often: it proves the connection
  *  alive (a dead one fails the read, and the runtime reconnects) and advances the position. */

@@ -371,7 +371,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
 
   /*
    * After a committed write that logged changes: wake the watches, and now and then trim the
-   * log. Both run in the background, off the caller's path (its call is answered, in one round
+   * log: with a chance of changes / TRIM_EVERY (a batch of that many always), so the log stays
+   * bounded however short-lived its writers (a CLI process logs one change and exits). Both run in the background, off the caller's path (its call is answered, in one round
    * trip), on a pooled connection, their failures ignored, at most one of each at a time;
    * close() waits for them.
    *
@@ -390,15 +391,12 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     }
     notifying = null;
   };
-  let sinceTrim = 0;
   let trimming: Promise<unknown> | null = null;
   const logged = (changes: number): void => {
     if (changes === 0) return;
     notifyAgain = true;
     notifying ??= pumpNotify();
-    sinceTrim += changes;
-    if (sinceTrim < TRIM_EVERY || trimming) return;
-    sinceTrim = 0;
+    if (trimming || Math.random() * TRIM_EVERY >= changes) return;
     trimming = one(sql.trimChanges, [])
       .catch(() => undefined)
       .finally(() => {
