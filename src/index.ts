@@ -131,6 +131,7 @@ export {
 export {
   type PgClientLike,
   type PgPoolLike,
+  type PgQueryConfig,
   type PostgresDriverOptions,
   postgresDriver,
 } from "./drivers/postgres.js";

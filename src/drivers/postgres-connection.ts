@@ -30,10 +30,12 @@ import {
 export interface PostgresConnection {
   connectionString: string;
   tls: (TlsSources & { checkHostName: boolean }) | null;
+  /** `prepare=true|false` in the URL (named prepared statements), undefined when absent. */
+  prepare?: boolean;
 }
 
 /** The URL parameters the driver reads itself; `pg` never sees them. */
-const TLS_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey"];
+const DRIVER_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "prepare"];
 
 export function postgresConnection(
   url: string,
@@ -52,6 +54,10 @@ export function postgresConnection(
       "url",
       "uselibpqcompat is not supported: the driver reads sslmode itself (verify-full, verify-ca, require, no-verify, disable; see docs/BACKENDS-SQL.md)",
     );
+  }
+  const prepareParam = params.get("prepare");
+  if (prepareParam !== null && !["true", "1", "false", "0"].includes(prepareParam)) {
+    throw new InvalidArgumentError("url", "prepare must be true or false");
   }
   const mode = params.get("sslmode");
   const ssl = params.get("ssl");
@@ -120,6 +126,7 @@ export function postgresConnection(
   return {
     connectionString: others.length > 0 ? `${base}?${others.join("&")}` : base,
     tls: enabled ? { ...sources, checkHostName } : null,
+    ...(prepareParam === null ? {} : { prepare: prepareParam === "true" || prepareParam === "1" }),
   };
 }
 
@@ -131,7 +138,7 @@ export async function postgresSsl(
   return tls.checkHostName ? resolved : { ...resolved, checkServerIdentity: () => undefined };
 }
 
-/** The URL before its query, the query's values, and its parts other than TLS parameters (kept
+/** The URL before its query, the query's values, and its parts other than the driver's own (kept
  *  as written, so `pg` reads them exactly as before). */
 function splitQuery(url: string): { base: string; params: URLSearchParams; others: string[] } {
   const hash = url.indexOf("#");
@@ -141,7 +148,7 @@ function splitQuery(url: string): { base: string; params: URLSearchParams; other
   const query = withoutHash.slice(question + 1);
   const others = query
     .split("&")
-    .filter((part) => part !== "" && !TLS_PARAMS.includes(decodeName(part)));
+    .filter((part) => part !== "" && !DRIVER_PARAMS.includes(decodeName(part)));
   return { base: withoutHash.slice(0, question), params: new URLSearchParams(query), others };
 }
 

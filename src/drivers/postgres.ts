@@ -14,6 +14,7 @@
  * Durable when the promise resolves, as far as the server's own settings make a commit durable
  * (`fsync`, `synchronous_commit`, and synchronous replication if the server is configured so).
  */
+import { createHash } from "node:crypto";
 import type { PoolConfig } from "pg";
 import {
   type AuditColumns,
@@ -31,12 +32,14 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { optimistic } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import {
   postgresConfigurationError,
   postgresConnection,
   postgresSsl,
 } from "./postgres-connection.js";
+import { type PgListenClient, postgresWatch, TRIM_EVERY, trimStatement } from "./postgres-watch.js";
 import {
   auditIdBound,
   auditValues,
@@ -51,15 +54,24 @@ import {
   quoteTable,
   Rollback,
   removeDecision,
-  removeOutcome,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
 import type { TlsOptions } from "./tls.js";
 
+/** A statement as `pg` takes it: with a `name`, prepared once per connection and then only
+ *  bound and executed; without one, parsed and planned on every call. */
+export interface PgQueryConfig {
+  name?: string;
+  text: string;
+  values?: unknown[];
+}
+
 /** The part of a `pg` pooled client the driver uses. */
 export interface PgClientLike {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Called with a {@link PgQueryConfig} for the driver's statements (a `pg` client accepts
+   *  both forms), with a string for transaction control and setup. */
+  query(query: string | PgQueryConfig, values?: unknown[]): Promise<{ rows: unknown[] }>;
   /** `release(error)` makes the pool discard the connection instead of reusing it. */
   release(error?: Error | boolean): void;
   on(event: "error", listener: (error: Error) => void): unknown;
@@ -88,6 +100,9 @@ export interface PostgresDriverOptions {
   table?: string;
   /** Table of audit entries. Default `poison_audit`. */
   auditTable?: string;
+  /** Change log of `store.watch()`: one row per change, written by the change's own statement,
+   *  trimmed to about the last 10,000. Default `poison_changes`. */
+  changesTable?: string;
   /** Bound on opening a connection. Default 5000 ms. */
   connectTimeoutMs?: number;
   /** Bound on one statement, client side (the connection is discarded when it passes) and
@@ -95,11 +110,23 @@ export interface PostgresDriverOptions {
   queryTimeoutMs?: number;
   /** Pool size when the driver makes the pool. Default 10. */
   maxConnections?: number;
+  /**
+   * Named prepared statements: each statement is parsed and planned once per connection, then
+   * only bound and executed (default true; the URL parameter `prepare=false` turns it off too).
+   * Turn it off behind a pooler that hands each transaction a different server connection
+   * without tracking prepared statements: PgBouncer in transaction mode before 1.21 (or with
+   * `max_prepared_statements = 0`), older pgpool, some cloud proxies. Every statement is then
+   * parsed and planned on every call, as an unnamed statement.
+   */
+  prepare?: boolean;
 }
 
 interface KeyRow extends RecordColumns {
   key: Buffer;
+  /** The put statements: this call inserted the row. */
   inserted?: boolean;
+  /** The single-key remove: this call deleted the row. */
+  removed?: boolean;
 }
 
 interface AuditRow extends AuditColumns {
@@ -122,6 +149,27 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   const auditName = checkTableName("options.auditTable", options.auditTable, "poison_audit");
   const auditTable = quoteTable(auditName, '"');
   const auditIndex = `"${auditName.split(".").at(-1)}_by_key"`;
+  const changesName = checkTableName(
+    "options.changesTable",
+    options.changesTable,
+    "poison_changes",
+  );
+  const changesTable = quoteTable(changesName, '"');
+  const changesIndex = `"${changesName.split(".").at(-1)}_by_xid"`;
+  // One channel per change log; a hash keeps it a short identifier whatever the table's name.
+  const channel = `poison_watch_${createHash("sha1").update(changesName).digest("hex").slice(0, 16)}`;
+  /**
+   * The change-log arm of a write statement: one row per row `source` returns (filtered by
+   * `where`), in the statement's own transaction, with the writer's transaction id (what a watch
+   * orders by snapshot: src/drivers/postgres-watch.ts). The NOTIFY that wakes watches is sent
+   * right after the commit (see `logged`), not in this transaction: PostgreSQL serializes the
+   * commits of notifying transactions behind one lock held across their WAL flush, which cost
+   * put+delete at concurrency 32 about 60% of its throughput (docs/OBSERVABILITY.md).
+   */
+  const logArm = (source: string, type: string, at: string, where = "") =>
+    `INSERT INTO ${changesTable} (xid, key, type, at, record)
+        SELECT txid_current(), ${source}.key, ${type}, ${at}, row_to_json(${source})::text
+        FROM ${source}${where}`;
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
   const ownsPool = options.pool === undefined;
@@ -131,35 +179,46 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   }
   const connection =
     options.url === undefined ? null : postgresConnection(options.url, options.tls);
+  if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
+    throw new InvalidArgumentError("options.prepare", "must be true or false");
+  }
+  // The option wins over the URL parameter; both default to prepared statements.
+  const prepare = options.prepare ?? connection?.prepare ?? true;
 
-  const sql = {
-    /*
-     * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
-     * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
-     * in-flight writer of that key to finish), not the snapshot, so two puts can never both
-     * insert. The first arm returns the row we inserted; the second, only when we inserted
-     * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
-     * - inserted: the row is ours, visible from our commit on;
-     * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
-     *   changes nothing can take effect at that moment (a later delete or re-put is after us);
-     * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
-     *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
-     * Only a real insert is audited, in this statement (`audited` reads `ins`).
-     */
-    put: `WITH ins AS (
+  /*
+   * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
+   * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
+   * in-flight writer of that key to finish), not the snapshot, so two puts can never both
+   * insert. The first arm returns the row we inserted; the second, only when we inserted
+   * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
+   * - inserted: the row is ours, visible from our commit on;
+   * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
+   *   changes nothing can take effect at that moment (a later delete or re-put is after us);
+   * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
+   *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
+   */
+  const putStatement = (more: string) => `WITH ins AS (
         INSERT INTO ${keysTable} (${RECORD_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO NOTHING
         RETURNING ${RECORD_COLUMNS}
-      ), audited AS (
-        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
-        WHERE $13::text IS NOT NULL
-      )
+      ), logged AS (
+        ${logArm("ins", "'put'", "ins.updated_at")}
+      )${more}
       SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
       UNION ALL
       SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
-      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`;
+
+  const text = {
+    put: putStatement(""),
+    /* The same with the audit entry of a manual put (`info.audit`), written only by an insert:
+     * `audited` reads `ins`. Two texts rather than one with a NULL-guarded arm: the common put
+     * carries eleven parameters instead of seventeen and touches no audit table. */
+    putAudited: putStatement(`, audited AS (
+        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
+        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
+      )`),
     /*
      * Put-if-absent inside a batch's transaction. INSERT … ON CONFLICT DO UPDATE either inserts
      * the row or, when the key exists, waits for any concurrent writer of that row, locks the
@@ -172,36 +231,60 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key) DO UPDATE SET token = p.token
-        RETURNING p.*, (p.xmax = 0) AS inserted
+        RETURNING ${RECORD_COLUMNS}, (p.xmax = 0) AS inserted
       ), audited AS (
         INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
         SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
         WHERE put.inserted AND $13::text IS NOT NULL
+      ), logged AS (
+        ${logArm("put", "'put'", "put.updated_at", " WHERE put.inserted")}
       )
       SELECT * FROM put`,
     /*
-     * Delete-if-token-matches, one statement. `held` locks the row (FOR UPDATE re-reads the
-     * latest committed version if a concurrent writer changed it, and yields nothing if one
-     * deleted it); `removed` deletes it only when the locked row's token matches ($2 NULL: any
-     * token, the operator's force-delete). The row is locked from the check to the delete, so no
-     * put or delete can slip in between; the statement returns the locked row, from which the
-     * caller tells deleted (same token) from conflict (the holder) from absent (no row).
+     * Delete-if-token-matches, one statement and no lock taken before the decision. `removed`
+     * deletes the row only when its token matches ($2 NULL: any token, the operator's
+     * force-delete); under READ COMMITTED a row changed by a concurrent writer is re-checked on
+     * its latest version (a heartbeat keeps the token: still ours), and one deleted meanwhile is
+     * skipped. The first arm returns the row deleted; the second, only when nothing was, the row
+     * as of the statement's snapshot, read without a lock. The caller decides:
+     * - deleted: the row is gone with our commit;
+     * - another token seen: the key was held by it at the snapshot, a moment within the call,
+     *   and a delete that changes nothing takes effect then (conflict, the holder's record);
+     * - our token seen but nothing deleted: a concurrent delete removed that row after our
+     *   snapshot; ours takes effect just after it, on an absent key;
+     * - no row: absent at the snapshot (a later put is after us).
      */
-    remove: `WITH held AS (
-        SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = $1 FOR UPDATE
-      ), removed AS (
-        DELETE FROM ${keysTable} k USING held
-        WHERE k.key = held.key AND ($2::text IS NULL OR held.token = $2::text)
+    remove: `WITH removed AS (
+        DELETE FROM ${keysTable}
+        WHERE key = $1 AND ($2::text IS NULL OR token = $2::text)
+        RETURNING ${RECORD_COLUMNS}
+      ), logged AS (
+        ${logArm("removed", "$3::text", "$4::text")}
       )
-      SELECT * FROM held`,
+      SELECT ${RECORD_COLUMNS}, true AS removed FROM removed
+      UNION ALL
+      SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
+      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM removed)`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keysTable} WHERE key = $1`,
+    // getPoison: the token alone, the one column it needs (no record to decode).
+    getToken: `SELECT token FROM ${keysTable} WHERE key = $1`,
     lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
-    deleteOne: `DELETE FROM ${keysTable} WHERE key = $1`,
-    update: `UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
-        error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
-        heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
-      WHERE key = $1 RETURNING ${RECORD_COLUMNS}`,
+    // A batch's delete of a locked row, logged as $2 (deleted / force-deleted) at $3.
+    deleteOne: `WITH removed AS (
+        DELETE FROM ${keysTable} WHERE key = $1 RETURNING ${RECORD_COLUMNS}
+      )
+      ${logArm("removed", "$2::text", "$3::text")}`,
+    // An update of a locked row, logged as $7 (poisoned / touched: the caller read the state).
+    update: `WITH updated AS (
+        UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
+          error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
+          heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
+        WHERE key = $1 RETURNING ${RECORD_COLUMNS}
+      ), logged AS (
+        ${logArm("updated", "$7::text", "updated.updated_at")}
+      )
+      SELECT * FROM updated`,
     audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     listFirst: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
     listAfter: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
@@ -220,7 +303,11 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       WHERE key >= $1 AND key < $2 AND a.id < $3::bigint ORDER BY a.id DESC LIMIT $4`,
     auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
       WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
+    trimChanges: trimStatement(changesTable),
+    // No payload: a watch reads what is new from the log, whatever woke it.
+    notify: `SELECT pg_notify('${channel}', '')`,
   };
+  const sql = statements(text, prepare);
 
   /** Run `body` on one pooled connection; any failure or overrun discards the connection (so a
    *  broken or half-used one never returns to the pool), success returns it. */
@@ -248,12 +335,24 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     });
   };
 
-  const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
-    (await client.query(text, values)).rows as R[];
+  const rows = async <R>(
+    client: PgClientLike,
+    statement: Statement,
+    values: unknown[],
+  ): Promise<R[]> => (await client.query({ ...statement, values })).rows as R[];
 
-  /** One statement on its own connection, autocommitted. */
-  const one = <R>(text: string, values: unknown[]): Promise<R[]> =>
-    withClient((client) => rows<R>(client, text, values));
+  /** One statement on its own connection, autocommitted. A prepared `SELECT *` whose table
+   *  gained a column since (another process migrated it) fails before it runs, with "cached plan
+   *  must not change result type"; its connection is discarded, and a fresh one prepares it
+   *  again: asked once more. */
+  const one = async <R>(statement: Statement, values: unknown[]): Promise<R[]> => {
+    try {
+      return await withClient((client) => rows<R>(client, statement, values));
+    } catch (error) {
+      if (statement.name === undefined || !isStalePlan(error)) throw error;
+      return withClient((client) => rows<R>(client, statement, values));
+    }
+  };
 
   /** BEGIN … COMMIT; on any failure the connection is discarded, which rolls back. */
   const transaction = <T>(body: (client: PgClientLike) => Promise<T | Rollback<T>>) =>
@@ -269,6 +368,75 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     });
 
   let migrated = false;
+
+  /*
+   * After a committed write that logged changes: wake the watches, and now and then trim the
+   * log: with a chance of changes / TRIM_EVERY (a batch of that many always), so the log stays
+   * bounded however short-lived its writers (a CLI process logs one change and exits). Both run in the background, off the caller's path (its call is answered, in one round
+   * trip), on a pooled connection, their failures ignored, at most one of each at a time;
+   * close() waits for them.
+   *
+   * The NOTIFY follows the commit instead of riding in its transaction (see `logArm`). Nothing
+   * is lost by that: what a watch delivers comes from the log rows, written with the change, and
+   * any later NOTIFY, or the watch's own read every WATCH_HEARTBEAT_MS, reads every row it has
+   * not seen. A writer that dies between its commit and its NOTIFY delays the event, no more.
+   * Writes while a NOTIFY is in flight are covered by one more after it (coalesced).
+   */
+  let notifyAgain = false;
+  let notifying: Promise<void> | null = null;
+  const pumpNotify = async () => {
+    while (notifyAgain) {
+      notifyAgain = false;
+      await one(sql.notify, []).catch(() => undefined);
+    }
+    notifying = null;
+  };
+  let trimming: Promise<unknown> | null = null;
+  const logged = (changes: number): void => {
+    if (changes === 0) return;
+    notifyAgain = true;
+    notifying ??= pumpNotify();
+    if (trimming || Math.random() * TRIM_EVERY >= changes) return;
+    trimming = one(sql.trimChanges, [])
+      .catch(() => undefined)
+      .finally(() => {
+        trimming = null;
+      });
+  };
+
+  /** The dedicated connection of a watch: a client of its own, never one of the pool. */
+  const listenClient = async (): Promise<PgListenClient> => {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({
+      connectionString: connection?.connectionString,
+      ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
+      connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: queryTimeoutMs,
+      statement_timeout: queryTimeoutMs,
+      keepAlive: true,
+    });
+    // Until the watch listens for them, errors must not crash the process.
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return client as unknown as PgListenClient;
+  };
+
+  const watch =
+    connection === null
+      ? undefined
+      : postgresWatch({
+          changesTable,
+          channel,
+          prepare,
+          connect: listenClient,
+          range: (prefix) => [keyBytes(prefix), upperBound(prefix)],
+          classify: (error) => postgresConfigurationError(error) ?? error,
+        });
 
   return {
     backend: "postgres",
@@ -300,7 +468,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       if (migrated) return true;
       if (!create) {
         const [found] = await one<{ exists: boolean }>(
-          "SELECT to_regclass($1) IS NOT NULL AS exists",
+          { text: "SELECT to_regclass($1) IS NOT NULL AS exists" },
           [keysTable],
         );
         return found?.exists === true;
@@ -333,7 +501,30 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           token text,
           record text
         )`);
-        await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+        // Asked first: CREATE INDEX takes a SHARE lock on its table even when the index exists,
+        // and two of them in one transaction (audit, change log) deadlock with a write that
+        // locks the same tables in the other order.
+        const absent = async (name: string) =>
+          (
+            (await client.query("SELECT to_regclass($1) IS NULL AS absent", [name])).rows[0] as {
+              absent: boolean;
+            }
+          ).absent;
+        if (await absent(inSchemaOf(auditTable, auditIndex)))
+          await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+        // Layout 3: the change log of store.watch() (see src/drivers/postgres-watch.ts).
+        if (await absent(changesTable)) {
+          await client.query(`CREATE TABLE IF NOT EXISTS ${changesTable} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            xid bigint NOT NULL,
+            key bytea NOT NULL,
+            type text NOT NULL,
+            at text NOT NULL,
+            record text
+          )`);
+        }
+        if (await absent(inSchemaOf(changesTable, changesIndex)))
+          await client.query(`CREATE INDEX IF NOT EXISTS ${changesIndex} ON ${changesTable} (xid)`);
         // Layout 2: liveness and audit facts. Asked first, so a started store does not take an
         // exclusive table lock on every start just to find the columns there.
         for (const [table, column, type] of [
@@ -355,18 +546,26 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const values = putParameters(record, audit);
-        for (let attempt = 0; attempt < MAX_PUT_ATTEMPTS; attempt++) {
-          const [row] = await one<KeyRow>(sql.put, values);
-          // No row: lost a race with a put committed after our snapshot (see sql.put).
-          if (row) return putOutcome("postgres", [record], [putRow(row)]);
-        }
-        throw new BackendUnavailableError(
-          "postgres",
-          `put-if-absent kept racing with concurrent writers of the key (${MAX_PUT_ATTEMPTS} attempts)`,
+        const values = audit
+          ? putParameters(record, audit)
+          : putParameters(record, undefined).slice(0, 11);
+        return optimistic<PutOutcome>(
+          MAX_PUT_ATTEMPTS,
+          async () => {
+            const [row] = await one<KeyRow>(audit ? sql.putAudited : sql.put, values);
+            // No row: lost a race with a put committed after our snapshot (see sql.put).
+            if (!row) return { done: false };
+            if (row.inserted) logged(1);
+            return { done: true, value: putOutcome("postgres", [record], [putRow(row)]) };
+          },
+          () =>
+            new BackendUnavailableError(
+              "postgres",
+              `put-if-absent kept racing with concurrent writers of the key (${MAX_PUT_ATTEMPTS} attempts)`,
+            ),
         );
       }
-      return transaction<PutOutcome>(async (client) => {
+      const batch = await transaction<PutOutcome>(async (client) => {
         const byKey = new Map<string, KeyRow | undefined>();
         for (const record of sortedByBytes(records, (r) => r.key)) {
           const [row] = await rows<KeyRow>(client, sql.putLocked, putParameters(record, audit));
@@ -379,27 +578,45 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         );
         return outcome.ok ? outcome : new Rollback(outcome);
       });
+      if (batch.ok) logged(batch.created.filter(Boolean).length);
+      return batch;
     },
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
-        const [row] = await one<KeyRow>(sql.remove, [keyBytes(keys[0] as string), token]);
-        return removeOutcome(row && fromRow(row), token);
+        const [row] = await one<KeyRow>(sql.remove, [
+          keyBytes(keys[0] as string),
+          token,
+          "deleted",
+          new Date().toISOString(),
+        ]);
+        if (!row) return { ok: true, removed: [] };
+        const record = fromRow(row);
+        if (row.removed) {
+          logged(1);
+          return { ok: true, removed: [record] };
+        }
+        if (token !== null && record.token !== token) return { ok: false, conflicts: [record] };
+        return { ok: true, removed: [] }; // deleted by another call after our snapshot
       }
-      return transaction<RemoveOutcome>(async (client) => {
+      const batch = await transaction<RemoveOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
         const outcome = removeDecision(keys, held, token, expected);
         if (!outcome.ok) return new Rollback(outcome);
+        const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
+        const at = audit?.at ?? new Date().toISOString();
         for (const record of outcome.removed) {
-          await client.query(sql.deleteOne, [keyBytes(record.key)]);
-          if (audit) await client.query(sql.audit, auditValues(audit, record));
+          await rows(client, sql.deleteOne, [keyBytes(record.key), type, at]);
+          if (audit) await rows(client, sql.audit, auditValues(audit, record));
         }
         return outcome;
       });
+      if (batch.ok) logged(batch.removed.length);
+      return batch;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
-      return transaction<UpdateOutcome>(async (client) => {
+      const batch = await transaction<UpdateOutcome>(async (client) => {
         const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
         const present = new Set(held.map((r) => r.key));
         const missing = keys.filter((k) => !present.has(k));
@@ -408,7 +625,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           return new Rollback({ ok: false as const, conflicts, missing });
         }
         const updated: PoisonRecord[] = [];
+        const stateBefore = new Map(held.map((r) => [r.key, r.state]));
         for (const key of keys) {
+          const poisoned = patch.state === "poisoned" && stateBefore.get(key) !== "poisoned";
           const [row] = await rows<KeyRow>(client, sql.update, [
             keyBytes(key),
             patch.updatedAt,
@@ -416,17 +635,25 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             patch.error ? JSON.stringify(patch.error) : null,
             patch.heartbeatAt ?? null,
             patch.heartbeatIntervalMs ?? null,
+            poisoned ? "poisoned" : "touched",
           ]);
           if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
           updated.push(fromRow(row));
         }
         return { ok: true as const, records: updated };
       });
+      if (batch.ok) logged(batch.records.length);
+      return batch;
     },
 
     async get(key) {
       const [row] = await one<KeyRow>(sql.get, [keyBytes(key)]);
       return row ? fromRow(row) : null;
+    },
+
+    async getToken(key) {
+      const [row] = await one<{ token: string }>(sql.getToken, [keyBytes(key)]);
+      return row ? row.token : null;
     },
 
     async list({ prefix, after, limit, filter }) {
@@ -455,12 +682,55 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       return found.map((row) => fromAuditColumns(row.id, row.key.toString("utf8"), row));
     },
 
+    ...(watch ? { watch } : {}),
+
     async close() {
+      await notifying;
+      await trimming;
       const current = pool;
       pool = ownsPool ? null : pool;
       if (ownsPool && current) await current.end();
     },
   };
+}
+
+/** A statement of the driver: its text, and its name when prepared statements are on. */
+interface Statement {
+  name?: string;
+  text: string;
+}
+
+/**
+ * Each statement's name is derived from its text (a hash: the text holds the table names), so
+ * two drivers on one pool with different tables never share a name for different texts, which
+ * `pg` refuses, and the same driver re-created reuses what a connection already prepared.
+ */
+function statements<K extends string>(
+  texts: Record<K, string>,
+  prepare: boolean,
+): Record<K, Statement> {
+  const out = {} as Record<K, Statement>;
+  for (const [key, text] of Object.entries(texts) as [K, string][]) {
+    out[key] = prepare
+      ? { name: `poison_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text }
+      : { text };
+  }
+  return out;
+}
+
+/** An index's name as to_regclass reads it: in the schema of its (quoted) table. */
+function inSchemaOf(quotedTable: string, quotedIndex: string): string {
+  const dot = quotedTable.indexOf('".');
+  return dot < 0 ? quotedIndex : `${quotedTable.slice(0, dot + 2)}${quotedIndex}`;
+}
+
+/** SQLSTATE 0A000 "cached plan must not change result type". */
+function isStalePlan(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error as { code?: unknown }).code === "0A000" &&
+    /cached plan/i.test(error.message)
+  );
 }
 
 function fromRow(row: KeyRow): PoisonRecord {
