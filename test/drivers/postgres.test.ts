@@ -125,7 +125,7 @@ test(
            WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
         );
         if ((rows[0]?.waiting ?? 0) > 0) break;
-        assert.ok(i < 200, "the put never waited on the holder's insert");
+        assert.ok(i < 1000, "the put never waited on the holder's insert");
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await holder.query("COMMIT");
