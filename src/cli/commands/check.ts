@@ -2,7 +2,8 @@ import type { PoisonRecord } from "../../core/records.js";
 import type { Command, CommandContext } from "../context.js";
 import { CHECK_MATCHED, CliError, ExitCode, errorJson, toCliError, usageError } from "../errors.js";
 import { JsonArrayWriter, StreamingTable } from "../format.js";
-import { describeFilters, forEachRecord, listColumns, listFilters, STATE_CHOICES } from "./list.js";
+import { describeFilters, forEachRecord, listFilters, STATE_CHOICES } from "../listing.js";
+import { listColumns } from "../render.js";
 
 /** What `check` looks for when --state is not given: keys that need an operator. */
 export const DEFAULT_CHECK_STATE = "poisoned";

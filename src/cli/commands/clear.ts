@@ -2,13 +2,12 @@ import type { PoisonStoreClient } from "../../core/contract.js";
 import { HolderAliveError, InvalidArgumentError, PoisonConflictError } from "../../core/errors.js";
 import { aliveForRefusal, DEFAULT_CLOCK_SKEW_MS, describeLiveness } from "../../core/liveness.js";
 import type { PoisonRecord } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode, usageError } from "../errors.js";
-import { age, cell, printable, StreamingTable } from "../format.js";
+import { printable, StreamingTable } from "../format.js";
+import { forEachRecord } from "../listing.js";
 import { confirm } from "../prompt.js";
-import { forEachRecord, listColumns } from "./list.js";
-import { livenessJson, printRecord } from "./show.js";
+import { conflictError, listColumns, livenessJson, printRecord, shellQuote } from "../render.js";
 
 export const DEFAULT_CLEAR_REASON = "cleared with the holder's token";
 
@@ -537,32 +536,4 @@ async function nothingToClear(
     );
   }
   return ExitCode.Ok;
-}
-
-/** Exit 3, naming the current holder and what it is doing, so the operator can decide. */
-export async function conflictError(
-  ctx: CommandContext,
-  store: PoisonStoreClient,
-  error: PoisonConflictError,
-): Promise<CliError> {
-  // Best effort: the conflict itself is the answer; the record only makes it clearer.
-  const holder = error.holderRecord ?? (await store.inspectPoison(error.key).catch(() => null));
-  const about = holder ? describeHolder(holder, ctx.now()) : "";
-  const key = shellQuote(error.key);
-  return new CliError(
-    error.code,
-    ExitCode.Conflict,
-    `poison key ${JSON.stringify(error.key)} is held by token ${JSON.stringify(error.holder)}${about}, not ${JSON.stringify(error.token)}; nothing was changed`,
-    `inspect it with \`${ctx.suggest(`show ${key}`)}\`; once the resource is repaired, \`${ctx.suggest(`clear ${key} --force --reason R`)}\``,
-    { key: error.key, token: error.token, holder: error.holder, record: holder },
-    { cause: error },
-  );
-}
-
-function describeHolder(record: PoisonRecord, now: Date): string {
-  const parts: string[] = [record.state];
-  if (record.operation) parts.push(`operation ${cell(record.operation)}`);
-  if (record.owner) parts.push(`owner ${cell(record.owner)}`);
-  parts.push(`since ${cell(record.createdAt)}, ${age(record.createdAt, now)} ago`);
-  return ` (${parts.join(", ")})`;
 }

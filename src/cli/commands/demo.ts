@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PoisonStoreClient } from "../../core/contract.js";
-import { shellQuote } from "../../core/shell.js";
 import { OperationPoisonedError, ResourcePoisonedError } from "../../guard/errors.js";
 import { PoisonGuard } from "../../guard/guard.js";
 import { openPoisonStore } from "../../open.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode } from "../errors.js";
+import { shellQuote } from "../render.js";
 
 const RESOURCE = "table/1024";
 const REPAIR_REASON = "re-ran ALTER on shard 4, schema verified";

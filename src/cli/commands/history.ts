@@ -1,7 +1,8 @@
 import type { AuditEntry } from "../../core/records.js";
 import type { Command, CommandContext } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
-import { age, type Column, JsonArrayWriter, StreamingTable } from "../format.js";
+import { JsonArrayWriter, StreamingTable } from "../format.js";
+import { historyColumns } from "../render.js";
 
 export const DEFAULT_HISTORY_LIMIT = 50;
 const PAGE_SIZE = 200;
@@ -88,23 +89,3 @@ is exit 5.`,
     });
   },
 };
-
-export function historyColumns(now: Date, withKey: boolean): Column<AuditEntry>[] {
-  const columns: Column<AuditEntry>[] = [
-    { title: "AT", max: 24, value: (e) => e.at },
-    { title: "AGO", max: 8, value: (e) => age(e.at, now) },
-    {
-      title: "ACTION",
-      max: 12,
-      value: (e) => e.action,
-      paint: (t, e, c) => (t === e.action && e.action === "force-delete" ? c.yellow(t) : t),
-    },
-  ];
-  if (withKey) columns.push({ title: "KEY", max: 40, value: (e) => e.key });
-  columns.push(
-    { title: "ACTOR", max: 20, value: (e) => e.actor },
-    { title: "TOKEN", max: 36, value: (e) => e.token ?? e.record?.token ?? "" },
-    { title: "REASON", max: 80, value: (e) => e.reason },
-  );
-  return columns;
-}

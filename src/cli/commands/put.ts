@@ -1,12 +1,10 @@
 import { hostname } from "node:os";
 import { PoisonConflictError } from "../../core/errors.js";
 import type { PutPoisonInfo } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
 import type { Command, CommandContext } from "../context.js";
 import { CliError, ExitCode, usageError } from "../errors.js";
 import { printable } from "../format.js";
-import { conflictError } from "./clear.js";
-import { printRecord } from "./show.js";
+import { conflictError, printRecord, shellQuote } from "../render.js";
 
 export const DEFAULT_PUT_OPERATION = "manual-quarantine";
 export const DEFAULT_PUT_REASON = "manual quarantine";

@@ -1,8 +1,8 @@
-import { shellQuote } from "../../core/shell.js";
 import type { ChangeEvent } from "../../core/watch.js";
 import type { Command, CommandContext } from "../context.js";
 import { describe, ExitCode } from "../errors.js";
 import type { Palette } from "../io.js";
+import { shellQuote } from "../render.js";
 
 export const watchCommand: Command = {
   name: "watch",
