@@ -1,5 +1,5 @@
 import type { AuditEntry } from "../../core/records.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
 import { JsonArrayWriter, StreamingTable } from "../format.js";
 import { historyColumns } from "../render.js";
@@ -7,7 +7,16 @@ import { historyColumns } from "../render.js";
 export const DEFAULT_HISTORY_LIMIT = 50;
 const PAGE_SIZE = 200;
 
-export const historyCommand: Command = {
+/** The options of `poison history`; `run` and its helpers are typed by them. */
+const HISTORY_OPTIONS = {
+  limit: {
+    type: "string",
+    value: "N",
+    help: `show at most N entries (default ${DEFAULT_HISTORY_LIMIT})`,
+  },
+} as const satisfies OptionSpecs;
+
+export const historyCommand = defineCommand({
   name: "history",
   summary: "show the audit log of manual puts and clears, newest first",
   usage: ["poison history [KEY] [--limit N]"],
@@ -15,13 +24,7 @@ export const historyCommand: Command = {
 clear, newest first, with who did it, why, the token, and (in --json) the record as it stood.
 With KEY, only that key's entries. Reading creates nothing: a sqlite: file that does not exist
 is exit 5.`,
-  options: {
-    limit: {
-      type: "string",
-      value: "N",
-      help: `show at most N entries (default ${DEFAULT_HISTORY_LIMIT})`,
-    },
-  },
+  options: HISTORY_OPTIONS,
   positionals: { min: 0, max: 1 },
   scope: "store",
   readOnly: true,
@@ -33,7 +36,7 @@ is exit 5.`,
       "forced clears",
     ],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key();
     const limit = ctx.positiveInt("limit") ?? DEFAULT_HISTORY_LIMIT;
     const now = ctx.now();
@@ -88,4 +91,4 @@ is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
+});

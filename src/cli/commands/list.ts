@@ -1,7 +1,7 @@
 import type { ListPoisonsOptions, PoisonRecord } from "../../core/records.js";
 import { greptimeLayoutOf } from "../../greptimedb/driver.js";
 import { greptimeClusterState, type PoisonExplanation } from "../../greptimedb/explain.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
 import { JsonArrayWriter, StreamingTable } from "../format.js";
 import {
@@ -14,7 +14,26 @@ import {
 import { describeFilters, LIST_PAGE_SIZE, listFilters, STATE_CHOICES } from "../listing.js";
 import { listColumns, shellQuote } from "../render.js";
 
-export const listCommand: Command = {
+/** The options of `poison list`; `run` and its helpers are typed by them. */
+const LIST_OPTIONS = {
+  prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
+  state: {
+    type: "string",
+    value: "STATE",
+    help: "only keys in this state: poisoned, in-progress, stale or any (default any)",
+    choices: STATE_CHOICES,
+  },
+  token: { type: "string", value: "T", help: "only keys held by token T (one operation's keys)" },
+  operation: { type: "string", value: "OP", help: "only keys of operation OP" },
+  limit: { type: "string", value: "N", help: "stop after N keys (default: all)" },
+  cursor: {
+    type: "string",
+    value: "C",
+    help: "continue a listing stopped by --limit (same filters), from its cursor",
+  },
+} as const satisfies OptionSpecs;
+
+export const listCommand = defineCommand({
   name: "list",
   summary: "list poison keys: what is stuck, since when, why, and who holds it",
   usage: [
@@ -30,23 +49,7 @@ The store is read page by page, so a store with a million keys lists in bounded 
 --limit N it stops after N keys and prints the command that continues (--cursor C); --json
 carries that cursor. The filters (--state, --token, --operation, --prefix) are applied by the
 store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
-  options: {
-    prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
-    state: {
-      type: "string",
-      value: "STATE",
-      help: "only keys in this state: poisoned, in-progress, stale or any (default any)",
-      choices: STATE_CHOICES,
-    },
-    token: { type: "string", value: "T", help: "only keys held by token T (one operation's keys)" },
-    operation: { type: "string", value: "OP", help: "only keys of operation OP" },
-    limit: { type: "string", value: "N", help: "stop after N keys (default: all)" },
-    cursor: {
-      type: "string",
-      value: "C",
-      help: "continue a listing stopped by --limit (same filters), from its cursor",
-    },
-  },
+  options: LIST_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "store",
   readOnly: true,
@@ -58,7 +61,7 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
     ["poison list --prefix table/ --limit 20", "then --cursor C continues"],
     ["poison list --json | jq -r '.records[].key'"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const filters = listFilters(ctx);
     const limit = ctx.positiveInt("limit");
     const cursorGiven = ctx.string("cursor");
@@ -152,7 +155,7 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
+});
 
 /** `list --prefix … --limit N --cursor C`: the same listing, from where it stopped. */
 function continueWords(

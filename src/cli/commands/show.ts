@@ -1,7 +1,7 @@
 import type { PoisonStoreClient } from "../../core/contract.js";
 import { livenessOf } from "../../core/liveness.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
 import { StreamingTable } from "../format.js";
 import {
@@ -15,7 +15,11 @@ import { historyColumns, livenessJson, printRecord, shellQuote } from "../render
 /** Audit entries shown under a record; `poison history KEY` has them all. */
 export const SHOW_HISTORY_LIMIT = 20;
 
-export const showCommand: Command = {
+/** The options of `poison show`; `run` and its helpers are typed by them. */
+const SHOW_OPTIONS = {} as const satisfies OptionSpecs;
+type ShowContext = CommandContextOf<typeof SHOW_OPTIONS>;
+
+export const showCommand = defineCommand({
   name: "show",
   summary: "show one poison key: the whole record, its error and stack, its data, its history",
   usage: ["poison show KEY"],
@@ -24,7 +28,7 @@ is alive (its last heartbeat), the error the owner recorded (with its stack), th
 repair, the audit history of the key (manual puts and clears, newest first), and the commands that
 would clear it. Exits with 4 when the key is not present, naming the store and namespace searched.
 Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
-  options: {},
+  options: SHOW_OPTIONS,
   positionals: { min: 1, max: 1 },
   scope: "store",
   readOnly: true,
@@ -34,7 +38,7 @@ Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
     ["poison show '/odd key with spaces'", "quote keys the shell would split"],
     ["poison show table/1024 --context prod", "on the store of a named context"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key() as string;
     return ctx.withStore(async (store) => {
       await ctx.checkStorage(store);
@@ -63,11 +67,11 @@ Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
+});
 
 /** Exit 4, naming where the key was looked for and what happened to it last, if known. */
 export function notPresent(
-  ctx: CommandContext,
+  ctx: ShowContext,
   store: PoisonStoreClient,
   key: string,
   last: AuditEntry | undefined,
@@ -84,7 +88,7 @@ export function notPresent(
   );
 }
 
-async function printHistory(ctx: CommandContext, history: AuditEntry[]): Promise<void> {
+async function printHistory(ctx: ShowContext, history: AuditEntry[]): Promise<void> {
   const out = ctx.out;
   const c = out.colour;
   await out.line();
@@ -102,7 +106,7 @@ async function printHistory(ctx: CommandContext, history: AuditEntry[]): Promise
     );
 }
 
-async function printHint(ctx: CommandContext, record: PoisonRecord): Promise<void> {
+async function printHint(ctx: ShowContext, record: PoisonRecord): Promise<void> {
   const c = ctx.out.colour;
   const key = shellQuote(record.key);
   const live = livenessOf(record, ctx.now()).live;
