@@ -86,8 +86,9 @@ export interface BackendSpec {
   place(options?: PlaceOptions): Place;
   /** Share of torture's 100,000 fuzzed calls run on this backend. */
   fuzzScale: number;
-  /** The secured twin (scripts/services-tls.sh: TLS and credentials), tested as `<name>-tls`. */
-  secured?: { url: string; place(): Place };
+  /** The secured twin (scripts/services-tls.sh: TLS and credentials), tested as `<name>-tls`:
+   *  its URL, the account in it, the URL parameter naming the CA, and a place on it. */
+  secured?: { url: string; user: string; caParam: string; place(): Place };
 }
 
 /** A networked place: the store is opened by URL (exactly as a user does) or by a driver with
@@ -168,6 +169,8 @@ export const REGISTRY = {
     place: () => serverPlace(postgresUrl, (url) => postgresDriver({ url }), true),
     secured: {
       url: securedPostgresUrl,
+      user: "poison_tls",
+      caParam: "sslrootcert",
       place: () => serverPlace(securedPostgresUrl, (url) => postgresDriver({ url }), true),
     },
   },
@@ -179,6 +182,8 @@ export const REGISTRY = {
     place: () => serverPlace(mysqlUrl, (url) => mysqlDriver({ url }), true),
     secured: {
       url: securedMysqlUrl,
+      user: "poison",
+      caParam: "ssl-ca",
       place: () => serverPlace(securedMysqlUrl, (url) => mysqlDriver({ url }), true),
     },
   },
@@ -188,7 +193,12 @@ export const REGISTRY = {
     unavailable: redisUnavailable,
     fuzzScale: 0.01,
     place: () => redisPlace(redisUrl),
-    secured: { url: securedRedisUrl, place: () => redisPlace(securedRedisUrl) },
+    secured: {
+      url: securedRedisUrl,
+      user: "poison",
+      caParam: "ca",
+      place: () => redisPlace(securedRedisUrl),
+    },
   },
   etcd: {
     kind: "server",
@@ -196,7 +206,12 @@ export const REGISTRY = {
     unavailable: etcdUnavailable,
     fuzzScale: 0.01,
     place: () => etcdPlace(etcdUrl),
-    secured: { url: securedEtcdUrl, place: () => etcdPlace(securedEtcdUrl) },
+    secured: {
+      url: securedEtcdUrl,
+      user: "poison",
+      caParam: "ca",
+      place: () => etcdPlace(securedEtcdUrl),
+    },
   },
 } satisfies Record<string, BackendSpec>;
 
