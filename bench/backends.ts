@@ -1,17 +1,23 @@
 /**
- * The benchmark's registry: one entry per backend, each able to open our store (through
- * `openPoisonStore(url)`, exactly as a user would) and its hand-written baseline, and to say why
- * it cannot be measured here. A backend that cannot be measured is reported as skipped with that
- * reason, never as zero.
+ * The benchmark's registry: the test registry's backends (test/support/backends.ts), each able
+ * to open our store (through `openPoisonStore(url)`, exactly as a user would) and its
+ * hand-written baseline, and to say why it cannot be measured here. A backend that cannot be
+ * measured (server down, no baseline written yet) is reported as skipped with that reason,
+ * never as zero. BACKENDS narrows the list.
  */
 import { connect } from "node:net";
-import { join } from "node:path";
 import {
   InvalidArgumentError,
   openPoisonStore,
   type PoisonStoreClient,
   redactUrl,
 } from "../src/index.js";
+import {
+  type Backend,
+  type BackendName,
+  backend as registryBackend,
+  selectedBackends,
+} from "../test/support/backends.js";
 import type { Baseline, BaselineUnavailable } from "./baselines/baseline.js";
 import { etcdBaseline } from "./baselines/etcd.js";
 import { memoryBaseline } from "./baselines/memory.js";
@@ -20,8 +26,9 @@ import { postgresBaseline } from "./baselines/postgres.js";
 import { redisBaseline } from "./baselines/redis.js";
 import { sqliteBaseline } from "./baselines/sqlite.js";
 
-export const BACKEND_NAMES = ["memory", "sqlite", "postgres", "mysql", "redis", "etcd"] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
+export type { BackendName } from "../test/support/backends.js";
+/** The backends measured by default: those BACKENDS selects, in report order. */
+export const BACKEND_NAMES: readonly BackendName[] = selectedBackends().map((b) => b.name);
 
 export interface OursOptions {
   namespace: string;
@@ -48,72 +55,77 @@ export interface RegistryContext {
   tempDir: string;
 }
 
-const env = (name: string, fallback: string) => process.env[name] || fallback;
+/** The hand-written baselines: the shortest correct code with the same client. `target` is the
+ *  URL (server) or a fresh place's URL (memory, file) the baseline opens. */
+const BASELINES: Partial<
+  Record<
+    BackendName,
+    { label: string; open(target: string): Promise<Baseline | BaselineUnavailable> }
+  >
+> = {
+  memory: { label: "async functions over a bare Map", open: async () => memoryBaseline() },
+  sqlite: {
+    label: "better-sqlite3, WAL + synchronous=FULL, prepared statements, IMMEDIATE tx",
+    open: async (target) => sqliteBaseline(target.slice("sqlite:".length)),
+  },
+  postgres: {
+    label: "pg Pool, named (prepared) single statements",
+    open: (target) => postgresBaseline(target),
+  },
+  mysql: {
+    label: "mysql2 pool, execute (prepared) single statements",
+    open: (target) => mysqlBaseline(target),
+  },
+  redis: {
+    label: "ioredis, one connection, Lua put-if-absent / delete-if-token via EVALSHA",
+    open: async (target) => redisBaseline(target),
+  },
+  etcd: {
+    label: "fetch on the JSON gateway, one txn per write (create_revision / value compare)",
+    open: async (target) => etcdBaseline(target),
+  },
+};
+
+/** BENCH_<NAME>_URL overrides the server the tests use (POISON_<NAME>_URL). */
+const serverUrl = (entry: Backend) =>
+  process.env[`BENCH_${entry.name.toUpperCase()}_URL`] || (entry.url as string);
 
 export function backendRegistry(context: RegistryContext): Record<BackendName, BackendEntry> {
-  const postgresUrl = env("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
-  const mysqlUrl = env("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
-  const redisUrl = env("BENCH_REDIS_URL", "redis://127.0.0.1:6379");
-  const etcdUrl = env("BENCH_ETCD_URL", "etcd://127.0.0.1:2379");
-  let sqliteFiles = 0;
-  const sqliteFile = (side: string) => join(context.tempDir, `${side}-${++sqliteFiles}.db`);
+  const entries = {} as Record<BackendName, BackendEntry>;
+  for (const name of BACKEND_NAMES) entries[name] = benchEntry(registryBackend(name), context);
+  return entries;
+}
 
+function benchEntry(entry: Backend, context: RegistryContext): BackendEntry {
+  const baseline = BASELINES[entry.name];
+  const baselineLabel = baseline?.label ?? "none written yet";
+  const noBaseline = async (): Promise<BaselineUnavailable> => ({
+    skipped: `no hand-written baseline for ${entry.name} yet (bench/baselines/)`,
+  });
+  if (entry.kind === "server") {
+    const url = serverUrl(entry);
+    return {
+      name: entry.name,
+      url: redactUrl(url),
+      baselineLabel,
+      reachable: () => serverDown(url),
+      oursUnavailable: () => driverMissing(url),
+      ours: async (options) => openPoisonStore(url, options),
+      baseline: () => (baseline ? baseline.open(url) : noBaseline()),
+    };
+  }
+  // In-process and file backends: each store opens a fresh place (an unnamed map, a new file in
+  // the caller's scratch directory), so no side measures on data another left.
+  const fresh = () => entry.place({ dir: context.tempDir, single: true }).url;
+  const probe = fresh();
   return {
-    memory: {
-      name: "memory",
-      url: "memory:",
-      baselineLabel: "async functions over a bare Map",
-      reachable: async () => null,
-      oursUnavailable: () => driverMissing("memory:"),
-      ours: async (options) => openPoisonStore("memory:", options),
-      baseline: async () => memoryBaseline(),
-    },
-    sqlite: {
-      name: "sqlite",
-      url: `sqlite:${context.tempDir}/ours-N.db`,
-      baselineLabel: "better-sqlite3, WAL + synchronous=FULL, prepared statements, IMMEDIATE tx",
-      reachable: async () => null,
-      oursUnavailable: () => driverMissing(`sqlite:${join(context.tempDir, "probe.db")}`),
-      ours: async (options) => openPoisonStore(`sqlite:${sqliteFile("ours")}`, options),
-      baseline: async () => sqliteBaseline(sqliteFile("baseline")),
-    },
-    postgres: {
-      name: "postgres",
-      url: redactUrl(postgresUrl),
-      baselineLabel: "pg Pool, named (prepared) single statements",
-      reachable: () => serverDown(postgresUrl, 5432),
-      oursUnavailable: () => driverMissing(postgresUrl),
-      ours: async (options) => openPoisonStore(postgresUrl, options),
-      baseline: () => postgresBaseline(postgresUrl),
-    },
-    mysql: {
-      name: "mysql",
-      url: redactUrl(mysqlUrl),
-      baselineLabel: "mysql2 pool, execute (prepared) single statements",
-      reachable: () => serverDown(mysqlUrl, 3306),
-      oursUnavailable: () => driverMissing(mysqlUrl),
-      ours: async (options) => openPoisonStore(mysqlUrl, options),
-      baseline: () => mysqlBaseline(mysqlUrl),
-    },
-    redis: {
-      name: "redis",
-      url: redactUrl(redisUrl),
-      baselineLabel: "ioredis, one connection, Lua put-if-absent / delete-if-token via EVALSHA",
-      reachable: () => serverDown(redisUrl, 6379),
-      oursUnavailable: () => driverMissing(redisUrl),
-      ours: async (options) => openPoisonStore(redisUrl, options),
-      baseline: async () => redisBaseline(redisUrl),
-    },
-    etcd: {
-      name: "etcd",
-      url: etcdUrl,
-      baselineLabel:
-        "fetch on the JSON gateway, one txn per write (create_revision / value compare)",
-      reachable: () => serverDown(etcdUrl, 2379),
-      oursUnavailable: () => driverMissing(etcdUrl),
-      ours: async (options) => openPoisonStore(etcdUrl, options),
-      baseline: async () => etcdBaseline(etcdUrl),
-    },
+    name: entry.name,
+    url: probe.replace(/test-[0-9a-f-]+(\.db)?$/, "N$1"),
+    baselineLabel,
+    reachable: async () => null,
+    oursUnavailable: () => driverMissing(probe),
+    ours: async (options) => openPoisonStore(fresh(), options),
+    baseline: () => (baseline ? baseline.open(fresh()) : noBaseline()),
   };
 }
 
@@ -129,12 +141,24 @@ function driverMissing(url: string): string | null {
   }
 }
 
+/** The port a URL without one means, per scheme. */
+const DEFAULT_PORTS: Record<string, number> = {
+  postgres: 5432,
+  postgresql: 5432,
+  mysql: 3306,
+  mariadb: 3306,
+  redis: 6379,
+  rediss: 6379,
+  etcd: 2379,
+  etcds: 2379,
+};
+
 /** The first host:port of the URL, tried with a plain TCP connect (1 s). */
-async function serverDown(url: string, defaultPort: number): Promise<string | null> {
+async function serverDown(url: string): Promise<string | null> {
   const match = /^[a-z0-9+.-]+:\/\/(?:[^@/]*@)?([^/:,?]+|\[[^\]]+\])(?::(\d+))?/i.exec(url);
   if (!match) return `cannot find a host in ${redactUrl(url)}`;
   const host = (match[1] as string).replace(/^\[|\]$/g, "");
-  const port = Number(match[2] ?? defaultPort);
+  const port = Number(match[2] ?? DEFAULT_PORTS[url.slice(0, url.indexOf(":"))]);
   return new Promise((resolve) => {
     const socket = connect({ host, port, timeout: 1000 });
     const done = (reason: string | null) => {

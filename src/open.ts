@@ -29,7 +29,8 @@ interface Scheme {
   open(url: string): PoisonDriver;
 }
 
-/** Every supported scheme. A new backend adds one line here and one file under drivers/. */
+/** Every supported scheme. A new backend adds its line here, its driver under drivers/, and the
+ *  rest of CONTRIBUTING.md's checklist (an export, a test registry entry, its server). */
 const SCHEMES: Record<string, Scheme> = {
   "memory:": { form: "memory:[NAME]", open: (url) => memoryDriver(nameOf(url)) },
   "sqlite:": { form: "sqlite:PATH", open: (url) => sqliteDriver({ path: sqlitePath(url) }) },

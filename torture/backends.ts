@@ -1,22 +1,10 @@
 /**
- * The backends the torture suite runs on. A backend joins with one entry in BACKENDS: the same
- * shape as the conformance suite's DriverHarness, plus, for a networked backend, the server
- * address a fault proxy can stand in front of.
+ * The backends the torture suite runs on: the registry's (test/support/backends.ts), each with
+ * the suite's view of it. A networked backend also names the server address a fault proxy can
+ * stand in front of. BACKENDS narrows the list (the others are not selected).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { openPoisonStore, type PoisonStoreClient, type PoisonStoreOptions } from "../src/index.js";
-import {
-  etcdUnavailable,
-  etcdUrl,
-  mysqlUnavailable,
-  mysqlUrl,
-  postgresUnavailable,
-  postgresUrl,
-  redisUnavailable,
-  redisUrl,
-} from "../test/support/servers.js";
+import { type Backend, selectedBackends } from "../test/support/backends.js";
 
 export interface TortureBackend {
   /** The backend's name, as given to `--backend`. */
@@ -44,43 +32,25 @@ export interface TortureBackend {
   teardown?(): Promise<void>;
 }
 
-let sqliteDir: string | null = null;
-const sqliteUrl = () => {
-  sqliteDir ??= mkdtempSync(join(tmpdir(), "poison-torture-"));
-  return `sqlite:${join(sqliteDir, "torture.db")}`;
-};
+/** Every selected backend, in report order. A new backend joins through the registry. */
+export const BACKENDS: readonly TortureBackend[] = selectedBackends().map(tortureBackend);
 
-const memoryName = `torture-${process.pid}`;
+function tortureBackend(backend: Backend): TortureBackend {
+  if (backend.kind === "server" && backend.url) return networked(backend, backend.url);
+  // In-process and file backends: one place for the whole run, removed at the end.
+  const place = backend.place();
+  return {
+    name: backend.name,
+    open: (options) => place.open(options),
+    ...(backend.kind === "file" ? { url: () => place.url } : {}),
+    fuzzScale: backend.fuzzScale,
+    teardown: () => place.teardown(),
+  };
+}
 
-/** Every backend, in report order. A networked driver adds its entry here. */
-export const BACKENDS: readonly TortureBackend[] = [
-  {
-    name: "memory",
-    open: (options) => openPoisonStore(`memory:${memoryName}`, options),
-    fuzzScale: 1,
-  },
-  {
-    name: "sqlite",
-    open: (options) => openPoisonStore(sqliteUrl(), options),
-    url: sqliteUrl,
-    fuzzScale: 0.1,
-    async teardown() {
-      if (sqliteDir) rmSync(sqliteDir, { recursive: true, force: true });
-      sqliteDir = null;
-    },
-  },
-  networked("postgres", postgresUrl, postgresUnavailable),
-  networked("mysql", mysqlUrl, mysqlUnavailable),
-  networked("redis", redisUrl, redisUnavailable),
-  networked("etcd", etcdUrl, etcdUnavailable),
-];
-
-/** A networked backend: its URL, and the same URL pointed at a fault proxy's port. */
-function networked(
-  name: string,
-  url: string,
-  unavailable: () => Promise<string | null>,
-): TortureBackend {
+/** A networked backend: its URL (the whole server: the workloads pick their own namespaces),
+ *  and the same URL pointed at a fault proxy's port. */
+function networked(backend: Backend, url: string): TortureBackend {
   const target = new URL(url.replace(/^etcd:\/\/([^,/]+).*$/, "etcd://$1"));
   const viaPort = (port: number) => {
     const proxied = new URL(target.toString());
@@ -88,15 +58,15 @@ function networked(
     return proxied.toString();
   };
   return {
-    name,
-    unavailable,
+    name: backend.name,
+    ...(backend.unavailable ? { unavailable: backend.unavailable } : {}),
     open: (options) => openPoisonStore(url, options),
     url: () => url,
     proxy: {
       target: { host: target.hostname, port: Number(target.port) },
       open: (port, options) => openPoisonStore(viaPort(port), options),
     },
-    fuzzScale: 0.01,
+    fuzzScale: backend.fuzzScale,
   };
 }
 

@@ -25,10 +25,30 @@ export const DEFAULT_STORE_URL = "sqlite:./poison.db";
 
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
+/** A command's option declarations, by name (without the leading `--`). */
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/**
+ * The names `O` declares with `type: T`; any name for declarations whose names are not known
+ * (the plain `Command`, as the list of commands holds them).
+ */
+type NamesOf<O extends OptionSpecs, T extends OptionSpec["type"]> = string extends keyof O
+  ? string
+  : { [K in keyof O]: O[K] extends { type: T } ? K : never }[keyof O] & string;
+/** A string option of `O`: `ctx.string(name)`, `ctx.strings(name)`, `ctx.token(name)`… */
+export type StringOptionName<O extends OptionSpecs> = NamesOf<O, "string">;
+/** A boolean option of `O`: `ctx.flag(name)`. */
+export type BooleanOptionName<O extends OptionSpecs> = NamesOf<O, "boolean">;
+
 /** An example command line and, optionally, why one would run it. */
 export type Example = readonly [command: string, why?: string];
 
-export interface Command {
+/**
+ * A command. `O` is its option declarations: `run` receives a context whose `string`, `flag`…
+ * accept only the names declared there with that type, so a misspelt or mistyped option does
+ * not compile. Declare commands with {@link defineCommand}, which infers `O`.
+ */
+export interface Command<O extends OptionSpecs = OptionSpecs> {
   name: string;
   /** One line, for `poison --help`. */
   summary: string;
@@ -36,7 +56,7 @@ export interface Command {
   usage: readonly string[];
   /** A paragraph or two for `poison CMD --help`. */
   description: string;
-  options: Record<string, OptionSpec>;
+  options: O;
   /** How many positional arguments it takes. */
   positionals: { min: number; max: number };
   examples: readonly Example[];
@@ -47,7 +67,17 @@ export interface Command {
   readOnly?: boolean;
   /** A better sentence than "unknown option" for an option this command refuses on purpose. */
   unknownOption?(name: string): { message: string; fix: string } | undefined;
-  run(ctx: CommandContext): Promise<number>;
+  run(ctx: CommandContextOf<O>): Promise<number>;
+}
+
+/**
+ * A command whose `run` is typed by its own option declarations (see {@link Command}), as the
+ * list of commands holds it. The cast forgets `O` only where nothing can misuse it: the CLI
+ * builds each command's context from that command's declarations (plus the store and output
+ * options, which it reads itself), so `run` never sees a name it did not declare.
+ */
+export function defineCommand<const O extends OptionSpecs>(command: Command<O>): Command {
+  return command as unknown as Command;
 }
 
 /** The settings every store command runs with, and where each came from. */
@@ -74,6 +104,7 @@ export interface GlobalOptions {
 }
 
 export class CommandContext {
+  /** The command running (its name, scope…). */
   readonly command: Command;
   readonly args: readonly string[];
   readonly options: OptionValues;
@@ -83,8 +114,10 @@ export class CommandContext {
   readonly io: CliIo;
   /** Set by {@link checkStorage}: the store holds nothing of this library yet. */
   neverWritten = false;
-  /** The store opened by {@link withStore}, once open. */
-  #store: PoisonStoreClient | null = null;
+  /** The store opened by {@link withStore}, once open; set only there. (Public: a private or
+   *  protected member would make the class nominal, and {@link CommandContextOf} is this class
+   *  seen structurally.) */
+  opened: PoisonStoreClient | null = null;
 
   constructor(init: {
     command: Command;
@@ -151,7 +184,9 @@ export class CommandContext {
 
   /** Who did it, for the audit log: --actor, else POISON_ACTOR, else the OS user. */
   actor(): string {
-    const given = this.string("actor") ?? this.io.env.POISON_ACTOR;
+    // `actor` is declared by the commands that write; the others never receive it.
+    const actor = this.options.actor;
+    const given = (typeof actor === "string" ? actor : undefined) ?? this.io.env.POISON_ACTOR;
     if (given) return given;
     try {
       return userInfo().username;
@@ -168,7 +203,7 @@ export class CommandContext {
     if (this.global.allowWrite) options.allowWrite = true;
     if (this.global.timeoutMs !== undefined) options.timeoutMs = this.global.timeoutMs;
     const store = (this.io.openStore ?? openPoisonStore)(this.global.storeUrl, options);
-    this.#store = store;
+    this.opened = store;
     let result: T;
     try {
       result = await body(store);
@@ -223,7 +258,7 @@ export class CommandContext {
    * The flags a printed `poison` command needs to reach this same store: `--context NAME` when
    * the store came from a context, else `--store LOCATION`; `--namespace` when not the default.
    */
-  storeFlags(store: PoisonStoreClient | null = this.#store): string {
+  storeFlags(store: PoisonStoreClient | null = this.opened): string {
     const namespace = store?.namespace ?? this.global.namespace ?? DEFAULT_NAMESPACE;
     const g = this.global;
     if (g.context !== null && g.storeSource.startsWith("context")) {
@@ -268,11 +303,31 @@ export class CommandContext {
     if (this.command.scope !== "store") return { store: null, namespace: null, context: null };
     return {
       store: this.global.storeLabel,
-      namespace: this.#store?.namespace ?? this.global.namespace ?? DEFAULT_NAMESPACE,
+      namespace: this.opened?.namespace ?? this.global.namespace ?? DEFAULT_NAMESPACE,
       context: this.global.context,
     };
   }
 }
+
+/** The option accessors of {@link CommandContext}, taking only the names `O` declares. */
+export interface OptionAccessors<O extends OptionSpecs> {
+  string(name: StringOptionName<O>): string | undefined;
+  strings(name: StringOptionName<O>): string[];
+  flag(name: BooleanOptionName<O>): boolean;
+  token(name: StringOptionName<O>): string | undefined;
+  positiveInt(name: StringOptionName<O>, max?: number): number | undefined;
+}
+
+/**
+ * The context a command's `run` (and its own helpers) receive: the {@link CommandContext}, whose
+ * option accessors take only the names `O` declares with the matching type. It is still a
+ * `CommandContext` for the helpers several commands share (render.ts, listing.ts, prompt.ts).
+ */
+export type CommandContextOf<O extends OptionSpecs> = Omit<
+  CommandContext,
+  keyof OptionAccessors<O>
+> &
+  OptionAccessors<O>;
 
 /** The store URL as it may be printed: `redactUrl`, then the CLI's stricter pass (which also
  *  hides a password that contains `@`). */

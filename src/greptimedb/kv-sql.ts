@@ -35,6 +35,7 @@ import {
   ReadOnlyStoreError,
 } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
+import { type BackoffOptions, optimistic, retry } from "../core/retry.js";
 import { applyPatch, UNKNOWN_TIME } from "../drivers/etcd.js";
 import {
   keyBytes,
@@ -113,6 +114,25 @@ export interface KvDriverOptions {
 
 /** Beyond this, a put whose key keeps being inserted and deleted by others gives up. */
 const MAX_PUT_ATTEMPTS = 100;
+
+/** The waits between the attempts of a transaction the server rolled back for a deadlock or a
+ *  serialization failure: short (the winner holds its locks for milliseconds) and jittered, so
+ *  the two transactions do not meet again. */
+const TRANSACTION_BACKOFF = { minDelayMs: 2, maxDelayMs: 50 } as const;
+
+/**
+ * Run `attempt` (one whole transaction) again while the server rolls it back for a reason that
+ * a new attempt cures (`retryable`: a deadlock, a serialization failure), up to `maxAttempts`
+ * in all; any other failure, or the last one, is thrown. The dialects' `transaction` use it.
+ */
+export function retryTransaction<T>(
+  attempt: () => Promise<T>,
+  maxAttempts: number,
+  retryable: (error: unknown) => boolean,
+): Promise<T> {
+  const backoff: BackoffOptions = { maxAttempts, ...TRANSACTION_BACKOFF };
+  return retry(attempt, { ...backoff, shouldRetry: retryable });
+}
 const AUDIT_ID_DIGITS = 16;
 
 export function kvSqlDriver(dialect: KvDialect, options: KvDriverOptions): GreptimeDriver {
@@ -276,24 +296,26 @@ export function kvSqlDriver(dialect: KvDialect, options: KvDriverOptions): Grept
           // In key byte order, like every transaction here: two batches queue, not deadlock.
           for (const record of sortedByBytes(records, (r) => r.key)) {
             const key = keyBytes(record.key);
-            for (let attempt = 0; ; attempt++) {
-              if (attempt === MAX_PUT_ATTEMPTS) {
-                throw new BackendUnavailableError(
+            // Insert, or lock the holder's row; a row deleted between the two is tried again.
+            await optimistic(
+              MAX_PUT_ATTEMPTS,
+              async () => {
+                if (await insert(key, poisonValue)) {
+                  created.add(record.key);
+                  return { done: true, value: undefined };
+                }
+                // Someone holds it: lock their row (READ COMMITTED: the newest committed one).
+                const [row] = await tx.lock([key]);
+                if (!row) return { done: false };
+                held.set(record.key, row.v ?? Buffer.alloc(0));
+                return { done: true, value: undefined };
+              },
+              () =>
+                new BackendUnavailableError(
                   backend,
                   `the key kept being inserted and deleted by others (${MAX_PUT_ATTEMPTS} attempts)`,
-                );
-              }
-              if (await insert(key, poisonValue)) {
-                created.add(record.key);
-                break;
-              }
-              // Someone holds it: lock their row (READ COMMITTED: the newest committed one).
-              const [row] = await tx.lock([key]);
-              if (row) {
-                held.set(record.key, row.v ?? Buffer.alloc(0));
-                break;
-              }
-            }
+                ),
+            );
           }
           const heldKeys = [...held.keys()];
           const recordRows =

@@ -28,6 +28,7 @@ import {
   type KvRow,
   type KvTransaction,
   kvSqlDriver,
+  retryTransaction,
 } from "./kv-sql.js";
 import type { GreptimeLayout } from "./options.js";
 
@@ -196,9 +197,9 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
       one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [recordPrefix, low, high, limit]),
 
     async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await withConnection(async (c) => {
+      return retryTransaction(
+        () =>
+          withConnection(async (c) => {
             await c.query("START TRANSACTION");
             const tx: KvTransaction = {
               lock: (keys) =>
@@ -222,13 +223,10 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
             }
             await c.query("COMMIT");
             return result;
-          });
-        } catch (error) {
-          const errno = (error as { errno?: unknown }).errno;
-          if (errno !== ER_LOCK_DEADLOCK || attempt >= TRANSACTION_ATTEMPTS) throw error;
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-        }
-      }
+          }),
+        TRANSACTION_ATTEMPTS,
+        (error) => (error as { errno?: unknown }).errno === ER_LOCK_DEADLOCK,
+      );
     },
 
     isMissingTable: (error) => {

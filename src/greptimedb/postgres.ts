@@ -27,6 +27,7 @@ import {
   type KvRow,
   type KvTransaction,
   kvSqlDriver,
+  retryTransaction,
 } from "./kv-sql.js";
 import type { GreptimeLayout } from "./options.js";
 
@@ -176,9 +177,9 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
       one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [low, high, limit, recordPrefix]),
 
     async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await withClient(async (client) => {
+      return retryTransaction(
+        () =>
+          withClient(async (client) => {
             await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
             const tx: KvTransaction = {
               lock: (keys) => rows<KvRow>(client, sql.lock, [keys]),
@@ -203,14 +204,13 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
             }
             await client.query("COMMIT");
             return result;
-          });
-        } catch (error) {
+          }),
+        TRANSACTION_ATTEMPTS,
+        (error) => {
           const code = (error as { code?: unknown }).code;
-          const retryable = code === SERIALIZATION_FAILURE || code === DEADLOCK_DETECTED;
-          if (!retryable || attempt >= TRANSACTION_ATTEMPTS) throw error;
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-        }
-      }
+          return code === SERIALIZATION_FAILURE || code === DEADLOCK_DETECTED;
+        },
+      );
     },
 
     isMissingTable: (error) => MISSING.has(String((error as { code?: unknown })?.code)),

@@ -12,12 +12,9 @@ import { runCli } from "../../src/cli/cli.js";
 import { type CliIo, redactor, secretForms, urlPasswords } from "../../src/cli/io.js";
 import { redactUrl } from "../../src/index.js";
 import { backendSkipReason } from "../conformance/index.js";
+import { ALL_BACKENDS } from "../support/backends.js";
 import {
-  securedEtcdUrl,
-  securedMysqlUrl,
   securedPassword,
-  securedPostgresUrl,
-  securedRedisUrl,
   securedUnavailable,
   tlsFiles,
   withCredentials,
@@ -130,12 +127,10 @@ async function poison(argv: string[]): Promise<{ code: number; output: string }>
 }
 
 const WRONG = 'wr0ng"p@ss\\w/rd';
-const SECURED = [
-  { name: "etcd-tls", url: securedEtcdUrl, user: "poison", caParam: "ca" },
-  { name: "redis-tls", url: securedRedisUrl, user: "poison", caParam: "ca" },
-  { name: "postgres-tls", url: securedPostgresUrl, user: "poison_tls", caParam: "sslrootcert" },
-  { name: "mysql-tls", url: securedMysqlUrl, user: "poison", caParam: "ssl-ca" },
-];
+/** Every secured twin of the registry (test/support/backends.ts), in report order. */
+const SECURED = ALL_BACKENDS.flatMap(({ name, secured }) =>
+  secured ? [{ name: `${name}-tls`, ...secured }] : [],
+);
 
 for (const server of SECURED) {
   const skip = await backendSkipReason(server.name, () => securedUnavailable(server.url));

@@ -1,9 +1,10 @@
 /**
  * Runs the BUILT `poison` bin as a child process, the way an operator runs it.
  *
- * Stores: every command test runs once per URL of {@link cliStores}: a fresh SQLite file, plus
- * each networked backend listed in NETWORKED_STORE_URLS or in POISON_CLI_STORES (comma-separated
- * URLs). Adding a backend to the CLI tests is one line in NETWORKED_STORE_URLS.
+ * Stores: every command test runs once per URL of {@link cliStores}: a fresh file of each file
+ * backend (SQLite) and each networked backend of the registry (test/support/backends.ts) that
+ * answers, plus the URLs in POISON_CLI_STORES (comma-separated). BACKENDS narrows both; a new
+ * backend joins through its registry entry, nothing here.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -12,39 +13,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backendSkipReason } from "../conformance/index.js";
-import {
-  etcdUnavailable,
-  etcdUrl,
-  mysqlUnavailable,
-  mysqlUrl,
-  postgresUnavailable,
-  postgresUrl,
-  redisUnavailable,
-  redisUrl,
-} from "../support/servers.js";
+import { type Backend, selectedBackends } from "../support/backends.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = join(ROOT, "bin", "poison.js");
 const BUILT = join(ROOT, "dist", "src", "cli", "main.js");
 
 /**
- * Networked backends the CLI tests also run on: every one `openPoisonStore` knows. One line
- * each; a backend that does not answer is reported as skipped (a failure in CI).
+ * The networked backends the CLI tests also run on: every `server` entry of the registry that
+ * BACKENDS selects. One that does not answer is reported as skipped (a failure in CI).
  */
-export const NETWORKED_STORE_URLS: readonly string[] = await reachable([
-  { name: "postgres", url: postgresUrl, unavailable: postgresUnavailable },
-  { name: "mysql", url: mysqlUrl, unavailable: mysqlUnavailable },
-  { name: "redis", url: redisUrl, unavailable: redisUnavailable },
-  { name: "etcd", url: etcdUrl, unavailable: etcdUnavailable },
-]);
+export const NETWORKED_STORE_URLS: readonly string[] = await reachable(
+  selectedBackends().filter((backend) => backend.kind === "server"),
+);
 
 /** The URLs of the backends that answer; the others are reported as skipped (a failure in CI). */
-async function reachable(
-  backends: Array<{ name: string; url: string; unavailable: () => Promise<string | null> }>,
-): Promise<string[]> {
+async function reachable(backends: readonly Backend[]): Promise<string[]> {
   const urls: string[] = [];
   for (const backend of backends) {
-    if ((await backendSkipReason(backend.name, backend.unavailable)) === null)
+    if ((await backendSkipReason(backend.name, backend.unavailable)) === null && backend.url)
       urls.push(backend.url);
   }
   return urls;
@@ -66,10 +53,14 @@ export function cliStores(): CliStore[] {
     name: url.slice(0, url.indexOf(":")),
     url,
   }));
-  return [
-    { name: "sqlite", url: `sqlite:${join(scratchDir(), `cli-${randomUUID()}.db`)}` },
-    ...networked,
-  ];
+  // A file backend (SQLite) runs on a fresh file in this test file's scratch directory.
+  const files = selectedBackends()
+    .filter((backend) => backend.kind === "file")
+    .map((backend) => ({
+      name: backend.name,
+      url: backend.place({ dir: scratchDir() }).url,
+    }));
+  return [...files, ...networked];
 }
 
 let scratch: string | null = null;

@@ -1,11 +1,15 @@
 /**
  * The shared conformance suite: every backend's test file calls `testDriver(harness)`, and the
- * same cases run against the real backend. One file per behaviour under this folder.
+ * same cases run against the real backend. One file per behaviour under this folder. Shipped as
+ * `poison-store/testing` (src/testing/index.ts), so it imports nothing but the package's public
+ * entry and node's own modules.
  *
  * Environment:
- * - POISON_DRIVERS=memory,sqlite  runs only the named backends (the others are reported skipped);
- * - POISON_REQUIRE_ALL=1          turns any skip (unreachable server or filter) into a failure;
- *                                 `.ci/run` sets it.
+ * - BACKENDS=memory,sqlite   runs only the named backends; the others are reported "not
+ *                            selected" (never as tested, never as a failure). `postgres` selects
+ *                            its secured twin `postgres-tls` too. POISON_DRIVERS is the old name.
+ * - POISON_REQUIRE_ALL=1     turns a selected backend that cannot run (unreachable server) into
+ *                            a failure; `.ci/run` sets it.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -15,7 +19,7 @@ import type { PoisonStoreClient, PoisonStoreOptions } from "../../src/index.js";
 import { PoisonStoreError } from "../../src/index.js";
 
 export interface DriverHarness {
-  /** The backend's name, as in POISON_DRIVERS. */
+  /** The backend's name, as in BACKENDS (a third-party driver picks its own). */
   name: string;
   /** Why the backend cannot be used here (server unreachable…), or null when it can. */
   unavailable?(): Promise<string | null>;
@@ -41,24 +45,48 @@ export interface SuiteContext {
 export type Behaviour = (ctx: SuiteContext) => void;
 
 const baseName = (name: string) => name.replace(/-tls$/, "");
-/** For `npm test`'s last line (scripts/test.mjs): which backends ran, which were skipped. One
- *  JSON line per decision, appended by every test process to POISON_TEST_REPORT. */
-function recordDecision(backend: string, skipped: string | null): void {
-  const file = process.env.POISON_TEST_REPORT;
-  if (file) appendFileSync(file, `${JSON.stringify({ backend, skipped })}\n`);
-}
 
-/** Decide whether the backend runs, loudly; in CI (POISON_REQUIRE_ALL=1) a skip is a failure. */
-export async function backendSkipReason(name: string, unavailable?: () => Promise<string | null>) {
-  const filter = process.env.POISON_DRIVERS?.split(",")
+/** The names in BACKENDS (or its old name POISON_DRIVERS), or null when neither narrows. */
+export function backendFilter(): string[] | null {
+  const text = process.env.BACKENDS ?? process.env.POISON_DRIVERS ?? "";
+  const names = text
+    .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  let reason: string | null = null;
-  // A secured variant ("postgres-tls") runs with its backend ("postgres") or by its own name.
-  if (filter && filter.length > 0 && !filter.includes(name) && !filter.includes(baseName(name)))
-    reason = `not in POISON_DRIVERS=${filter.join(",")}`;
-  else if (unavailable) reason = await unavailable();
-  recordDecision(name, reason);
+  return names.length > 0 ? names : null;
+}
+
+/** Whether BACKENDS selects the backend. A secured variant ("postgres-tls") runs with its
+ *  backend ("postgres") or by its own name. */
+export function isSelected(name: string): boolean {
+  const filter = backendFilter();
+  return filter === null || filter.includes(name) || filter.includes(baseName(name));
+}
+
+/** For `npm test`'s last line (scripts/test.mjs): which backends ran, which were skipped, which
+ *  were not selected. One JSON line per decision, appended by every test process to
+ *  POISON_TEST_REPORT. */
+function recordDecision(backend: string, skipped: string | null, notSelected: boolean): void {
+  const file = process.env.POISON_TEST_REPORT;
+  if (file) appendFileSync(file, `${JSON.stringify({ backend, skipped, notSelected })}\n`);
+}
+
+/**
+ * Decide whether the backend runs: null when it does, else why not. A backend BACKENDS leaves
+ * out is "not selected", quietly; a selected one that cannot run is skipped loudly, and in CI
+ * (POISON_REQUIRE_ALL=1) that skip is a failure.
+ */
+export async function backendSkipReason(
+  name: string,
+  unavailable?: () => Promise<string | null>,
+): Promise<string | null> {
+  if (!isSelected(name)) {
+    const reason = `not selected (BACKENDS=${backendFilter()?.join(",")})`;
+    recordDecision(name, reason, true);
+    return reason;
+  }
+  const reason = unavailable ? await unavailable() : null;
+  recordDecision(name, reason, false);
   if (reason === null) return null;
   if (process.env.POISON_REQUIRE_ALL === "1") {
     it(`${name} backend is available (POISON_REQUIRE_ALL=1)`, () => {

@@ -14,7 +14,15 @@ import { validation } from "./validation.js";
 import { watch } from "./watch.js";
 
 export type { DriverHarness } from "./harness.js";
-export { backendSkipReason, rejectsWith } from "./harness.js";
+export {
+  AWKWARD_KEYS,
+  type Behaviour,
+  backendFilter,
+  backendSkipReason,
+  isSelected,
+  rejectsWith,
+  type SuiteContext,
+} from "./harness.js";
 
 export function testDriver(harness: DriverHarness): Promise<void> {
   return runSuite(harness, {

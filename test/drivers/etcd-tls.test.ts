@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
-import { createEtcdGateway, parseEtcdLocation } from "../../src/drivers/etcd/gateway.js";
 import {
   BackendConfigurationError,
   type EtcdTransport,
@@ -17,6 +16,7 @@ import {
   openPoisonStore,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { measureCorePaths } from "../support/round-trips.js";
 import { assertNoSecret, expectMisconfigured } from "../support/secured.js";
 import {
@@ -34,41 +34,7 @@ const unavailable = () => securedUnavailable(url);
 /** The server's --auth-token-ttl (scripts/services-tls.sh), in ms. */
 const TOKEN_TTL_MS = 2000;
 
-/** Delete what this run wrote (as the test user: the server requires it). */
-async function deleteRunKeys(): Promise<void> {
-  const gateway = createEtcdGateway(parseEtcdLocation({ url }), { requestTimeoutMs: 4000 });
-  const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-  try {
-    const recordPrefix = `${metaPrefix}record/`;
-    const reply = await gateway.post("/v3/kv/range", {
-      key: b64(recordPrefix),
-      range_end: b64(`${metaPrefix}record0`),
-      keys_only: true,
-    });
-    const keys = ((reply.kvs as Array<{ key: string }> | undefined) ?? []).map((kv) =>
-      Buffer.from(kv.key, "base64").toString("utf8").slice(recordPrefix.length),
-    );
-    for (let i = 0; i < keys.length; i += 40) {
-      await gateway.post("/v3/kv/txn", {
-        success: keys.slice(i, i + 40).map((key) => ({ request_delete_range: { key: b64(key) } })),
-      });
-    }
-    await gateway.post("/v3/kv/deleterange", {
-      key: b64(metaPrefix),
-      range_end: b64(`${metaPrefix.slice(0, -1)}0`),
-    });
-  } finally {
-    await gateway.close();
-  }
-}
-
-await testDriver({
-  name: "etcd-tls",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(etcdDriver({ url, metaPrefix }), options),
-  teardown: deleteRunKeys,
-});
+await testDriver(conformanceHarness("etcd-tls"));
 
 const skip = await backendSkipReason("etcd-tls", unavailable);
 

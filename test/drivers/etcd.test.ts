@@ -10,6 +10,7 @@ import {
   PoisonConflictError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
@@ -70,15 +71,7 @@ async function deleteRunKeys(): Promise<void> {
   await rawDeletePrefix(metaPrefix);
 }
 
-await testDriver({
-  name: "etcd",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(etcdDriver({ url, metaPrefix }), options),
-  async teardown() {
-    await deleteRunKeys();
-  },
-});
+await testDriver(conformanceHarness("etcd"));
 
 const skip = await backendSkipReason("etcd", unavailable);
 

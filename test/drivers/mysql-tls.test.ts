@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { InvalidArgumentError, mysqlDriver, openPoisonStore } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { misconfigurationTests } from "../support/secured.js";
 import {
   securedMysqlUrl,
@@ -22,12 +23,7 @@ import {
 const url = securedMysqlUrl;
 const unavailable = () => securedUnavailable(url);
 
-await testDriver({
-  name: "mysql-tls",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(url, options),
-});
+await testDriver(conformanceHarness("mysql-tls"));
 
 const skip = await backendSkipReason("mysql-tls", unavailable);
 

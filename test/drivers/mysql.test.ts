@@ -5,6 +5,7 @@ import mysql from "mysql2/promise";
 import { type MysqlPoolLike, mysqlDriver, openPoisonStore } from "../../src/index.js";
 import { AWKWARD_KEYS } from "../conformance/harness.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { networkedChecks } from "../support/networked-checks.js";
 import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
 
@@ -12,12 +13,7 @@ const url = mysqlUrl;
 const target = new URL(url);
 const unavailable = mysqlUnavailable;
 
-await testDriver({
-  name: "mysql",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(url, options),
-});
+await testDriver(conformanceHarness("mysql"));
 
 const viaPort = (port: number) => {
   const proxied = new URL(url);

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { InvalidArgumentError, openPoisonStore, postgresDriver } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { misconfigurationTests } from "../support/secured.js";
 import {
   securedPassword,
@@ -22,12 +23,7 @@ import {
 const url = securedPostgresUrl;
 const unavailable = () => securedUnavailable(url);
 
-await testDriver({
-  name: "postgres-tls",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(url, options),
-});
+await testDriver(conformanceHarness("postgres-tls"));
 
 const skip = await backendSkipReason("postgres-tls", unavailable);
 

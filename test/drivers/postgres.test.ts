@@ -10,6 +10,7 @@ import {
   postgresDriver,
 } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { networkedChecks } from "../support/networked-checks.js";
 import { postgresUnavailable, postgresUrl } from "../support/servers.js";
 
@@ -17,12 +18,7 @@ const url = postgresUrl;
 const target = new URL(url);
 const unavailable = postgresUnavailable;
 
-await testDriver({
-  name: "postgres",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(url, options),
-});
+await testDriver(conformanceHarness("postgres"));
 
 const viaPort = (port: number) => {
   const proxied = new URL(url);

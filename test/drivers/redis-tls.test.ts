@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import {
   BackendUnavailableError,
   InvalidArgumentError,
@@ -15,6 +14,7 @@ import {
   redisDriver,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { assertNoSecret, misconfigurationTests } from "../support/secured.js";
 import {
   securedPassword,
@@ -29,24 +29,7 @@ const url = securedRedisUrl;
 const keyPrefix = `{poison-test-${randomUUID()}}:`;
 const unavailable = () => securedUnavailable(url);
 
-await testDriver({
-  name: "redis-tls",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(redisDriver({ url, keyPrefix }), options),
-  async teardown() {
-    const redis = new Redis(withParams(url, { ca: null, cert: null, key: null }), {
-      tls: {
-        ca: readFileSync(tlsFiles.ca),
-        cert: readFileSync(tlsFiles.cert),
-        key: readFileSync(tlsFiles.key),
-      },
-    });
-    const keys = await redis.keys(`${keyPrefix.replace(/[*?[\]\\]/g, "\\$&")}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  },
-});
+await testDriver(conformanceHarness("redis-tls"));
 
 const skip = await backendSkipReason("redis-tls", unavailable);
 

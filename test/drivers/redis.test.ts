@@ -11,6 +11,7 @@ import {
   redisDriver,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
+import { conformanceHarness } from "../support/backends.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
@@ -24,18 +25,7 @@ const keyPrefix = `{poison-test-${randomUUID()}}:`;
 
 const unavailable = redisUnavailable;
 
-await testDriver({
-  name: "redis",
-  durable: true,
-  unavailable,
-  open: (options) => openPoisonStore(redisDriver({ url, keyPrefix }), options),
-  async teardown() {
-    const redis = new Redis(url);
-    const keys = await redis.keys(`${keyPrefix.replace(/[*?[\]\\]/g, "\\$&")}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  },
-});
+await testDriver(conformanceHarness("redis"));
 
 const skip = await backendSkipReason("redis", unavailable);
 

@@ -1,9 +1,4 @@
-import { etcdDriver } from "../../src/index.js";
-import { etcdUnavailable, etcdUrl } from "../support/servers.js";
+import { guardHarness } from "../support/backends.js";
 import { guardSuite } from "./suite.js";
 
-await guardSuite({
-  name: "etcd",
-  unavailable: etcdUnavailable,
-  driver: () => etcdDriver({ url: etcdUrl }),
-});
+await guardSuite(guardHarness("etcd"));

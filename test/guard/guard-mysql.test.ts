@@ -1,9 +1,4 @@
-import { mysqlDriver } from "../../src/index.js";
-import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
+import { guardHarness } from "../support/backends.js";
 import { guardSuite } from "./suite.js";
 
-await guardSuite({
-  name: "mysql",
-  unavailable: mysqlUnavailable,
-  driver: () => mysqlDriver({ url: mysqlUrl }),
-});
+await guardSuite(guardHarness("mysql"));

@@ -1,9 +1,4 @@
-import { postgresDriver } from "../../src/index.js";
-import { postgresUnavailable, postgresUrl } from "../support/servers.js";
+import { guardHarness } from "../support/backends.js";
 import { guardSuite } from "./suite.js";
 
-await guardSuite({
-  name: "postgres",
-  unavailable: postgresUnavailable,
-  driver: () => postgresDriver({ url: postgresUrl }),
-});
+await guardSuite(guardHarness("postgres"));

@@ -1,16 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { sqliteDriver } from "../../src/index.js";
+import { guardHarness } from "../support/backends.js";
 import { guardSuite } from "./suite.js";
 
-const dir = mkdtempSync(join(tmpdir(), "poison-guard-sqlite-"));
-const path = join(dir, "guard.db");
-
-await guardSuite({
-  name: "sqlite",
-  driver: () => sqliteDriver({ path }),
-  async teardown() {
-    rmSync(dir, { recursive: true, force: true });
-  },
-});
+await guardSuite(guardHarness("sqlite"));

@@ -183,6 +183,67 @@ await store.close();
     assert.equal(ran.stdout, "0 HolderAliveError\nfalse 0 prom-client\n");
   });
 
+  // A third-party driver runs the shipped conformance suite: here the memory driver, typed by
+  // the package's own declarations and run by node --test from the consumer.
+  it("poison-store/testing runs the conformance suite on a driver, typed", () => {
+    writeFileSync(
+      join(consumer, "conformance.test.ts"),
+      `import { memoryDriver, createPoisonStore } from "poison-store";
+import { type DriverHarness, testDriver } from "poison-store/testing";
+const harness: DriverHarness = {
+  name: "consumer-memory",
+  durable: true,
+  open: (options) => createPoisonStore(memoryDriver({ name: "consumer" }), options),
+};
+await testDriver(harness);
+`,
+    );
+    writeFileSync(
+      join(consumer, "tsconfig.testing.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          skipLibCheck: false,
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          target: "es2022",
+          outDir: "out",
+          types: ["node"],
+          typeRoots: [join(ROOT, "node_modules", "@types")],
+        },
+        files: ["conformance.test.ts"],
+      }),
+    );
+    const tsc = run(process.execPath, [TSC, "-p", "tsconfig.testing.json"], consumer);
+    assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+    const env = { ...process.env };
+    // NODE_TEST_CONTEXT would make the child report to this runner instead of printing TAP.
+    for (const name of ["BACKENDS", "POISON_DRIVERS", "POISON_TEST_REPORT", "NODE_TEST_CONTEXT"])
+      delete env[name];
+    const tested = spawnSync(
+      process.execPath,
+      ["--test", "--test-reporter=tap", "out/conformance.test.js"],
+      { cwd: consumer, encoding: "utf8", timeout: 300_000, env },
+    );
+    assert.equal(tested.status, 0, `${tested.stdout.slice(-4000)}${tested.stderr}`);
+    assert.match(tested.stdout, /^# fail 0$/m);
+    const passed = Number(/^# pass (\d+)$/m.exec(tested.stdout)?.[1]);
+    assert.ok(passed >= 100, `the whole suite ran (${passed} cases passed)`);
+    assert.match(tested.stdout, /conformance: consumer-memory/);
+    // The main entry never loads the test runner: only ./testing does.
+    const main = run(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'await import("poison-store"); console.log(process.moduleLoadList.some((m) => m.includes("test_runner")))',
+      ],
+      consumer,
+    );
+    assert.equal(main.status, 0, main.stderr);
+    assert.equal(main.stdout, "false\n");
+  });
+
   it("require() works (a default export condition)", () => {
     const required = run(
       process.execPath,

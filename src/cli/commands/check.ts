@@ -1,13 +1,30 @@
 import type { PoisonRecord } from "../../core/records.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { CHECK_MATCHED, CliError, ExitCode, errorJson, toCliError, usageError } from "../errors.js";
 import { JsonArrayWriter, StreamingTable } from "../format.js";
-import { describeFilters, forEachRecord, listColumns, listFilters, STATE_CHOICES } from "./list.js";
+import { describeFilters, forEachRecord, listFilters, STATE_CHOICES } from "../listing.js";
+import { listColumns } from "../render.js";
 
 /** What `check` looks for when --state is not given: keys that need an operator. */
 export const DEFAULT_CHECK_STATE = "poisoned";
 
-export const checkCommand: Command = {
+/** The options of `poison check`; `run` and its helpers are typed by them. */
+const CHECK_OPTIONS = {
+  "older-than": {
+    type: "string",
+    value: "DUR",
+    help: "only keys written more than DUR ago (90s, 15m, 2h, 1d; default: any age)",
+  },
+  state: {
+    type: "string",
+    value: "STATE",
+    help: `which keys count: poisoned, in-progress, stale or any (default ${DEFAULT_CHECK_STATE})`,
+    choices: STATE_CHOICES,
+  },
+  prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
+} as const satisfies OptionSpecs;
+
+export const checkCommand = defineCommand({
   name: "check",
   summary:
     "exit 1 when poison keys match (poisoned by default): for cron jobs, alerts and CI gates",
@@ -21,20 +38,7 @@ A key matches when it is in --state (default poisoned; stale is in-progress with
 heartbeat; any is every key), starts with --prefix, and was written more than --older-than ago
 (the AGE column of \`poison list\`). DUR is a number with a unit: 90s, 15m, 2h, 1d, 1h30m.
 Reading creates nothing.`,
-  options: {
-    "older-than": {
-      type: "string",
-      value: "DUR",
-      help: "only keys written more than DUR ago (90s, 15m, 2h, 1d; default: any age)",
-    },
-    state: {
-      type: "string",
-      value: "STATE",
-      help: `which keys count: poisoned, in-progress, stale or any (default ${DEFAULT_CHECK_STATE})`,
-      choices: STATE_CHOICES,
-    },
-    prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
-  },
+  options: CHECK_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "store",
   readOnly: true,
@@ -44,7 +48,7 @@ Reading creates nothing.`,
     ["poison check --prefix table/ --state any", "a CI gate: nothing may hold table/*"],
     ["poison check --context prod --json", "for a monitoring system"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const olderThan = ctx.string("older-than");
     const olderThanMs = olderThan === undefined ? 0 : parseDuration(olderThan);
     const state = ctx.string("state") ?? DEFAULT_CHECK_STATE;
@@ -123,7 +127,7 @@ Reading creates nothing.`,
       return count > 0 ? CHECK_MATCHED : ExitCode.Ok;
     });
   },
-};
+});
 
 const UNIT_MS: Record<string, number> = {
   ms: 1,

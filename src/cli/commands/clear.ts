@@ -2,20 +2,67 @@ import type { PoisonStoreClient } from "../../core/contract.js";
 import { HolderAliveError, InvalidArgumentError, PoisonConflictError } from "../../core/errors.js";
 import { aliveForRefusal, DEFAULT_CLOCK_SKEW_MS, describeLiveness } from "../../core/liveness.js";
 import type { PoisonRecord } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { CliError, ExitCode, usageError } from "../errors.js";
-import { age, cell, printable, StreamingTable } from "../format.js";
+import { printable, StreamingTable } from "../format.js";
+import { forEachRecord } from "../listing.js";
 import { confirm } from "../prompt.js";
-import { forEachRecord, listColumns } from "./list.js";
-import { livenessJson, printRecord } from "./show.js";
+import { conflictError, listColumns, livenessJson, printRecord, shellQuote } from "../render.js";
 
 export const DEFAULT_CLEAR_REASON = "cleared with the holder's token";
 
 /** Keys `--all-of-token` gathers at most: no backend removes more in one atomic step. */
 const MAX_ATOMIC_KEYS = 1000;
 
-export const clearCommand: Command = {
+/** The options of `poison clear`; `run` and its helpers are typed by them. */
+const CLEAR_OPTIONS = {
+  token: {
+    type: "string",
+    value: "T",
+    help: "clear only if T holds the key (the holder's own clear)",
+  },
+  force: {
+    type: "boolean",
+    help: "operator recovery: clear whoever holds the key (needs --reason)",
+  },
+  reason: {
+    type: "string",
+    value: "R",
+    help: "why, for the audit log (required with --force and for a poisoned key)",
+  },
+  "expect-token": {
+    type: "string",
+    value: "T",
+    help: "with --force: refuse unless T holds the key",
+  },
+  "all-of-token": {
+    type: "string",
+    value: "T",
+    help: "with --force: every key token T holds, in one atomic step",
+  },
+  prefix: {
+    type: "string",
+    value: "P",
+    help: "with --all-of-token: only its keys that start with P",
+  },
+  "even-if-alive": {
+    type: "boolean",
+    help: "clear even a live holder's key (its run loses the key and aborts)",
+  },
+  yes: {
+    type: "boolean",
+    short: "y",
+    help: "do not ask for confirmation (required off a terminal)",
+  },
+  actor: {
+    type: "string",
+    value: "A",
+    help: "who does it, for the audit log (default $POISON_ACTOR, else the OS user)",
+  },
+} as const satisfies OptionSpecs;
+type ClearContext = CommandContextOf<typeof CLEAR_OPTIONS>;
+
+export const clearCommand = defineCommand({
   name: "clear",
   summary: "remove a poison key: with its token, or forced by an operator with a reason (audited)",
   usage: [
@@ -47,51 +94,7 @@ confirmation: only the exact answer "yes" confirms ("y" declines); Ctrl-C aborts
 Without a terminal it refuses unless --yes is given. After a "yes" it removes only what it
 showed: if another token took the key meanwhile, it refuses with 3. Clearing a key that is not
 present changes nothing and exits with 0.`,
-  options: {
-    token: {
-      type: "string",
-      value: "T",
-      help: "clear only if T holds the key (the holder's own clear)",
-    },
-    force: {
-      type: "boolean",
-      help: "operator recovery: clear whoever holds the key (needs --reason)",
-    },
-    reason: {
-      type: "string",
-      value: "R",
-      help: "why, for the audit log (required with --force and for a poisoned key)",
-    },
-    "expect-token": {
-      type: "string",
-      value: "T",
-      help: "with --force: refuse unless T holds the key",
-    },
-    "all-of-token": {
-      type: "string",
-      value: "T",
-      help: "with --force: every key token T holds, in one atomic step",
-    },
-    prefix: {
-      type: "string",
-      value: "P",
-      help: "with --all-of-token: only its keys that start with P",
-    },
-    "even-if-alive": {
-      type: "boolean",
-      help: "clear even a live holder's key (its run loses the key and aborts)",
-    },
-    yes: {
-      type: "boolean",
-      short: "y",
-      help: "do not ask for confirmation (required off a terminal)",
-    },
-    actor: {
-      type: "string",
-      value: "A",
-      help: "who does it, for the audit log (default $POISON_ACTOR, else the OS user)",
-    },
-  },
+  options: CLEAR_OPTIONS,
   positionals: { min: 0, max: 1 },
   scope: "store",
   examples: [
@@ -106,7 +109,7 @@ present changes nothing and exits with 0.`,
       "one operation's keys",
     ],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key();
     const token = ctx.token("token");
     const reason = ctx.string("reason");
@@ -157,7 +160,7 @@ present changes nothing and exits with 0.`,
     }
     return tokenClear(ctx, key, token, reason);
   },
-};
+});
 
 function needReason(reason: string | undefined, what: string): string {
   if (reason) return reason;
@@ -169,7 +172,7 @@ function needReason(reason: string | undefined, what: string): string {
 
 /** The holder's clear: token-checked, audited; a poisoned key's is a recovery. */
 async function tokenClear(
-  ctx: CommandContext,
+  ctx: ClearContext,
   key: string,
   token: string,
   reason: string | undefined,
@@ -245,7 +248,7 @@ async function tokenClear(
 }
 
 async function forceClear(
-  ctx: CommandContext,
+  ctx: ClearContext,
   key: string,
   reason: string,
   expectToken: string | undefined,
@@ -325,11 +328,7 @@ async function forceClear(
 }
 
 /** Every key of one token, in one atomic audited step: all or none, never split. */
-async function clearAllOfToken(
-  ctx: CommandContext,
-  token: string,
-  reason: string,
-): Promise<number> {
+async function clearAllOfToken(ctx: ClearContext, token: string, reason: string): Promise<number> {
   const actor = ctx.actor();
   const evenIfAlive = ctx.flag("even-if-alive");
   const prefix = ctx.string("prefix");
@@ -447,7 +446,7 @@ async function clearAllOfToken(
 }
 
 /** Print the record about to be removed, with where it is and whether its holder lives. */
-async function showAbout(ctx: CommandContext, title: string, record: PoisonRecord): Promise<void> {
+async function showAbout(ctx: ClearContext, title: string, record: PoisonRecord): Promise<void> {
   const err = ctx.err;
   await err.line(err.colour.bold(`${title} (store ${ctx.global.storeLabel}):`));
   await printRecord(err, record, ctx.now());
@@ -459,7 +458,7 @@ async function showAbout(ctx: CommandContext, title: string, record: PoisonRecor
 }
 
 /** Exit 6 before anything changes, when `record`'s holder is live and no override was given. */
-function refuseIfAlive(ctx: CommandContext, record: PoisonRecord, again: string): void {
+function refuseIfAlive(ctx: ClearContext, record: PoisonRecord, again: string): void {
   if (ctx.flag("even-if-alive")) return;
   if (aliveForRefusal(record, ctx.now(), DEFAULT_CLOCK_SKEW_MS))
     throw holderAlive(ctx, [record], again);
@@ -467,7 +466,7 @@ function refuseIfAlive(ctx: CommandContext, record: PoisonRecord, again: string)
 
 /** Exit 6: the last heartbeat, the owner, and the way on. */
 function holderAlive(
-  ctx: CommandContext,
+  ctx: ClearContext,
   records: readonly PoisonRecord[],
   again: string,
   cause?: HolderAliveError,
@@ -499,7 +498,7 @@ function holderAlive(
 }
 
 function tooMany(
-  ctx: CommandContext,
+  ctx: ClearContext,
   about: string,
   count: number,
   max: number,
@@ -518,7 +517,7 @@ function tooMany(
 }
 
 async function nothingToClear(
-  ctx: CommandContext,
+  ctx: ClearContext,
   store: PoisonStoreClient,
   key: string,
 ): Promise<number> {
@@ -537,32 +536,4 @@ async function nothingToClear(
     );
   }
   return ExitCode.Ok;
-}
-
-/** Exit 3, naming the current holder and what it is doing, so the operator can decide. */
-export async function conflictError(
-  ctx: CommandContext,
-  store: PoisonStoreClient,
-  error: PoisonConflictError,
-): Promise<CliError> {
-  // Best effort: the conflict itself is the answer; the record only makes it clearer.
-  const holder = error.holderRecord ?? (await store.inspectPoison(error.key).catch(() => null));
-  const about = holder ? describeHolder(holder, ctx.now()) : "";
-  const key = shellQuote(error.key);
-  return new CliError(
-    error.code,
-    ExitCode.Conflict,
-    `poison key ${JSON.stringify(error.key)} is held by token ${JSON.stringify(error.holder)}${about}, not ${JSON.stringify(error.token)}; nothing was changed`,
-    `inspect it with \`${ctx.suggest(`show ${key}`)}\`; once the resource is repaired, \`${ctx.suggest(`clear ${key} --force --reason R`)}\``,
-    { key: error.key, token: error.token, holder: error.holder, record: holder },
-    { cause: error },
-  );
-}
-
-function describeHolder(record: PoisonRecord, now: Date): string {
-  const parts: string[] = [record.state];
-  if (record.operation) parts.push(`operation ${cell(record.operation)}`);
-  if (record.owner) parts.push(`owner ${cell(record.owner)}`);
-  parts.push(`since ${cell(record.createdAt)}, ${age(record.createdAt, now)} ago`);
-  return ` (${parts.join(", ")})`;
 }

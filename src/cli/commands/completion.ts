@@ -1,18 +1,21 @@
 import type { OptionSpec } from "../args.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
 
 const SHELLS = ["bash", "zsh", "fish"] as const;
 type Shell = (typeof SHELLS)[number];
 
-export const completionCommand: Command = {
+/** The options of `poison completion`; `run` and its helpers are typed by them. */
+const COMPLETION_OPTIONS = {} as const satisfies OptionSpecs;
+
+export const completionCommand = defineCommand({
   name: "completion",
   summary: "print a shell completion script: bash, zsh or fish",
   usage: ["poison completion bash|zsh|fish"],
   description: `Prints a script that completes poison's commands, options, --state values and context
 names (read with \`poison context list --names\` as you type). Load it from your shell's startup
 file, as in the examples.`,
-  options: {},
+  options: COMPLETION_OPTIONS,
   positionals: { min: 1, max: 1 },
   scope: "local",
   examples: [
@@ -21,7 +24,7 @@ file, as in the examples.`,
     ["poison completion zsh > ~/.zfunc/_poison", "zsh, with ~/.zfunc in $fpath"],
     ["poison completion fish > ~/.config/fish/completions/poison.fish", "fish"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const shell = ctx.args[0] as string;
     if (!(SHELLS as readonly string[]).includes(shell)) {
       throw usageError(
@@ -52,7 +55,7 @@ file, as in the examples.`,
     await ctx.out.write(script);
     return ExitCode.Ok;
   },
-};
+});
 
 /** The words a command takes first: context's actions, completion's shells. */
 function wordsOf(command: string): string[] {

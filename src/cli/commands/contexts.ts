@@ -11,7 +11,14 @@ import {
   readConfig,
   writeConfig,
 } from "../config.js";
-import { type Command, type CommandContext, labelOf, sqliteFileOf } from "../context.js";
+import {
+  type CommandContext,
+  type CommandContextOf,
+  defineCommand,
+  labelOf,
+  type OptionSpecs,
+  sqliteFileOf,
+} from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
 import { StreamingTable } from "../format.js";
 import { urlPasswords } from "../io.js";
@@ -19,7 +26,29 @@ import { urlPasswords } from "../io.js";
 const ACTIONS = ["list", "show", "use", "set", "delete"] as const;
 type Action = (typeof ACTIONS)[number];
 
-export const contextCommand: Command = {
+/** The options of `poison context`; `run` and its helpers are typed by them. */
+const CONTEXT_OPTIONS = {
+  store: {
+    type: "string",
+    value: "URL",
+    help: "set: the store URL (required for a new context)",
+  },
+  namespace: { type: "string", value: "NS", help: "set: the key namespace" },
+  timeout: {
+    type: "string",
+    value: "MS",
+    help: "set: the time limit of each call, in milliseconds",
+  },
+  "password-env": {
+    type: "string",
+    value: "VAR",
+    help: "set: read the URL's password from environment variable VAR",
+  },
+  names: { type: "boolean", help: "list: only the names, one a line (for scripts)" },
+} as const satisfies OptionSpecs;
+type ContextContext = CommandContextOf<typeof CONTEXT_OPTIONS>;
+
+export const contextCommand = defineCommand({
   name: "context",
   summary: "name stores once, as kubectl contexts: list, show, use, set, delete",
   usage: [
@@ -40,25 +69,7 @@ $POISON_STORE_URL).
 Keep passwords out of the file: \`--password-env VAR\` stores the name of an environment variable
 that holds the password, read each time the context is used; the password is never written to
 the file and never printed. The file is written readable by its owner only.`,
-  options: {
-    store: {
-      type: "string",
-      value: "URL",
-      help: "set: the store URL (required for a new context)",
-    },
-    namespace: { type: "string", value: "NS", help: "set: the key namespace" },
-    timeout: {
-      type: "string",
-      value: "MS",
-      help: "set: the time limit of each call, in milliseconds",
-    },
-    "password-env": {
-      type: "string",
-      value: "VAR",
-      help: "set: read the URL's password from environment variable VAR",
-    },
-    names: { type: "boolean", help: "list: only the names, one a line (for scripts)" },
-  },
+  options: CONTEXT_OPTIONS,
   positionals: { min: 1, max: 2 },
   scope: "local",
   examples: [
@@ -71,7 +82,7 @@ the file and never printed. The file is written readable by its owner only.`,
     ["poison list --context staging", "one command on another"],
     ["POISON_CONTEXT=staging poison check", "or through the environment"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const [actionText, name] = ctx.args as [string, string | undefined];
     const action = ACTIONS.find((a) => a === actionText);
     if (!action) {
@@ -100,10 +111,10 @@ the file and never printed. The file is written readable by its owner only.`,
         return remove(ctx, config, path, needName(action, name));
     }
   },
-};
+});
 
 /** The options each action takes; any other is a mistake to point out, not to ignore. */
-function checkOptions(ctx: CommandContext, action: Action): void {
+function checkOptions(ctx: ContextContext, action: Action): void {
   const allowed: Record<Action, string[]> = {
     list: ["names"],
     show: [],
@@ -157,7 +168,7 @@ function publicView(
   };
 }
 
-async function list(ctx: CommandContext, config: PoisonConfig, path: string): Promise<number> {
+async function list(ctx: ContextContext, config: PoisonConfig, path: string): Promise<number> {
   const names = Object.keys(config.contexts);
   if (ctx.flag("names") && !ctx.global.json) {
     for (const name of names) await ctx.out.line(name);
@@ -196,7 +207,7 @@ async function list(ctx: CommandContext, config: PoisonConfig, path: string): Pr
 }
 
 async function show(
-  ctx: CommandContext,
+  ctx: ContextContext,
   config: PoisonConfig,
   path: string,
   given: string | undefined,
@@ -259,7 +270,7 @@ async function show(
 }
 
 async function use(
-  ctx: CommandContext,
+  ctx: ContextContext,
   config: PoisonConfig,
   path: string,
   name: string,
@@ -282,7 +293,7 @@ async function use(
 }
 
 async function set(
-  ctx: CommandContext,
+  ctx: ContextContext,
   config: PoisonConfig,
   path: string,
   name: string,
@@ -363,7 +374,7 @@ async function set(
 }
 
 async function remove(
-  ctx: CommandContext,
+  ctx: ContextContext,
   config: PoisonConfig,
   path: string,
   name: string,

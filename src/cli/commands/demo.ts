@@ -2,17 +2,26 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PoisonStoreClient } from "../../core/contract.js";
-import { shellQuote } from "../../core/shell.js";
 import { OperationPoisonedError, ResourcePoisonedError } from "../../guard/errors.js";
 import { PoisonGuard } from "../../guard/guard.js";
 import { openPoisonStore } from "../../open.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode } from "../errors.js";
+import { shellQuote } from "../render.js";
 
 const RESOURCE = "table/1024";
 const REPAIR_REASON = "re-ran ALTER on shard 4, schema verified";
 
-export const demoCommand: Command = {
+/** The options of `poison demo`; `run` and its helpers are typed by them. */
+const DEMO_OPTIONS = {
+  keep: {
+    type: "boolean",
+    help: "keep the temporary store and print its URL, to explore it afterwards",
+  },
+} as const satisfies OptionSpecs;
+type DemoContext = CommandContextOf<typeof DEMO_OPTIONS>;
+
+export const demoCommand = defineCommand({
   name: "demo",
   summary: "the product in 30 seconds, on a temporary SQLite store",
   usage: ["poison demo [--keep]"],
@@ -21,12 +30,7 @@ resource stays poisoned, the next operation is refused with the message an opera
 the operator inspects the key and clears it (audited), and the operation runs again. The store
 is deleted afterwards unless --keep is given. It never touches your own store, so it takes no
 --store, --context or --namespace.`,
-  options: {
-    keep: {
-      type: "boolean",
-      help: "keep the temporary store and print its URL, to explore it afterwards",
-    },
-  },
+  options: DEMO_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "local",
   examples: [
@@ -42,7 +46,7 @@ is deleted afterwards unless --keep is given. It never touches your own store, s
       };
     return undefined;
   },
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const dir = mkdtempSync(join(tmpdir(), "poison-demo-"));
     const url = `sqlite:${join(dir, "demo.db")}`;
     try {
@@ -51,7 +55,7 @@ is deleted afterwards unless --keep is given. It never touches your own store, s
       if (!ctx.flag("keep")) rmSync(dir, { recursive: true, force: true });
     }
   },
-};
+});
 
 /** One guarded operation (SPEC §5), as a control plane would run it: the guard poisons the key
  *  before the body, deletes it on success, and leaves it poisoned when the body fails. */
@@ -67,7 +71,7 @@ async function runOperation(
   );
 }
 
-async function story(ctx: CommandContext, url: string): Promise<number> {
+async function story(ctx: DemoContext, url: string): Promise<number> {
   const human = !ctx.global.json;
   const c = ctx.out.colour;
   const say = async (text = "") => {

@@ -1,12 +1,22 @@
 import type { AuditEntry } from "../../core/records.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
-import { age, type Column, JsonArrayWriter, StreamingTable } from "../format.js";
+import { JsonArrayWriter, StreamingTable } from "../format.js";
+import { historyColumns } from "../render.js";
 
 export const DEFAULT_HISTORY_LIMIT = 50;
 const PAGE_SIZE = 200;
 
-export const historyCommand: Command = {
+/** The options of `poison history`; `run` and its helpers are typed by them. */
+const HISTORY_OPTIONS = {
+  limit: {
+    type: "string",
+    value: "N",
+    help: `show at most N entries (default ${DEFAULT_HISTORY_LIMIT})`,
+  },
+} as const satisfies OptionSpecs;
+
+export const historyCommand = defineCommand({
   name: "history",
   summary: "show the audit log of manual puts and clears, newest first",
   usage: ["poison history [KEY] [--limit N]"],
@@ -14,13 +24,7 @@ export const historyCommand: Command = {
 clear, newest first, with who did it, why, the token, and (in --json) the record as it stood.
 With KEY, only that key's entries. Reading creates nothing: a sqlite: file that does not exist
 is exit 5.`,
-  options: {
-    limit: {
-      type: "string",
-      value: "N",
-      help: `show at most N entries (default ${DEFAULT_HISTORY_LIMIT})`,
-    },
-  },
+  options: HISTORY_OPTIONS,
   positionals: { min: 0, max: 1 },
   scope: "store",
   readOnly: true,
@@ -32,7 +36,7 @@ is exit 5.`,
       "forced clears",
     ],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key();
     const limit = ctx.positiveInt("limit") ?? DEFAULT_HISTORY_LIMIT;
     const now = ctx.now();
@@ -87,24 +91,4 @@ is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
-
-export function historyColumns(now: Date, withKey: boolean): Column<AuditEntry>[] {
-  const columns: Column<AuditEntry>[] = [
-    { title: "AT", max: 24, value: (e) => e.at },
-    { title: "AGO", max: 8, value: (e) => age(e.at, now) },
-    {
-      title: "ACTION",
-      max: 12,
-      value: (e) => e.action,
-      paint: (t, e, c) => (t === e.action && e.action === "force-delete" ? c.yellow(t) : t),
-    },
-  ];
-  if (withKey) columns.push({ title: "KEY", max: 40, value: (e) => e.key });
-  columns.push(
-    { title: "ACTOR", max: 20, value: (e) => e.actor },
-    { title: "TOKEN", max: 36, value: (e) => e.token ?? e.record?.token ?? "" },
-    { title: "REASON", max: 80, value: (e) => e.reason },
-  );
-  return columns;
-}
+});

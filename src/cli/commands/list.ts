@@ -1,19 +1,9 @@
-import type { PoisonStoreClient } from "../../core/contract.js";
-import { livenessOf } from "../../core/liveness.js";
-import type { ListPoisonsOptions, ListState, PoisonRecord } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
+import type { ListPoisonsOptions, PoisonRecord } from "../../core/records.js";
 import { greptimeLayoutOf } from "../../greptimedb/driver.js";
 import { greptimeClusterState, type PoisonExplanation } from "../../greptimedb/explain.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, errorJson, toCliError } from "../errors.js";
-import {
-  age,
-  type Column,
-  colourState,
-  errorSummary,
-  JsonArrayWriter,
-  StreamingTable,
-} from "../format.js";
+import { JsonArrayWriter, StreamingTable } from "../format.js";
 import {
   explainRecords,
   explanationJson,
@@ -21,14 +11,29 @@ import {
   tableCell,
   verdictCell,
 } from "../greptimedb.js";
+import { describeFilters, LIST_PAGE_SIZE, listFilters, STATE_CHOICES } from "../listing.js";
+import { listColumns, shellQuote } from "../render.js";
 
-/** Records asked of the store per round trip: memory stays bounded by this, whatever the total. */
-export const LIST_PAGE_SIZE = 500;
+/** The options of `poison list`; `run` and its helpers are typed by them. */
+const LIST_OPTIONS = {
+  prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
+  state: {
+    type: "string",
+    value: "STATE",
+    help: "only keys in this state: poisoned, in-progress, stale or any (default any)",
+    choices: STATE_CHOICES,
+  },
+  token: { type: "string", value: "T", help: "only keys held by token T (one operation's keys)" },
+  operation: { type: "string", value: "OP", help: "only keys of operation OP" },
+  limit: { type: "string", value: "N", help: "stop after N keys (default: all)" },
+  cursor: {
+    type: "string",
+    value: "C",
+    help: "continue a listing stopped by --limit (same filters), from its cursor",
+  },
+} as const satisfies OptionSpecs;
 
-/** What `--state` accepts: a stored state, `stale` (in progress, holder not live), or `any`. */
-export const STATE_CHOICES = ["poisoned", "in-progress", "stale", "any"] as const;
-
-export const listCommand: Command = {
+export const listCommand = defineCommand({
   name: "list",
   summary: "list poison keys: what is stuck, since when, why, and who holds it",
   usage: [
@@ -44,23 +49,7 @@ The store is read page by page, so a store with a million keys lists in bounded 
 --limit N it stops after N keys and prints the command that continues (--cursor C); --json
 carries that cursor. The filters (--state, --token, --operation, --prefix) are applied by the
 store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
-  options: {
-    prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
-    state: {
-      type: "string",
-      value: "STATE",
-      help: "only keys in this state: poisoned, in-progress, stale or any (default any)",
-      choices: STATE_CHOICES,
-    },
-    token: { type: "string", value: "T", help: "only keys held by token T (one operation's keys)" },
-    operation: { type: "string", value: "OP", help: "only keys of operation OP" },
-    limit: { type: "string", value: "N", help: "stop after N keys (default: all)" },
-    cursor: {
-      type: "string",
-      value: "C",
-      help: "continue a listing stopped by --limit (same filters), from its cursor",
-    },
-  },
+  options: LIST_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "store",
   readOnly: true,
@@ -72,7 +61,7 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
     ["poison list --prefix table/ --limit 20", "then --cursor C continues"],
     ["poison list --json | jq -r '.records[].key'"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const filters = listFilters(ctx);
     const limit = ctx.positiveInt("limit");
     const cursorGiven = ctx.string("cursor");
@@ -166,32 +155,7 @@ store. Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
-
-/** The store-side filters of `list` and `check`. */
-export function listFilters(ctx: CommandContext): ListPoisonsOptions & { state?: ListState } {
-  const filters: ListPoisonsOptions = {};
-  const prefix = ctx.string("prefix");
-  if (prefix !== undefined) filters.prefix = prefix;
-  const state = ctx.string("state");
-  if (state !== undefined && state !== "any") filters.state = state as ListState;
-  const token = ctx.string("token");
-  if (token !== undefined) filters.token = token;
-  const operation = ctx.string("operation");
-  if (operation !== undefined) filters.operation = operation;
-  return filters;
-}
-
-export function describeFilters(filters: ListPoisonsOptions): string {
-  return [
-    filters.prefix !== undefined ? `prefix ${JSON.stringify(filters.prefix)}` : "",
-    filters.state ? `state ${filters.state}` : "",
-    filters.token !== undefined ? `token ${JSON.stringify(filters.token)}` : "",
-    filters.operation !== undefined ? `operation ${JSON.stringify(filters.operation)}` : "",
-  ]
-    .filter(Boolean)
-    .join(", ");
-}
+});
 
 /** `list --prefix … --limit N --cursor C`: the same listing, from where it stopped. */
 function continueWords(
@@ -207,54 +171,4 @@ function continueWords(
   if (limit !== undefined) words.push("--limit", String(limit));
   words.push("--cursor", shellQuote(cursor));
   return words.join(" ");
-}
-
-/** live, stale, or `-`: what the holder's heartbeat says. */
-export function holderCell(record: PoisonRecord, now: Date): string {
-  const { live, stale } = livenessOf(record, now);
-  return live ? "live" : stale ? "stale" : "-";
-}
-
-export function listColumns(now: Date): Column<PoisonRecord>[] {
-  return [
-    { title: "KEY", max: 48, value: (r) => r.key },
-    {
-      title: "STATE",
-      max: 11,
-      min: "in-progress".length,
-      value: (r) => r.state,
-      paint: (t, r, c) => (t === r.state ? colourState(t, c) : t),
-    },
-    { title: "TOKEN", max: 36, value: (r) => r.token },
-    { title: "OPERATION", max: 24, value: (r) => r.operation ?? "" },
-    { title: "OWNER", max: 24, value: (r) => r.owner ?? "" },
-    { title: "AGE", max: 8, value: (r) => age(r.createdAt, now) },
-    { title: "HEARTBEAT", max: 9, value: (r) => age(r.heartbeatAt, now) },
-    {
-      title: "HOLDER",
-      max: 6,
-      value: (r) => holderCell(r, now),
-      paint: (t, _r, c) => (t === "live" ? c.yellow(t) : t === "stale" ? c.red(t) : c.dim(t)),
-    },
-    {
-      title: "ERROR",
-      max: 60,
-      value: (r) => errorSummary(r),
-      paint: (t, _r, c) => (t === "-" ? c.dim(t) : t),
-    },
-  ];
-}
-
-/** Every record the filters match, page by page, to `each` (for check and clear). */
-export async function forEachRecord(
-  store: PoisonStoreClient,
-  filters: ListPoisonsOptions,
-  each: (records: PoisonRecord[]) => Promise<void>,
-): Promise<void> {
-  let cursor: string | null = null;
-  do {
-    const page = await store.listPoisons({ ...filters, limit: LIST_PAGE_SIZE, cursor });
-    await each(page.records);
-    cursor = page.cursor;
-  } while (cursor !== null);
 }

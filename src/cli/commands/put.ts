@@ -1,17 +1,37 @@
 import { hostname } from "node:os";
 import { PoisonConflictError } from "../../core/errors.js";
 import type { PutPoisonInfo } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
-import type { Command, CommandContext } from "../context.js";
+import { defineCommand, type OptionSpecs } from "../context.js";
 import { CliError, ExitCode, usageError } from "../errors.js";
 import { printable } from "../format.js";
-import { conflictError } from "./clear.js";
-import { printRecord } from "./show.js";
+import { conflictError, printRecord, shellQuote } from "../render.js";
 
 export const DEFAULT_PUT_OPERATION = "manual-quarantine";
 export const DEFAULT_PUT_REASON = "manual quarantine";
 
-export const putCommand: Command = {
+/** The options of `poison put`; `run` and its helpers are typed by them. */
+const PUT_OPTIONS = {
+  token: { type: "string", value: "T", help: "the token that will own the key (required)" },
+  reason: {
+    type: "string",
+    value: "R",
+    help: `why, for the audit log (default "${DEFAULT_PUT_REASON}")`,
+  },
+  operation: {
+    type: "string",
+    value: "O",
+    help: `what the key stands for (default ${DEFAULT_PUT_OPERATION})`,
+  },
+  owner: { type: "string", value: "W", help: "where it runs (default poison-cli:USER@HOST)" },
+  data: { type: "string", value: "JSON", help: "JSON to keep with the key, for the repair" },
+  actor: {
+    type: "string",
+    value: "A",
+    help: "who does it (default $POISON_ACTOR, else the OS user)",
+  },
+} as const satisfies OptionSpecs;
+
+export const putCommand = defineCommand({
   name: "put",
   summary: "quarantine a resource by hand (for example before maintenance), audited",
   usage: [
@@ -21,26 +41,7 @@ export const putCommand: Command = {
 is refused until the key is cleared. The put is written to the audit log with the actor and the
 reason, in the same atomic step. Putting a key you already hold with the same token changes
 nothing (exit 0); a key held by another token is left alone (exit 3, showing the holder).`,
-  options: {
-    token: { type: "string", value: "T", help: "the token that will own the key (required)" },
-    reason: {
-      type: "string",
-      value: "R",
-      help: `why, for the audit log (default "${DEFAULT_PUT_REASON}")`,
-    },
-    operation: {
-      type: "string",
-      value: "O",
-      help: `what the key stands for (default ${DEFAULT_PUT_OPERATION})`,
-    },
-    owner: { type: "string", value: "W", help: "where it runs (default poison-cli:USER@HOST)" },
-    data: { type: "string", value: "JSON", help: "JSON to keep with the key, for the repair" },
-    actor: {
-      type: "string",
-      value: "A",
-      help: "who does it (default $POISON_ACTOR, else the OS user)",
-    },
-  },
+  options: PUT_OPTIONS,
   positionals: { min: 1, max: 1 },
   scope: "store",
   examples: [
@@ -51,7 +52,7 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
     ],
     ["poison clear table/1024 --token maint-4711", "lift it afterwards"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key() as string;
     const token = ctx.token("token");
     if (token === undefined) {
@@ -116,4 +117,4 @@ nothing (exit 0); a key held by another token is left alone (exit 3, showing the
       return ExitCode.Ok;
     });
   },
-};
+});

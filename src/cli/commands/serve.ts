@@ -17,14 +17,74 @@ import { MissingDependencyError } from "../../core/errors.js";
 import { collectMetrics, type PoisonMetrics } from "../../observability/metrics.js";
 import { type Notifier, type NotifierEvent, notify } from "../../observability/notify.js";
 import { parseWebhook, webhookLabel } from "../../observability/webhook.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { ExitCode, usageError } from "../errors.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7433";
 /** How long a SIGTERM waits for requests in flight before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-export const serveCommand: Command = {
+/** The options of `poison serve`; `run` and its helpers are typed by them. */
+const SERVE_OPTIONS = {
+  listen: {
+    type: "string",
+    value: "HOST:PORT",
+    help: `where to listen (default ${DEFAULT_LISTEN}; port 0 picks a free one)`,
+  },
+  tokens: { type: "string", value: "FILE", help: "the token file (names, roles, hashes)" },
+  "base-path": {
+    type: "string",
+    value: "P",
+    help: "serve under this path, for example /poison (behind a proxy)",
+  },
+  "add-token": {
+    type: "string",
+    value: "NAME",
+    help: "add a token named NAME to --tokens FILE and print its secret once",
+  },
+  "remove-token": { type: "string", value: "NAME", help: "remove the token named NAME" },
+  role: { type: "string", value: "ROLE", help: "with --add-token: viewer or operator" },
+  "anonymous-role": {
+    type: "string",
+    value: "ROLE",
+    help: "without --tokens: the role of every caller (default operator)",
+  },
+  actor: {
+    type: "string",
+    value: "A",
+    help: "without --tokens: the audit actor (default $POISON_ACTOR, else the OS user)",
+  },
+  cors: {
+    type: "string",
+    value: "ORIGINS",
+    help: "comma-separated origins allowed to call the API from a browser (default none)",
+  },
+  "poll-interval": {
+    type: "string",
+    value: "MS",
+    help: "for a backend without a native change feed: how often the event stream and --notify poll (default 2000)",
+  },
+  metrics: {
+    type: "string",
+    value: "ACCESS",
+    help: "who may read /metrics: viewer (any token; default), public (no token) or off",
+    choices: ["viewer", "operator", "public", "off"],
+  },
+  notify: {
+    type: "string",
+    value: "URL",
+    help: "POST to this webhook when a key is poisoned, goes stale or is force-cleared (repeatable)",
+    repeatable: true,
+  },
+  "notify-state": {
+    type: "string",
+    value: "FILE",
+    help: "where --notify records what it sent (default under ~/.local/state/poison)",
+  },
+} as const satisfies OptionSpecs;
+type ServeContext = CommandContextOf<typeof SERVE_OPTIONS>;
+
+export const serveCommand = defineCommand({
   name: "serve",
   summary: "run the admin HTTP API and web console (or manage its token file)",
   usage: [
@@ -51,63 +111,7 @@ URL when a key becomes poisoned, goes stale or is force-cleared; what was sent i
 --notify-state FILE (default under $XDG_STATE_HOME/poison, else ~/.local/state/poison) so a
 restart does not send it again. Webhook URLs are secrets: they are never printed, only their
 origin.`,
-  options: {
-    listen: {
-      type: "string",
-      value: "HOST:PORT",
-      help: `where to listen (default ${DEFAULT_LISTEN}; port 0 picks a free one)`,
-    },
-    tokens: { type: "string", value: "FILE", help: "the token file (names, roles, hashes)" },
-    "base-path": {
-      type: "string",
-      value: "P",
-      help: "serve under this path, for example /poison (behind a proxy)",
-    },
-    "add-token": {
-      type: "string",
-      value: "NAME",
-      help: "add a token named NAME to --tokens FILE and print its secret once",
-    },
-    "remove-token": { type: "string", value: "NAME", help: "remove the token named NAME" },
-    role: { type: "string", value: "ROLE", help: "with --add-token: viewer or operator" },
-    "anonymous-role": {
-      type: "string",
-      value: "ROLE",
-      help: "without --tokens: the role of every caller (default operator)",
-    },
-    actor: {
-      type: "string",
-      value: "A",
-      help: "without --tokens: the audit actor (default $POISON_ACTOR, else the OS user)",
-    },
-    cors: {
-      type: "string",
-      value: "ORIGINS",
-      help: "comma-separated origins allowed to call the API from a browser (default none)",
-    },
-    "poll-interval": {
-      type: "string",
-      value: "MS",
-      help: "for a backend without a native change feed: how often the event stream and --notify poll (default 2000)",
-    },
-    metrics: {
-      type: "string",
-      value: "ACCESS",
-      help: "who may read /metrics: viewer (any token; default), public (no token) or off",
-      choices: ["viewer", "operator", "public", "off"],
-    },
-    notify: {
-      type: "string",
-      value: "URL",
-      help: "POST to this webhook when a key is poisoned, goes stale or is force-cleared (repeatable)",
-      repeatable: true,
-    },
-    "notify-state": {
-      type: "string",
-      value: "FILE",
-      help: "where --notify records what it sent (default under ~/.local/state/poison)",
-    },
-  },
+  options: SERVE_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "store",
   examples: [
@@ -125,7 +129,7 @@ origin.`,
       "a scraper without a token, and a message in the team's channel",
     ],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const tokensFile = ctx.string("tokens");
     const addName = ctx.string("add-token");
     const removeName = ctx.string("remove-token");
@@ -266,10 +270,10 @@ origin.`,
       return ExitCode.Ok;
     });
   },
-};
+});
 
 async function manageTokens(
-  ctx: CommandContext,
+  ctx: ServeContext,
   file: string | undefined,
   addName: string | undefined,
   removeName: string | undefined,
@@ -312,7 +316,7 @@ async function manageTokens(
 /** collectMetrics for /metrics. Without prom-client: a warning when /metrics was not asked for
  *  explicitly, else the error (exit 1 with the install command). */
 async function startMetrics(
-  ctx: CommandContext,
+  ctx: ServeContext,
   store: PoisonStoreClient,
   explicit: boolean,
 ): Promise<PoisonMetrics | null> {
@@ -335,7 +339,7 @@ async function startMetrics(
 }
 
 async function startNotifier(
-  ctx: CommandContext,
+  ctx: ServeContext,
   store: PoisonStoreClient,
   webhooks: string[],
   pollMs: number | undefined,
@@ -352,7 +356,7 @@ async function startNotifier(
 }
 
 /** `$XDG_STATE_HOME/poison/notify-<hash of the store and namespace>.json`. */
-function defaultNotifyState(ctx: CommandContext, store: PoisonStoreClient): string {
+function defaultNotifyState(ctx: ServeContext, store: PoisonStoreClient): string {
   const env = ctx.io.env;
   const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   const hash = createHash("sha256")
@@ -413,7 +417,7 @@ function accessLine(entry: AdminRequestLog, json: boolean): string {
 
 /** A life-cycle line: `text` for people, `fields` as one JSON object with --json. */
 function announce(
-  ctx: CommandContext,
+  ctx: ServeContext,
   json: boolean,
   fields: Record<string, string>,
   text: string,

@@ -1,31 +1,25 @@
 import type { PoisonStoreClient } from "../../core/contract.js";
-import { describeLiveness, livenessOf } from "../../core/liveness.js";
+import { livenessOf } from "../../core/liveness.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
-import { shellQuote } from "../../core/shell.js";
-import { UNKNOWN_TIME } from "../../drivers/etcd.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { CliError, ExitCode } from "../errors.js";
-import { age, cell, colourState, errorSummary, printable, StreamingTable } from "../format.js";
+import { StreamingTable } from "../format.js";
 import {
   explainRecords,
   explanationJson,
   printExplanation,
   printGreptimeHint,
 } from "../greptimedb.js";
-import type { Palette, Printer } from "../io.js";
-import { historyColumns } from "./history.js";
-
-/** A time and its age; unknown for a key written by another tool (GreptimeDB). */
-function when(iso: string, now: Date): string {
-  return iso === UNKNOWN_TIME
-    ? "unknown (written by another tool)"
-    : `${cell(iso)} (${age(iso, now)} ago)`;
-}
+import { historyColumns, livenessJson, printRecord, shellQuote } from "../render.js";
 
 /** Audit entries shown under a record; `poison history KEY` has them all. */
 export const SHOW_HISTORY_LIMIT = 20;
 
-export const showCommand: Command = {
+/** The options of `poison show`; `run` and its helpers are typed by them. */
+const SHOW_OPTIONS = {} as const satisfies OptionSpecs;
+type ShowContext = CommandContextOf<typeof SHOW_OPTIONS>;
+
+export const showCommand = defineCommand({
   name: "show",
   summary: "show one poison key: the whole record, its error and stack, its data, its history",
   usage: ["poison show KEY"],
@@ -34,7 +28,7 @@ is alive (its last heartbeat), the error the owner recorded (with its stack), th
 repair, the audit history of the key (manual puts and clears, newest first), and the commands that
 would clear it. Exits with 4 when the key is not present, naming the store and namespace searched.
 Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
-  options: {},
+  options: SHOW_OPTIONS,
   positionals: { min: 1, max: 1 },
   scope: "store",
   readOnly: true,
@@ -44,7 +38,7 @@ Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
     ["poison show '/odd key with spaces'", "quote keys the shell would split"],
     ["poison show table/1024 --context prod", "on the store of a named context"],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const key = ctx.key() as string;
     return ctx.withStore(async (store) => {
       await ctx.checkStorage(store);
@@ -73,11 +67,11 @@ Reading creates nothing: a sqlite: file that does not exist is exit 5.`,
       return ExitCode.Ok;
     });
   },
-};
+});
 
 /** Exit 4, naming where the key was looked for and what happened to it last, if known. */
 export function notPresent(
-  ctx: CommandContext,
+  ctx: ShowContext,
   store: PoisonStoreClient,
   key: string,
   last: AuditEntry | undefined,
@@ -94,55 +88,7 @@ export function notPresent(
   );
 }
 
-/** The liveness of a record, as `--json` documents carry it. */
-export function livenessJson(record: PoisonRecord, now: Date) {
-  const { live, stale, heartbeatAgeMs, heartbeatIntervalMs } = livenessOf(record, now);
-  return { live, stale, heartbeatAgeMs, heartbeatIntervalMs };
-}
-
-/** `live: last heartbeat 3s ago, every 1s`, `stale: …`, or `-` for a poisoned key without. */
-export function livenessText(record: PoisonRecord, now: Date, colour: Palette): string {
-  const { live, stale, heartbeatAgeMs } = livenessOf(record, now);
-  if (live)
-    return `${colour.yellow("live")}: ${describeLiveness(record, now)} (an operation is running)`;
-  if (stale)
-    return `${colour.red("stale")}: ${heartbeatAgeMs === null ? "no heartbeat recorded" : describeLiveness(record, now)} (its holder stopped, or never sent heartbeats)`;
-  return heartbeatAgeMs === null
-    ? "not live: no heartbeat recorded"
-    : `not live: ${describeLiveness(record, now)}`;
-}
-
-export async function printRecord(out: Printer, record: PoisonRecord, now: Date): Promise<void> {
-  const c = out.colour;
-  const rows: [string, string][] = [
-    ["key", c.bold(cell(record.key))],
-    ["state", colourState(record.state, c)],
-    ["token", cell(record.token)],
-    ["operation", cell(record.operation)],
-    ["owner", cell(record.owner)],
-    ["created", when(record.createdAt, now)],
-    ["updated", when(record.updatedAt, now)],
-    [
-      "heartbeat",
-      record.heartbeatAt
-        ? `${cell(record.heartbeatAt)} (${age(record.heartbeatAt, now)} ago)`
-        : "-",
-    ],
-    ["holder", livenessText(record, now, c)],
-    ["error", record.error ? c.red(cell(errorSummary(record))) : "-"],
-  ];
-  if (record.error) rows.push(["failed at", cell(record.error.at)]);
-  for (const [label, value] of rows) await out.line(`${c.dim(label.padEnd(10))} ${value}`);
-  if (record.error?.stack) {
-    await out.line(c.dim("stack"));
-    for (const line of record.error.stack.split("\n")) await out.line(`  ${printable(line)}`);
-  }
-  await out.line(c.dim("data"));
-  const data = record.data === undefined ? "-" : compactJson(record.data);
-  for (const line of data.split("\n")) await out.line(`  ${line}`);
-}
-
-async function printHistory(ctx: CommandContext, history: AuditEntry[]): Promise<void> {
+async function printHistory(ctx: ShowContext, history: AuditEntry[]): Promise<void> {
   const out = ctx.out;
   const c = out.colour;
   await out.line();
@@ -160,7 +106,7 @@ async function printHistory(ctx: CommandContext, history: AuditEntry[]): Promise
     );
 }
 
-async function printHint(ctx: CommandContext, record: PoisonRecord): Promise<void> {
+async function printHint(ctx: ShowContext, record: PoisonRecord): Promise<void> {
   const c = ctx.out.colour;
   const key = shellQuote(record.key);
   const live = livenessOf(record, ctx.now()).live;
@@ -183,20 +129,4 @@ async function printHint(ctx: CommandContext, record: PoisonRecord): Promise<voi
     ),
   );
   await ctx.out.line(c.dim(`  as an operator:  ${ctx.suggest(`clear ${key} --force ${reason}`)}`));
-}
-
-/** JSON over several lines, but any part that fits on one line of `width` stays on one. */
-export function compactJson(value: unknown, indent = "", width = 76): string {
-  const flat = JSON.stringify(value) ?? "null";
-  if (indent.length + flat.length <= width || value === null || typeof value !== "object")
-    return flat;
-  const inner = `${indent}  `;
-  if (Array.isArray(value)) {
-    const items = value.map((item) => inner + compactJson(item, inner, width));
-    return `[\n${items.join(",\n")}\n${indent}]`;
-  }
-  const fields = Object.entries(value as Record<string, unknown>).map(
-    ([name, item]) => `${inner}${JSON.stringify(name)}: ${compactJson(item, inner, width)}`,
-  );
-  return `{\n${fields.join(",\n")}\n${indent}}`;
 }

@@ -1,10 +1,21 @@
-import { shellQuote } from "../../core/shell.js";
 import type { ChangeEvent } from "../../core/watch.js";
-import type { Command, CommandContext } from "../context.js";
+import { type CommandContextOf, defineCommand, type OptionSpecs } from "../context.js";
 import { describe, ExitCode } from "../errors.js";
 import type { Palette } from "../io.js";
+import { shellQuote } from "../render.js";
 
-export const watchCommand: Command = {
+/** The options of `poison watch`; `run` and its helpers are typed by them. */
+const WATCH_OPTIONS = {
+  prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
+  "poll-interval": {
+    type: "string",
+    value: "MS",
+    help: "for a backend without a native change feed: time between two polls (default 2000)",
+  },
+} as const satisfies OptionSpecs;
+type WatchContext = CommandContextOf<typeof WATCH_OPTIONS>;
+
+export const watchCommand = defineCommand({
   name: "watch",
   summary: "print changes to poison keys as they happen, like tail -f",
   usage: ["poison watch [--prefix P] [--poll-interval MS] [--json]"],
@@ -16,14 +27,7 @@ jq or a log shipper. Backends with a native change feed report every change at o
 others are polled (every --poll-interval, default 2000 ms; changes between two polls are seen as
 their net effect), see docs/OBSERVABILITY.md. Reading creates nothing: a sqlite: file that does
 not exist is exit 5. Failures the watch recovers from are reported on stderr.`,
-  options: {
-    prefix: { type: "string", value: "P", help: "only keys that start with P (matched literally)" },
-    "poll-interval": {
-      type: "string",
-      value: "MS",
-      help: "for a backend without a native change feed: time between two polls (default 2000)",
-    },
-  },
+  options: WATCH_OPTIONS,
   positionals: { min: 0, max: 0 },
   scope: "store",
   readOnly: true,
@@ -35,7 +39,7 @@ not exist is exit 5. Failures the watch recovers from are reported on stderr.`,
       "only new poisonings, as JSON lines",
     ],
   ],
-  async run(ctx: CommandContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const prefix = ctx.string("prefix") ?? "";
     const pollIntervalMs = ctx.positiveInt("poll-interval", 2 ** 31 - 1);
     const json = ctx.global.json;
@@ -76,7 +80,7 @@ not exist is exit 5. Failures the watch recovers from are reported on stderr.`,
       return ExitCode.Ok;
     });
   },
-};
+});
 
 /** `2024-05-01T10:00:00.000Z  poisoned       table/1024  token t  alter-table  Error: …` */
 export function changeLine(change: ChangeEvent, c: Palette, listCommand: string): string {
@@ -104,7 +108,7 @@ export function changeLine(change: ChangeEvent, c: Palette, listCommand: string)
   return parts.join("  ");
 }
 
-function prefixFlag(ctx: CommandContext): string {
+function prefixFlag(ctx: WatchContext): string {
   const prefix = ctx.string("prefix");
   return prefix === undefined || prefix === "" ? "" : ` --prefix ${shellQuote(prefix)}`;
 }
