@@ -384,10 +384,29 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
    */
   let notifyAgain = false;
   let notifying: Promise<void> | null = null;
+  /* The NOTIFYs go out on a connection of their own, never one of the pool: sent on pooled
+   * connections they made a later call on the pool wait until its time bound (seen in the race
+   * tests: the call never reached the server, 5 of 8 runs), and they would take a pooled
+   * connection from the callers at every write anyway. */
+  let notifier: Promise<PgListenClient> | null = null;
+  const notifyOnce = async (): Promise<void> => {
+    notifier ??= listenClient();
+    const client = await notifier.catch((error: unknown) => {
+      notifier = null;
+      throw error;
+    });
+    try {
+      await client.query(sql.notify.text);
+    } catch (error) {
+      notifier = null;
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+  };
   const pumpNotify = async () => {
     while (notifyAgain) {
       notifyAgain = false;
-      await one(sql.notify, []).catch(() => undefined);
+      await notifyOnce().catch(() => undefined);
     }
     notifying = null;
   };
@@ -687,6 +706,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async close() {
       await notifying;
       await trimming;
+      const notifyClient = notifier;
+      notifier = null;
+      if (notifyClient) await (await notifyClient.catch(() => null))?.end().catch(() => undefined);
       const current = pool;
       pool = ownsPool ? null : pool;
       if (ownsPool && current) await current.end();

@@ -54,7 +54,16 @@ for (const reput of [false, true]) {
              WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
           );
           if ((rows[0]?.waiting ?? 0) > 0) break;
-          assert.ok(i < 1000, "the delete never waited on the holder's row lock");
+          if (i >= 1000) {
+            const activity = await holder.query(
+              `SELECT pid, datname, state, wait_event_type, wait_event, backend_type,
+                      left(query, 120) AS query
+               FROM pg_stat_activity WHERE pid <> pg_backend_pid()`,
+            );
+            assert.fail(
+              `the delete never waited on the holder's row lock; sessions: ${JSON.stringify(activity.rows)}; delete: ${String(await Promise.race([settled, new Promise((r) => setTimeout(() => r("pending"), 10))]))}`,
+            );
+          }
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
         await holder.query("COMMIT");

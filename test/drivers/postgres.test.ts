@@ -121,7 +121,15 @@ test(
            WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
         );
         if ((rows[0]?.waiting ?? 0) > 0) break;
-        assert.ok(i < 1000, "the put never waited on the holder's insert");
+        if (i >= 1000) {
+          const activity = await holder.query(
+            `SELECT state, wait_event_type, wait_event, left(query, 160) AS query
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+          );
+          assert.fail(
+            `the put never waited on the holder's insert; sessions: ${JSON.stringify(activity.rows)}; put settled: ${String(await Promise.race([settled, new Promise((r) => setTimeout(() => r("pending"), 10))]))}`,
+          );
+        }
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await holder.query("COMMIT");
