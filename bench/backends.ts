@@ -77,7 +77,7 @@ const BASELINES: Partial<
     open: (target) => mysqlBaseline(target),
   },
   redis: {
-    label: "ioredis, one connection, Lua put-if-absent / delete-if-token via EVALSHA",
+    label: "ioredis, one connection, SET NX GET put-if-absent, Lua delete-if-token via EVALSHA",
     open: async (target) => redisBaseline(target),
   },
   etcd: {
