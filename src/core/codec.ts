@@ -29,6 +29,21 @@ export interface RecordColumns {
   data: string | null;
 }
 
+/** The columns of {@link RecordColumns} in their stored order (after the key), for drivers that
+ *  spell them out: SQL column lists, Redis hash fields. */
+export const RECORD_COLUMN_NAMES = [
+  "token",
+  "state",
+  "created_at",
+  "updated_at",
+  "heartbeat_at",
+  "heartbeat_interval_ms",
+  "operation",
+  "owner",
+  "error",
+  "data",
+] as const satisfies readonly (keyof RecordColumns)[];
+
 export function toColumns(record: PoisonRecord): RecordColumns {
   return {
     token: record.token,

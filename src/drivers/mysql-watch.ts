@@ -36,6 +36,7 @@
  * reach below that smallest id cannot be resumed: the feed answers `resync`.
  */
 
+import { RECORD_COLUMN_NAMES } from "../core/codec.js";
 import { sleep } from "../core/retry.js";
 import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
 
@@ -63,18 +64,7 @@ const TRIM_STATEMENTS = 10;
 export const CHANGE_TYPES = ["put", "poisoned", "touched", "deleted", "force-deleted"] as const;
 
 /** The columns of the keys table a log row copies, after `key`. */
-const RECORD_FIELDS = [
-  "token",
-  "state",
-  "created_at",
-  "updated_at",
-  "heartbeat_at",
-  "heartbeat_interval_ms",
-  "operation",
-  "owner",
-  "error",
-  "data",
-] as const;
+const RECORD_FIELDS = RECORD_COLUMN_NAMES;
 
 /** The change log's table and triggers. `keysTable`/`logTable` are quoted names; `trigger(verb)`
  *  names a trigger. */

@@ -24,6 +24,7 @@ import {
   type AuditColumns,
   fromAuditColumns,
   fromColumns,
+  RECORD_COLUMN_NAMES,
   type RecordColumns,
   toColumns,
 } from "../core/codec.js";
@@ -184,18 +185,7 @@ type Reply = string | number | null | Reply[];
  * fields in exactly this order (values only: half the reply of HGETALL, read by position), so
  * the Lua `COLUMNS` table must list the same names in the same order.
  */
-const COLUMNS: readonly (keyof RecordColumns)[] = [
-  "token",
-  "state",
-  "created_at",
-  "updated_at",
-  "heartbeat_at",
-  "heartbeat_interval_ms",
-  "operation",
-  "owner",
-  "error",
-  "data",
-];
+const COLUMNS: readonly (keyof RecordColumns)[] = RECORD_COLUMN_NAMES;
 
 export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   const settings = parseOptions(options);
