@@ -186,7 +186,9 @@ export function lost(ctx: GuardSuiteContext): void {
     const error = await run;
     assert.ok(error instanceof PoisonLostError, String(error));
     assert.equal(error.key, taken);
-    assert.equal(error.holder?.token, "run-c");
+    // A heartbeat between the operator's delete and its put finds the key absent (no holder);
+    // one after the put finds run-c. Either way the run never names anyone else.
+    if (error.holder !== null) assert.equal(error.holder.token, "run-c");
     assert.deepEqual(await operator.inspectPoison(taken), before, "the taken key is untouched");
     const still = await operator.inspectPoison(kept);
     assert.equal(still?.token, "run-a");
