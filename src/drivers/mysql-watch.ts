@@ -39,6 +39,7 @@
 import { RECORD_COLUMN_NAMES } from "../core/codec.js";
 import { sleep } from "../core/retry.js";
 import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
+import { KEY_TYPE, RECORD_COLUMN_DDL } from "./mysql/statements.js";
 
 /** Default polling interval of the feed. */
 export const DEFAULT_CHANGE_POLL_MS = 500;
@@ -83,18 +84,9 @@ export function changeLogDdl(
     table: `CREATE TABLE IF NOT EXISTS ${logTable} (
       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
       type VARBINARY(16) NOT NULL,
-      \`key\` VARBINARY(1280) NOT NULL,
+      \`key\` ${KEY_TYPE} NOT NULL,
       at VARBINARY(64) NOT NULL,
-      token VARBINARY(1024) NOT NULL,
-      state VARBINARY(32) NOT NULL,
-      created_at VARBINARY(64) NOT NULL,
-      updated_at VARBINARY(64) NOT NULL,
-      heartbeat_at VARBINARY(64) NULL,
-      heartbeat_interval_ms INT NULL,
-      operation BLOB NULL,
-      owner BLOB NULL,
-      error MEDIUMBLOB NULL,
-      data MEDIUMBLOB NULL,
+      ${RECORD_COLUMN_DDL},
       PRIMARY KEY (id)
     ) ENGINE = InnoDB`,
     triggers: [

@@ -15,7 +15,6 @@
  * Durable when the promise resolves, as far as the server makes a commit durable
  * (`innodb_flush_log_at_trx_commit = 1`, `sync_binlog = 1`, the defaults).
  */
-import type { Pool, PoolOptions } from "mysql2/promise";
 import { fromAuditColumns, fromColumns } from "../core/codec.js";
 import type {
   AuditIntent,
@@ -31,12 +30,10 @@ import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { retry } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import type { DriverChange, DriverWatch } from "../core/watch.js";
-import {
-  type MysqlConnection,
-  mysqlConfigurationError,
-  mysqlConnection,
-  mysqlSsl,
-} from "./mysql-connection.js";
+import { ER, isServerError } from "./mysql/errors.js";
+import { type MysqlConnectionLike, type MysqlPoolLike, mysqlClient } from "./mysql/pool.js";
+import { mysqlStatements, PROCEDURE_VERSION } from "./mysql/statements.js";
+import { mysqlConnection } from "./mysql-connection.js";
 import {
   CHANGE_TYPES,
   type ChangeRow,
@@ -47,42 +44,24 @@ import {
   TRIM_EVERY_WRITES,
   trimChangeLog,
 } from "./mysql-watch.js";
+import { patchValues, putAllOrNone, removeAllOrNone, updateAllOrNone } from "./sql/batches.js";
 import {
   auditIdBound,
-  auditValues,
   checkMillis,
   checkTableName,
   filterValues,
   keyBytes,
-  onConnection,
   type PutRow,
   putOutcome,
   putParameters,
   quoteTable,
-  Rollback,
-  removeDecision,
   removeOutcome,
   sortedByBytes,
   upperBound,
 } from "./sql-common.js";
 import type { TlsOptions } from "./tls.js";
 
-/** The part of a `mysql2/promise` pooled connection the driver uses. */
-export interface MysqlConnectionLike {
-  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
-  /** A prepared statement (mysql2 prepares it once per connection and caches it). Used for the
-   *  hot-path statements when present; without it (a hand-written pool) they go through
-   *  `query`. */
-  execute?(sql: string, values: (Buffer | number | null)[]): Promise<[unknown, unknown]>;
-  release(): void;
-  destroy(): void;
-}
-
-/** The part of a `mysql2/promise` Pool the driver uses; pass your own `createPool(…)` as `pool`. */
-export interface MysqlPoolLike {
-  getConnection(): Promise<MysqlConnectionLike>;
-  end(): Promise<void>;
-}
+export type { MysqlConnectionLike, MysqlPoolLike } from "./mysql/pool.js";
 
 export interface MysqlDriverOptions {
   /** `mysql://user:password@host:port/database` (`mariadb://` is the same), with
@@ -150,22 +129,6 @@ interface AuditRow {
   detail?: Bytes;
 }
 
-const RECORD_COLUMNS =
-  "`key`, token, state, created_at, updated_at, heartbeat_at, heartbeat_interval_ms, operation, owner, error, data";
-
-/** Bump with any change to a procedure body: procedures are created once and never replaced,
- *  so a new body gets a new name and old and new code can run side by side. */
-const PROCEDURE_VERSION = "v3";
-
-const ER_DUP_KEYNAME = 1061;
-const ER_DUP_FIELDNAME = 1060;
-const ER_TABLE_EXISTS = 1050;
-const ER_SP_ALREADY_EXISTS = 1304;
-const ER_LOCK_DEADLOCK = 1213;
-const ER_DUP_ENTRY = 1062;
-const ER_TRG_ALREADY_EXISTS = 1359;
-const ER_NO_SUCH_TABLE = 1146;
-const ER_LOCK_WAIT_TIMEOUT = 1205;
 /** Deadlock victims are retried this often in all (the first try included), after a short
  *  random pause growing from about 2 ms to at most 50 ms. */
 const DEADLOCK_RETRY = { maxAttempts: 10, minDelayMs: 2, maxDelayMs: 50 };
@@ -212,262 +175,35 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   });
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
-  const ownsPool = options.pool === undefined;
-  let pool: MysqlPoolLike | null = options.pool ?? null;
   if (options.pool !== undefined && options.tls !== undefined) {
     throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
   }
 
-  const ddl = [
-    `CREATE TABLE IF NOT EXISTS ${keysTable} (
-      \`key\` VARBINARY(1280) NOT NULL,
-      token VARBINARY(1024) NOT NULL,
-      state VARBINARY(32) NOT NULL,
-      created_at VARBINARY(64) NOT NULL,
-      updated_at VARBINARY(64) NOT NULL,
-      heartbeat_at VARBINARY(64) NULL,
-      heartbeat_interval_ms INT NULL,
-      operation BLOB NULL,
-      owner BLOB NULL,
-      error MEDIUMBLOB NULL,
-      data MEDIUMBLOB NULL,
-      PRIMARY KEY (\`key\`)
-    ) ENGINE = InnoDB`,
-    `CREATE TABLE IF NOT EXISTS ${auditTable} (
-      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-      at VARBINARY(64) NOT NULL,
-      action VARBINARY(32) NOT NULL,
-      \`key\` VARBINARY(1280) NOT NULL,
-      actor BLOB NOT NULL,
-      reason MEDIUMBLOB NOT NULL,
-      token VARBINARY(1024) NULL,
-      record MEDIUMBLOB NULL,
-      detail BLOB NULL,
-      PRIMARY KEY (id),
-      KEY by_key (\`key\`, id)
-    ) ENGINE = InnoDB`,
-  ];
-
-  /** The columns of a key row as procedure variables (`v_token`, …): a row read INTO them is
-   *  returned with one SELECT, so a retried read never sends an empty result set first. */
-  const variables = RECORD_COLUMNS.split(", ").slice(1);
-  const declared = [
-    "v_token VARBINARY(1024)",
-    "v_state VARBINARY(32)",
-    "v_created_at VARBINARY(64)",
-    "v_updated_at VARBINARY(64)",
-    "v_heartbeat_at VARBINARY(64)",
-    "v_heartbeat_interval_ms INT",
-    "v_operation BLOB",
-    "v_owner BLOB",
-    "v_error MEDIUMBLOB",
-    "v_data MEDIUMBLOB",
-  ];
-  const intoVariables = `INTO ${variables.map((c) => `v_${c}`).join(", ")}`;
-  const fromVariables = `p_key AS \`key\`, ${variables.map((c) => `v_${c} AS ${c}`).join(", ")}`;
-
-  /*
-   * Put-if-absent (procs v3). A plain INSERT either writes the row or fails with a duplicate
-   * key (1062, caught by a CONTINUE handler): nothing else can tell "inserted" from "exists"
-   * more cheaply, and an insert answers with no result set at all (the caller knows the record
-   * it sent). Only when the key exists is the holder read and returned, whole.
-   *
-   * Alone (p_own_tx = 1) and without an audit entry, the INSERT is its own autocommit
-   * transaction: one statement, no START TRANSACTION/COMMIT (the change log row, written by a
-   * trigger, commits with it). The holder is then read by a consistent read of the latest
-   * committed version, after the INSERT saw the row: a put that answers "held by X" is
-   * linearized at that read. When the holder deleted the row in between, the INSERT is tried
-   * again. With an audit entry the INSERT and the entry share a transaction; in a caller's
-   * transaction (batches, p_own_tx = 0) the duplicate check left a shared lock on the row
-   * (InnoDB keeps it to the end of the transaction), and the holder is read under it
-   * (LOCK IN SHARE MODE: a shared lock, so two batches reading the same holder never need to
-   * upgrade to exclusive and deadlock), so the answer holds until the caller commits.
-   */
-  const putProcedureDdl = `CREATE PROCEDURE ${putProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_state VARBINARY(32),
-      IN p_created_at VARBINARY(64), IN p_updated_at VARBINARY(64), IN p_heartbeat_at VARBINARY(64),
-      IN p_heartbeat_interval_ms INT, IN p_operation BLOB, IN p_owner BLOB, IN p_error MEDIUMBLOB, IN p_data MEDIUMBLOB,
-      IN a_at VARBINARY(64), IN a_action VARBINARY(32), IN a_actor BLOB, IN a_reason MEDIUMBLOB,
-      IN a_token VARBINARY(1024), IN a_record MEDIUMBLOB, IN p_own_tx TINYINT)
-    MODIFIES SQL DATA
-    BEGIN
-      DECLARE v_tx TINYINT DEFAULT IF(p_own_tx = 1 AND a_action IS NOT NULL, 1, 0);
-      DECLARE v_duplicate TINYINT DEFAULT 0;
-      DECLARE v_missing TINYINT DEFAULT 0;
-      DECLARE v_tries INT DEFAULT 0;
-      ${declared.map((d) => `DECLARE ${d};`).join("\n      ")}
-      DECLARE CONTINUE HANDLER FOR ${ER_DUP_ENTRY} SET v_duplicate = 1;
-      DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_missing = 1;
-      DECLARE EXIT HANDLER FOR SQLEXCEPTION
-      BEGIN
-        IF v_tx = 1 THEN ROLLBACK; END IF;
-        RESIGNAL;
-      END;
-      IF v_tx = 1 THEN START TRANSACTION; END IF;
-      attempt: LOOP
-        SET v_duplicate = 0, v_missing = 0, v_tries = v_tries + 1;
-        INSERT INTO ${keysTable} (${RECORD_COLUMNS})
-          VALUES (p_key, p_token, p_state, p_created_at, p_updated_at, p_heartbeat_at,
-                  p_heartbeat_interval_ms, p_operation, p_owner, p_error, p_data);
-        IF v_duplicate = 0 THEN
-          IF a_action IS NOT NULL THEN
-            INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record)
-              VALUES (a_at, a_action, p_key, a_actor, a_reason, a_token, a_record);
-          END IF;
-          IF v_tx = 1 THEN COMMIT; END IF;
-          LEAVE attempt;
-        END IF;
-        IF p_own_tx = 1 AND v_tx = 0 THEN
-          SELECT ${variables.join(", ")} ${intoVariables}
-            FROM ${keysTable} WHERE \`key\` = p_key;
-        ELSE
-          SELECT ${variables.join(", ")} ${intoVariables}
-            FROM ${keysTable} WHERE \`key\` = p_key LOCK IN SHARE MODE;
-        END IF;
-        IF v_missing = 0 THEN
-          IF v_tx = 1 THEN COMMIT; END IF;
-          SELECT ${fromVariables}, 0 AS inserted;
-          LEAVE attempt;
-        END IF;
-        IF v_tries >= 100 THEN
-          SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'put: the key was deleted and re-inserted under every attempt';
-        END IF;
-      END LOOP;
-    END`;
-
-  /*
-   * Delete-if-token-matches (p_token NULL: any token, the operator's force-delete), answering
-   * with the row as it stood: deleted (same token), conflict (the holder) or absent (nothing).
-   *
-   * MariaDB, alone (p_own_tx = 1): one autocommit DELETE … RETURNING removes and returns the
-   * row. Whether it removed one is told by a session variable its RETURNING list sets
-   * (ROW_COUNT() is -1 after a statement that returns rows). When it removed nothing, a consistent read tells absent from held by another token
-   * (the answer then is linearized at that read); a row found with the same token was written
-   * again in between, and is deleted again.
-   *
-   * In a caller's transaction (batches, audited removals), p_change and p_change_at (the change
-   * type and time for the change log's delete trigger) are set as session variables around the
-   * DELETE.
-   *
-   * MySQL (no DELETE … RETURNING), and in a caller's transaction on both: SELECT … FOR UPDATE
-   * locks the row (or, when absent, the gap where it would be, so no put can insert it until
-   * the commit) and returns it; the DELETE runs under that lock.
-   */
-  const removeProcedureDdl = (mariadb: boolean) =>
-    mariadb
-      ? `CREATE PROCEDURE ${removeProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
-      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
-    MODIFIES SQL DATA
-    BEGIN
-      DECLARE v_missing TINYINT DEFAULT 0;
-      DECLARE v_tries INT DEFAULT 0;
-      ${declared.map((d) => `DECLARE ${d};`).join("\n      ")}
-      DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_missing = 1;
-      IF p_own_tx = 1 THEN
-        SET @poison_store_removed = 0;
-        DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token)
-          RETURNING ${RECORD_COLUMNS}, (@poison_store_removed := 1) AS removed;
-        IF @poison_store_removed = 0 AND p_token IS NOT NULL THEN
-          attempt: LOOP
-            SET v_tries = v_tries + 1, v_missing = 0;
-            SELECT ${variables.join(", ")} ${intoVariables}
-              FROM ${keysTable} WHERE \`key\` = p_key;
-            IF v_missing = 1 THEN LEAVE attempt; END IF;
-            IF v_token <> p_token THEN
-              SELECT ${fromVariables};
-              LEAVE attempt;
-            END IF;
-            IF v_tries >= 100 THEN
-              SIGNAL SQLSTATE '40001' SET MESSAGE_TEXT = 'remove: the key was re-written under every attempt';
-            END IF;
-            DELETE FROM ${keysTable} WHERE \`key\` = p_key AND token = p_token
-              RETURNING ${RECORD_COLUMNS}, (@poison_store_removed := 1) AS removed;
-            IF @poison_store_removed = 1 THEN LEAVE attempt; END IF;
-          END LOOP;
-        END IF;
-      ELSE
-        SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
-        SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
-        DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
-        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
-      END IF;
-    END`
-      : `CREATE PROCEDURE ${removeProcedure} (
-      IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_own_tx TINYINT,
-      IN p_change VARBINARY(16), IN p_change_at VARBINARY(64))
-    MODIFIES SQL DATA
-    BEGIN
-      DECLARE EXIT HANDLER FOR SQLEXCEPTION
-      BEGIN
-        SET @poison_store_change = NULL, @poison_store_change_at = NULL;
-        IF p_own_tx = 1 THEN ROLLBACK; END IF;
-        RESIGNAL;
-      END;
-      IF p_own_tx = 1 THEN START TRANSACTION; END IF;
-      SET @poison_store_change = p_change, @poison_store_change_at = p_change_at;
-      SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = p_key FOR UPDATE;
-      DELETE FROM ${keysTable} WHERE \`key\` = p_key AND (p_token IS NULL OR token = p_token);
-      SET @poison_store_change = NULL, @poison_store_change_at = NULL;
-      IF p_own_tx = 1 THEN COMMIT; END IF;
-    END`;
-
-  /** A listing; `filtered` adds conditions on token, state and operation (NULL matches all). */
-  const listing = (lowerBound: ">" | ">=", filtered: boolean) =>
-    `SELECT * FROM ${keysTable} WHERE \`key\` ${lowerBound} ? AND \`key\` < ?${
-      filtered
-        ? " AND (? IS NULL OR token = ?) AND (? IS NULL OR state = ?) AND (? IS NULL OR operation = ?)"
-        : ""
-    } ORDER BY \`key\` LIMIT ?`;
-
-  const sql = {
-    put: `CALL ${putProcedure}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    remove: `CALL ${removeProcedure}(?, ?, ?, ?, ?)`,
-    // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
-    get: `SELECT * FROM ${keysTable} WHERE \`key\` = ?`,
-    getToken: `SELECT token FROM ${keysTable} WHERE \`key\` = ?`,
-    lock: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE \`key\` = ? FOR UPDATE`,
-    update: `UPDATE ${keysTable} SET updated_at = ?, state = coalesce(?, state),
-      error = coalesce(?, error), heartbeat_at = coalesce(?, heartbeat_at),
-      heartbeat_interval_ms = coalesce(?, heartbeat_interval_ms) WHERE \`key\` = ?`,
-    audit: `INSERT INTO ${auditTable} (at, action, \`key\`, actor, reason, token, record, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    listFirst: listing(">=", false),
-    listAfter: listing(">", false),
-    listFirstFiltered: listing(">=", true),
-    listAfterFiltered: listing(">", true),
-    auditByPrefix: `SELECT * FROM ${auditTable}
-       WHERE \`key\` >= ? AND \`key\` < ? AND id < ? ORDER BY id DESC LIMIT ?`,
-    auditByKey: `SELECT * FROM ${auditTable}
-       WHERE \`key\` = ? AND id < ? ORDER BY id DESC LIMIT ?`,
-  };
-
-  /** Run `body` on one pooled connection. Any failure or overrun destroys the connection, so a
-   *  broken one (or one still holding locks of an abandoned transaction) never returns to the
-   *  pool; success releases it. */
-  const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>): Promise<T> => {
-    const current = pool;
-    if (!current)
-      return Promise.reject(new BackendUnavailableError("mysql", "the driver is not open"));
-    return onConnection(
-      queryTimeoutMs,
-      "mysql",
-      () => current.getConnection(),
-      body,
-      (connection, error) => (error ? connection.destroy() : connection.release()),
-    ).catch((error: unknown) => {
-      throw mysqlConfigurationError(error) ?? error;
-    });
-  };
+  const { ddl, putProcedureDdl, removeProcedureDdl, sql } = mysqlStatements({
+    keysTable,
+    auditTable,
+    putProcedure,
+    removeProcedure,
+  });
 
   /** A deadlock victim's transaction was rolled back whole, so running it again is safe. InnoDB
    *  picks victims even among transactions that lock keys in one order (its duplicate-key checks
    *  lock the gap before a row too), so a batch under heavy contention may need a few tries;
    *  a short random pause keeps the same two from colliding again. */
-  const retryDeadlocks = <T>(run: () => Promise<T>): Promise<T> =>
-    retry(run, {
-      ...DEADLOCK_RETRY,
-      shouldRetry: (error) => (error as { errno?: number }).errno === ER_LOCK_DEADLOCK,
-    });
+  const client = mysqlClient(
+    connection,
+    { connectTimeoutMs, queryTimeoutMs, maxConnections: options.maxConnections ?? 10 },
+    {
+      ...(options.pool ? { pool: options.pool } : {}),
+      retry: (step) =>
+        retry(step, {
+          ...DEADLOCK_RETRY,
+          shouldRetry: (error) => isServerError(error, ER.LOCK_DEADLOCK),
+        }),
+    },
+  );
+  const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>) =>
+    client.withConnection(body);
 
   /** Rows of a statement; for a CALL, its first non-empty result set (a procedure may send an
    *  empty one before the answer, e.g. a DELETE … RETURNING that removed nothing). `prepared`
@@ -494,22 +230,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
   };
 
   const one = <R>(text: string, values: unknown[], prepared = false) =>
-    retryDeadlocks(() => withConnection((c) => rows<R>(c, text, values, prepared)));
-
-  /** START TRANSACTION … COMMIT; any failure destroys the connection, which rolls back. */
-  const transaction = <T>(body: (c: MysqlConnectionLike) => Promise<T | Rollback<T>>) =>
-    retryDeadlocks(() =>
-      withConnection(async (c) => {
-        await c.query("START TRANSACTION");
-        const result = await body(c);
-        if (result instanceof Rollback) {
-          await c.query("ROLLBACK");
-          return result.value;
-        }
-        await c.query("COMMIT");
-        return result;
-      }),
-    );
+    withConnection((c) => rows<R>(c, text, values, prepared));
 
   /** The column names of a table (`name` or `schema.name`); empty when it does not exist. */
   const columnsOf = async (table: string): Promise<Set<string>> => {
@@ -563,8 +284,8 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
             return found;
           }),
         change: fromChangeRow,
-        missingTable: (error) => (error as { errno?: number }).errno === ER_NO_SUCH_TABLE,
-        lockTimeout: (error) => (error as { errno?: number }).errno === ER_LOCK_WAIT_TIMEOUT,
+        missingTable: (error) => isServerError(error, ER.NO_SUCH_TABLE),
+        lockTimeout: (error) => isServerError(error, ER.LOCK_WAIT_TIMEOUT),
         intervalMs: watchIntervalMs,
       },
       query,
@@ -585,41 +306,22 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
 
     async init({ create }: InitOptions) {
       if (migrated) return true;
-      if (!pool) {
-        const mysql = await import("mysql2/promise");
-        const config: PoolOptions = {
-          uri: (connection as MysqlConnection).uri,
-          ...(connection?.tls ? { ssl: await mysqlSsl(connection.tls) } : {}),
-          connectionLimit: options.maxConnections ?? 10,
-          connectTimeout: connectTimeoutMs,
-          enableKeepAlive: true,
-          supportBigNumbers: true,
-          bigNumberStrings: true,
-        };
-        const created: Pool = mysql.createPool(config);
-        // A connection abandoned by the client keeps its locks until its lock waits end; keep
-        // those waits as short as the client's own bound.
-        const lockWaitSeconds = Math.max(1, Math.ceil(queryTimeoutMs / 1000));
-        created.pool.on("connection", (connection) => {
-          connection.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`, () => {
-            // A failure here surfaces on the connection's next statement.
-          });
-        });
-        pool = created as unknown as MysqlPoolLike;
-      }
+      await client.open();
       if (!create) return (await columnsOf(tableName)).size > 0;
       /** Run a DDL statement; one that another process ran first is fine. */
       const ddlOnce = async (c: MysqlConnectionLike, statement: string) => {
         try {
           await c.query(statement);
         } catch (error) {
-          const errno = (error as { errno?: number }).errno;
           if (
-            errno !== ER_SP_ALREADY_EXISTS &&
-            errno !== ER_TRG_ALREADY_EXISTS &&
-            errno !== ER_TABLE_EXISTS &&
-            errno !== ER_DUP_KEYNAME &&
-            errno !== ER_DUP_FIELDNAME
+            !isServerError(
+              error,
+              ER.SP_ALREADY_EXISTS,
+              ER.TRG_ALREADY_EXISTS,
+              ER.TABLE_EXISTS,
+              ER.DUP_KEYNAME,
+              ER.DUP_FIELDNAME,
+            )
           )
             throw error;
         }
@@ -662,19 +364,17 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         if (!holder) wrote(1);
         return putOutcome("mysql", [record], [putRow(record, holder)]);
       }
-      const batch = await transaction<PutOutcome>(async (c) => {
-        const byKey = new Map<string, KeyRow | undefined>();
-        for (const record of sortedByBytes(records, (r) => r.key)) {
-          const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
-          byKey.set(record.key, holder);
-        }
-        const outcome = putOutcome(
-          "mysql",
-          records,
-          records.map((r) => putRow(r, byKey.get(r.key))),
-        );
-        return outcome.ok ? outcome : new Rollback(outcome);
-      });
+      const batch = await putAllOrNone(
+        client,
+        "mysql",
+        records,
+        async (c, record) =>
+          putRow(
+            record,
+            (await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true))[0],
+          ),
+        "START TRANSACTION",
+      );
       if (batch.ok) wrote(batch.created.filter(Boolean).length);
       return batch;
     },
@@ -696,62 +396,65 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       const change = audit
         ? [audit.action === "force-delete" ? "force-deleted" : "deleted", audit.at]
         : [null, null];
-      const outcome = await transaction<RemoveOutcome>(async (c) => {
-        // Each CALL locks and returns the row, and deletes it when the token allows; the
-        // decision below rolls the whole transaction back when any key says no.
-        const held: PoisonRecord[] = [];
-        for (const key of sortedByBytes(keys, (k) => k)) {
-          const [row] = await rows<KeyRow>(
-            c,
-            sql.remove,
-            [keyBytes(key), token, 0, ...change],
-            true,
-          );
-          if (row) held.push(fromRow(row));
-        }
-        const decided = removeDecision(keys, held, token, expected);
-        if (!decided.ok) return new Rollback(decided);
-        if (audit) {
-          for (const record of decided.removed)
-            await rows(c, sql.audit, auditValues(audit, record));
-        }
-        return decided;
-      });
+      const outcome = await removeAllOrNone(
+        client,
+        {
+          // Each CALL locks and returns the row, and deletes it when the token allows; a
+          // decision that says no rolls the whole transaction back.
+          async lock(c, keys) {
+            const held: PoisonRecord[] = [];
+            for (const key of sortedByBytes(keys, (k) => k)) {
+              const [row] = await rows<KeyRow>(
+                c,
+                sql.remove,
+                [keyBytes(key), token, 0, ...change],
+                true,
+              );
+              if (row) held.push(fromRow(row));
+            }
+            return held;
+          },
+          audit: (c, values) => rows(c, sql.audit, values),
+        },
+        keys,
+        token,
+        audit,
+        expected,
+        "START TRANSACTION",
+      );
       if (outcome.ok) wrote(outcome.removed.length);
       return outcome;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
-      return transaction<UpdateOutcome>(async (c) => {
-        const held = new Map<string, PoisonRecord>();
-        for (const key of sortedByBytes(keys, (k) => k)) {
-          const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
-          if (row) held.set(key, fromRow(row));
-        }
-        const missing = keys.filter((k) => !held.has(k));
-        const conflicts = [...held.values()].filter((r) => r.token !== token);
-        if (missing.length > 0 || conflicts.length > 0) {
-          return new Rollback({ ok: false as const, conflicts, missing });
-        }
-        const updated: PoisonRecord[] = [];
-        for (const key of keys) {
-          await rows(c, sql.update, [
-            patch.updatedAt,
-            patch.state ?? null,
-            patch.error ? JSON.stringify(patch.error) : null,
-            patch.heartbeatAt ?? null,
-            patch.heartbeatIntervalMs ?? null,
-            keyBytes(key),
-          ]);
-          const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
-          if (!row) throw new BackendUnavailableError("mysql", "a locked row vanished");
-          updated.push(fromRow(row));
-        }
-        return { ok: true as const, records: updated };
-      }).then((outcome) => {
-        if (outcome.ok) wrote(outcome.records.length);
-        return outcome;
-      });
+      const lock = async (c: MysqlConnectionLike, key: string) => {
+        const [row] = await rows<KeyRow>(c, sql.lock, [keyBytes(key)]);
+        return row && fromRow(row);
+      };
+      const outcome = await updateAllOrNone(
+        client,
+        {
+          async lock(c, keys) {
+            const held: PoisonRecord[] = [];
+            for (const key of sortedByBytes(keys, (k) => k)) {
+              const record = await lock(c, key);
+              if (record) held.push(record);
+            }
+            return held;
+          },
+          async update(c, key) {
+            await rows(c, sql.update, [...patchValues(patch), keyBytes(key)]);
+            const record = await lock(c, key);
+            if (!record) throw new BackendUnavailableError("mysql", "a locked row vanished");
+            return record;
+          },
+        },
+        keys,
+        token,
+        "START TRANSACTION",
+      );
+      if (outcome.ok) wrote(outcome.records.length);
+      return outcome;
     },
 
     async get(key) {
@@ -804,9 +507,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
     ...(changeLog ? { watch } : {}),
 
     async close() {
-      const current = pool;
-      pool = ownsPool ? null : pool;
-      if (ownsPool && current) await current.end();
+      await client.close();
     },
   };
 }

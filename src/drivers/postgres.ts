@@ -14,8 +14,6 @@
  * Durable when the promise resolves, as far as the server's own settings make a commit durable
  * (`fsync`, `synchronous_commit`, and synchronous replication if the server is configured so).
  */
-import { createHash } from "node:crypto";
-import type { PoolConfig } from "pg";
 import {
   type AuditColumns,
   fromAuditColumns,
@@ -35,54 +33,34 @@ import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { optimistic } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import {
-  postgresConfigurationError,
-  postgresConnection,
-  postgresSsl,
-} from "./postgres-connection.js";
-import { type PgListenClient, postgresWatch, TRIM_EVERY, trimStatement } from "./postgres-watch.js";
+  type PgClientLike,
+  type PgPoolLike,
+  postgresClient,
+  postgresListenClient,
+} from "./postgres/pool.js";
+import {
+  postgresSchema,
+  postgresStatements,
+  postgresTables,
+  prepared,
+  type Statement,
+} from "./postgres/statements.js";
+import { postgresConfigurationError, postgresConnection } from "./postgres-connection.js";
+import { type PgListenClient, postgresWatch, TRIM_EVERY } from "./postgres-watch.js";
+import { patchValues, putAllOrNone, removeAllOrNone, updateAllOrNone } from "./sql/batches.js";
 import {
   auditIdBound,
-  auditValues,
   checkMillis,
-  checkTableName,
   filterValues,
   keyBytes,
-  onConnection,
   type PutRow,
   putOutcome,
   putParameters,
-  quoteTable,
-  Rollback,
-  removeDecision,
-  sortedByBytes,
   upperBound,
 } from "./sql-common.js";
 import type { TlsOptions } from "./tls.js";
 
-/** A statement as `pg` takes it: with a `name`, prepared once per connection and then only
- *  bound and executed; without one, parsed and planned on every call. */
-export interface PgQueryConfig {
-  name?: string;
-  text: string;
-  values?: unknown[];
-}
-
-/** The part of a `pg` pooled client the driver uses. */
-export interface PgClientLike {
-  /** Called with a {@link PgQueryConfig} for the driver's statements (a `pg` client accepts
-   *  both forms), with a string for transaction control and setup. */
-  query(query: string | PgQueryConfig, values?: unknown[]): Promise<{ rows: unknown[] }>;
-  /** `release(error)` makes the pool discard the connection instead of reusing it. */
-  release(error?: Error | boolean): void;
-  on(event: "error", listener: (error: Error) => void): unknown;
-  off(event: "error", listener: (error: Error) => void): unknown;
-}
-
-/** The part of a `pg` Pool the driver uses; pass your own `new pg.Pool(…)` as `pool`. */
-export interface PgPoolLike {
-  connect(): Promise<PgClientLike>;
-  end(): Promise<void>;
-}
+export type { PgClientLike, PgPoolLike, PgQueryConfig } from "./postgres/pool.js";
 
 export interface PostgresDriverOptions {
   /** `postgres://user:password@host:port/database` (any form `pg` accepts), with
@@ -138,42 +116,14 @@ interface AuditRow extends AuditColumns {
  *  sustained churn on one key gets near this bound. */
 const MAX_PUT_ATTEMPTS = 100;
 
-const RECORD_COLUMNS =
-  "key, token, state, created_at, updated_at, heartbeat_at, heartbeat_interval_ms, operation, owner, error, data";
-
 export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   if (!options || (options.url === undefined) === (options.pool === undefined)) {
     throw new InvalidArgumentError("options", "postgresDriver needs exactly one of url or pool");
   }
-  const keysTable = quoteTable(checkTableName("options.table", options.table, "poison_keys"), '"');
-  const auditName = checkTableName("options.auditTable", options.auditTable, "poison_audit");
-  const auditTable = quoteTable(auditName, '"');
-  const auditIndex = `"${auditName.split(".").at(-1)}_by_key"`;
-  const changesName = checkTableName(
-    "options.changesTable",
-    options.changesTable,
-    "poison_changes",
-  );
-  const changesTable = quoteTable(changesName, '"');
-  const changesIndex = `"${changesName.split(".").at(-1)}_by_xid"`;
-  // One channel per change log; a hash keeps it a short identifier whatever the table's name.
-  const channel = `poison_watch_${createHash("sha1").update(changesName).digest("hex").slice(0, 16)}`;
-  /**
-   * The change-log arm of a write statement: one row per row `source` returns (filtered by
-   * `where`), in the statement's own transaction, with the writer's transaction id (what a watch
-   * orders by snapshot: src/drivers/postgres-watch.ts). The NOTIFY that wakes watches is sent
-   * right after the commit (see `logged`), not in this transaction: PostgreSQL serializes the
-   * commits of notifying transactions behind one lock held across their WAL flush, which cost
-   * put+delete at concurrency 32 about 60% of its throughput (docs/OBSERVABILITY.md).
-   */
-  const logArm = (source: string, type: string, at: string, where = "") =>
-    `INSERT INTO ${changesTable} (xid, key, type, at, record)
-        SELECT txid_current(), ${source}.key, ${type}, ${at}, row_to_json(${source})::text
-        FROM ${source}${where}`;
+  const tables = postgresTables(options);
+  const { keys: keysTable, audit: auditTable, changes: changesTable } = tables;
   const connectTimeoutMs = checkMillis("options.connectTimeoutMs", options.connectTimeoutMs, 5000);
   const queryTimeoutMs = checkMillis("options.queryTimeoutMs", options.queryTimeoutMs, 5000);
-  const ownsPool = options.pool === undefined;
-  let pool: PgPoolLike | null = options.pool ?? null;
   if (options.pool !== undefined && options.tls !== undefined) {
     throw new InvalidArgumentError("tls", "goes with url; a pool passed in brings its own ssl");
   }
@@ -184,162 +134,21 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   }
   // The option wins over the URL parameter; both default to prepared statements.
   const prepare = options.prepare ?? connection?.prepare ?? true;
-
-  /*
-   * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
-   * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
-   * in-flight writer of that key to finish), not the snapshot, so two puts can never both
-   * insert. The first arm returns the row we inserted; the second, only when we inserted
-   * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
-   * - inserted: the row is ours, visible from our commit on;
-   * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
-   *   changes nothing can take effect at that moment (a later delete or re-put is after us);
-   * - no row at all: the conflicting row was committed after our snapshot, so neither arm sees
-   *   it and nothing was written; the caller asks again, with a new snapshot that sees it.
-   */
-  const putStatement = (more: string) => `WITH ins AS (
-        INSERT INTO ${keysTable} (${RECORD_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (key) DO NOTHING
-        RETURNING ${RECORD_COLUMNS}
-      ), logged AS (
-        ${logArm("ins", "'put'", "ins.updated_at")}
-      )${more}
-      SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
-      UNION ALL
-      SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
-      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`;
-
-  const text = {
-    put: putStatement(""),
-    /* The same with the audit entry of a manual put (`info.audit`), written only by an insert:
-     * `audited` reads `ins`. Two texts rather than one with a NULL-guarded arm: the common put
-     * carries eleven parameters instead of seventeen and touches no audit table. */
-    putAudited: putStatement(`, audited AS (
-        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
-      )`),
-    /*
-     * Put-if-absent inside a batch's transaction. INSERT … ON CONFLICT DO UPDATE either inserts
-     * the row or, when the key exists, waits for any concurrent writer of that row, locks the
-     * latest committed version and "updates" it to itself, so RETURNING hands back the holder as
-     * it stands now. The lock is what a batch needs: every key it found held stays as found
-     * until the batch commits or rolls back, so the batch is all-or-none. `xmax = 0` holds only
-     * for a freshly inserted tuple, so only a real insert is audited.
-     */
-    putLocked: `WITH put AS (
-        INSERT INTO ${keysTable} AS p (${RECORD_COLUMNS})
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (key) DO UPDATE SET token = p.token
-        RETURNING ${RECORD_COLUMNS}, (p.xmax = 0) AS inserted
-      ), audited AS (
-        INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record)
-        SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
-        WHERE put.inserted AND $13::text IS NOT NULL
-      ), logged AS (
-        ${logArm("put", "'put'", "put.updated_at", " WHERE put.inserted")}
-      )
-      SELECT * FROM put`,
-    /*
-     * Delete-if-token-matches, one statement and no lock taken before the decision. `removed`
-     * deletes the row only when its token matches ($2 NULL: any token, the operator's
-     * force-delete); under READ COMMITTED a row changed by a concurrent writer is re-checked on
-     * its latest version (a heartbeat keeps the token: still ours), and one deleted meanwhile is
-     * skipped. The first arm returns the row deleted; the second, only when nothing was, the row
-     * as of the statement's snapshot, read without a lock. The caller decides:
-     * - deleted: the row is gone with our commit;
-     * - another token seen: the key was held by it at the snapshot, a moment within the call,
-     *   and a delete that changes nothing takes effect then (conflict, the holder's record);
-     * - our token seen but nothing deleted: a concurrent delete removed that row after our
-     *   snapshot; ours takes effect just after it, on an absent key;
-     * - no row: absent at the snapshot (a later put is after us).
-     */
-    remove: `WITH removed AS (
-        DELETE FROM ${keysTable}
-        WHERE key = $1 AND ($2::text IS NULL OR token = $2::text)
-        RETURNING ${RECORD_COLUMNS}
-      ), logged AS (
-        ${logArm("removed", "$3::text", "$4::text")}
-      )
-      SELECT ${RECORD_COLUMNS}, true AS removed FROM removed
-      UNION ALL
-      SELECT ${RECORD_COLUMNS}, false FROM ${keysTable}
-      WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM removed)`,
-    // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
-    get: `SELECT * FROM ${keysTable} WHERE key = $1`,
-    // getPoison: the token alone, the one column it needs (no record to decode).
-    getToken: `SELECT token FROM ${keysTable} WHERE key = $1`,
-    lockMany: `SELECT ${RECORD_COLUMNS} FROM ${keysTable} WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`,
-    // A batch's delete of a locked row, logged as $2 (deleted / force-deleted) at $3.
-    deleteOne: `WITH removed AS (
-        DELETE FROM ${keysTable} WHERE key = $1 RETURNING ${RECORD_COLUMNS}
-      )
-      ${logArm("removed", "$2::text", "$3::text")}`,
-    // An update of a locked row, logged as $7 (poisoned / touched: the caller read the state).
-    update: `WITH updated AS (
-        UPDATE ${keysTable} SET updated_at = $2, state = coalesce($3, state),
-          error = coalesce($4, error), heartbeat_at = coalesce($5, heartbeat_at),
-          heartbeat_interval_ms = coalesce($6, heartbeat_interval_ms)
-        WHERE key = $1 RETURNING ${RECORD_COLUMNS}
-      ), logged AS (
-        ${logArm("updated", "$7::text", "updated.updated_at")}
-      )
-      SELECT * FROM updated`,
-    audit: `INSERT INTO ${auditTable} (at, action, key, actor, reason, token, record, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    listFirst: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
-    listAfter: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3`,
-    // A NULL filter value matches every row.
-    listFirstFiltered: `SELECT * FROM ${keysTable} WHERE key >= $1 AND key < $2
-      AND ($4::text IS NULL OR token = $4) AND ($5::text IS NULL OR state = $5)
-      AND ($6::text IS NULL OR operation = $6) ORDER BY key LIMIT $3`,
-    listAfterFiltered: `SELECT * FROM ${keysTable} WHERE key > $1 AND key < $2
-      AND ($4::text IS NULL OR token = $4) AND ($5::text IS NULL OR state = $5)
-      AND ($6::text IS NULL OR operation = $6) ORDER BY key LIMIT $3`,
-    // `a.id`, qualified: a bare ORDER BY id would sort by the output column `id`, which is text
-    // (so "9" came before "10" and pages skipped entries).
-    // `a.*` then `id` again as text: pg keeps the last column of a name, the text one (a bigint
-    // would come back as a string anyway; this keeps it exact and explicit).
-    auditByPrefix: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
-      WHERE key >= $1 AND key < $2 AND a.id < $3::bigint ORDER BY a.id DESC LIMIT $4`,
-    auditByKey: `SELECT a.*, a.id::text AS id FROM ${auditTable} a
-      WHERE key = $1 AND a.id < $2::bigint ORDER BY a.id DESC LIMIT $3`,
-    trimChanges: trimStatement(changesTable),
-    // No payload: a watch reads what is new from the log, whatever woke it.
-    notify: `SELECT pg_notify('${channel}', '')`,
+  const limits = {
+    connectTimeoutMs,
+    queryTimeoutMs,
+    maxConnections: options.maxConnections ?? 10,
   };
-  const sql = statements(text, prepare);
 
-  /** Run `body` on one pooled connection; any failure or overrun discards the connection (so a
-   *  broken or half-used one never returns to the pool), success returns it. */
-  const withClient = <T>(body: (client: PgClientLike) => Promise<T>): Promise<T> => {
-    const current = pool;
-    if (!current)
-      return Promise.reject(new BackendUnavailableError("postgres", "the driver is not open"));
-    // An error on a checked-out client with no listener would crash the process.
-    const ignore = () => undefined;
-    return onConnection(
-      queryTimeoutMs,
-      "postgres",
-      async () => {
-        const client = await current.connect();
-        client.on("error", ignore);
-        return client;
-      },
-      body,
-      (client, error) => {
-        client.off("error", ignore);
-        client.release(error ?? false);
-      },
-    ).catch((error: unknown) => {
-      throw postgresConfigurationError(error) ?? error;
-    });
-  };
+  const sql = prepared(postgresStatements(tables), prepare);
+
+  const client = postgresClient(connection, limits, options.pool ? { pool: options.pool } : {});
 
   const rows = async <R>(
-    client: PgClientLike,
+    connection: PgClientLike,
     statement: Statement,
     values: unknown[],
-  ): Promise<R[]> => (await client.query({ ...statement, values })).rows as R[];
+  ): Promise<R[]> => (await connection.query({ ...statement, values })).rows as R[];
 
   /** One statement on its own connection, autocommitted. A prepared `SELECT *` whose table
    *  gained a column since (another process migrated it) fails before it runs, with "cached plan
@@ -347,25 +156,16 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
    *  again: asked once more. */
   const one = async <R>(statement: Statement, values: unknown[]): Promise<R[]> => {
     try {
-      return await withClient((client) => rows<R>(client, statement, values));
+      return await client.withConnection((c) => rows<R>(c, statement, values));
     } catch (error) {
       if (statement.name === undefined || !isStalePlan(error)) throw error;
-      return withClient((client) => rows<R>(client, statement, values));
+      return client.withConnection((c) => rows<R>(c, statement, values));
     }
   };
 
-  /** BEGIN … COMMIT; on any failure the connection is discarded, which rolls back. */
-  const transaction = <T>(body: (client: PgClientLike) => Promise<T | Rollback<T>>) =>
-    withClient(async (client) => {
-      await client.query("BEGIN");
-      const result = await body(client);
-      if (result instanceof Rollback) {
-        await client.query("ROLLBACK");
-        return result.value;
-      }
-      await client.query("COMMIT");
-      return result;
-    });
+  /** The present rows of `keys`, locked in key byte order until the transaction ends. */
+  const lockMany = async (c: PgClientLike, keys: readonly string[]) =>
+    (await rows<KeyRow>(c, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
 
   let migrated = false;
 
@@ -391,15 +191,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   let notifier: Promise<PgListenClient> | null = null;
   const notifyOnce = async (): Promise<void> => {
     notifier ??= listenClient();
-    const client = await notifier.catch((error: unknown) => {
+    const notifyClient = await notifier.catch((error: unknown) => {
       notifier = null;
       throw error;
     });
     try {
-      await client.query(sql.notify.text);
+      await notifyClient.query(sql.notify.text);
     } catch (error) {
       notifier = null;
-      await client.end().catch(() => undefined);
+      await notifyClient.end().catch(() => undefined);
       throw error;
     }
   };
@@ -423,34 +223,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       });
   };
 
-  /** The dedicated connection of a watch: a client of its own, never one of the pool. */
-  const listenClient = async (): Promise<PgListenClient> => {
-    const { default: pg } = await import("pg");
-    const client = new pg.Client({
-      connectionString: connection?.connectionString,
-      ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
-      connectionTimeoutMillis: connectTimeoutMs,
-      query_timeout: queryTimeoutMs,
-      statement_timeout: queryTimeoutMs,
-      keepAlive: true,
-    });
-    // Until the watch listens for them, errors must not crash the process.
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    return client as unknown as PgListenClient;
-  };
+  /** The dedicated connection of a watch or of the NOTIFYs: a client of its own. */
+  const listenClient = () => postgresListenClient(connection, limits);
 
   const watch =
     connection === null
       ? undefined
       : postgresWatch({
           changesTable,
-          channel,
+          channel: tables.channel,
           prepare,
           connect: listenClient,
           range: (prefix) => [keyBytes(prefix), upperBound(prefix)],
@@ -464,26 +245,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       options.url === undefined ? "postgres (a pool passed by the caller)" : redactUrl(options.url),
 
     async init({ create }: InitOptions) {
-      if (!pool) {
-        const { default: pg } = await import("pg");
-        const config: PoolConfig = {
-          connectionString: connection?.connectionString,
-          ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
-          max: options.maxConnections ?? 10,
-          connectionTimeoutMillis: connectTimeoutMs,
-          query_timeout: queryTimeoutMs,
-          statement_timeout: queryTimeoutMs,
-          lock_timeout: queryTimeoutMs,
-          // A client that vanished mid-transaction must not keep its row locks for long.
-          idle_in_transaction_session_timeout: Math.max(queryTimeoutMs * 2, 10_000),
-          keepAlive: true,
-        };
-        const created = new pg.Pool(config);
-        // An idle connection that breaks is dropped by the pool; without a listener the
-        // 'error' event would crash the process.
-        created.on("error", () => undefined);
-        pool = created as unknown as PgPoolLike;
-      }
+      await client.open();
       if (migrated) return true;
       if (!create) {
         const [found] = await one<{ exists: boolean }>(
@@ -494,68 +256,41 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       }
       // Two processes creating the tables at once would race in the catalog (duplicate
       // pg_type rows); a transaction-scoped advisory lock makes them take turns.
-      await transaction(async (client) => {
-        await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
-          `poison-store:${keysTable}`,
-        ]);
-        await client.query(`CREATE TABLE IF NOT EXISTS ${keysTable} (
-          key bytea PRIMARY KEY,
-          token text NOT NULL,
-          state text NOT NULL,
-          created_at text NOT NULL,
-          updated_at text NOT NULL,
-          heartbeat_at text,
-          operation text,
-          owner text,
-          error text,
-          data text
-        )`);
-        await client.query(`CREATE TABLE IF NOT EXISTS ${auditTable} (
-          id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-          at text NOT NULL,
-          action text NOT NULL,
-          key bytea NOT NULL,
-          actor text NOT NULL,
-          reason text NOT NULL,
-          token text,
-          record text
-        )`);
+      const schema = postgresSchema(tables);
+      const { auditIndex, changesIndex } = tables;
+      await client.transaction(async (c) => {
+        await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`poison-store:${keysTable}`]);
+        await c.query(schema.keys);
+        await c.query(schema.audit);
         // Asked first: CREATE INDEX takes a SHARE lock on its table even when the index exists,
         // and two of them in one transaction (audit, change log) deadlock with a write that
         // locks the same tables in the other order.
         const absent = async (name: string) =>
           (
-            (await client.query("SELECT to_regclass($1) IS NULL AS absent", [name])).rows[0] as {
+            (await c.query("SELECT to_regclass($1) IS NULL AS absent", [name])).rows[0] as {
               absent: boolean;
             }
           ).absent;
         if (await absent(inSchemaOf(auditTable, auditIndex)))
-          await client.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
+          await c.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
         // Layout 3: the change log of store.watch() (see src/drivers/postgres-watch.ts).
         if (await absent(changesTable)) {
-          await client.query(`CREATE TABLE IF NOT EXISTS ${changesTable} (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            xid bigint NOT NULL,
-            key bytea NOT NULL,
-            type text NOT NULL,
-            at text NOT NULL,
-            record text
-          )`);
+          await c.query(schema.changes);
         }
         if (await absent(inSchemaOf(changesTable, changesIndex)))
-          await client.query(`CREATE INDEX IF NOT EXISTS ${changesIndex} ON ${changesTable} (xid)`);
+          await c.query(`CREATE INDEX IF NOT EXISTS ${changesIndex} ON ${changesTable} (xid)`);
         // Layout 2: liveness and audit facts. Asked first, so a started store does not take an
         // exclusive table lock on every start just to find the columns there.
         for (const [table, column, type] of [
           [keysTable, "heartbeat_interval_ms", "integer"],
           [auditTable, "detail", "text"],
         ] as const) {
-          const { rows: present } = await client.query(
+          const { rows: present } = await c.query(
             `SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`,
             [table, column],
           );
           if (present.length === 0)
-            await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${type}`);
+            await c.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${type}`);
         }
       });
       migrated = true;
@@ -584,19 +319,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             ),
         );
       }
-      const batch = await transaction<PutOutcome>(async (client) => {
-        const byKey = new Map<string, KeyRow | undefined>();
-        for (const record of sortedByBytes(records, (r) => r.key)) {
-          const [row] = await rows<KeyRow>(client, sql.putLocked, putParameters(record, audit));
-          byKey.set(record.key, row);
-        }
-        const outcome = putOutcome(
-          "postgres",
-          records,
-          records.map((r) => putRow(byKey.get(r.key))),
-        );
-        return outcome.ok ? outcome : new Rollback(outcome);
-      });
+      const batch = await putAllOrNone(client, "postgres", records, async (c, record) =>
+        putRow((await rows<KeyRow>(c, sql.putLocked, putParameters(record, audit)))[0]),
+      );
       if (batch.ok) logged(batch.created.filter(Boolean).length);
       return batch;
     },
@@ -618,49 +343,44 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
         if (token !== null && record.token !== token) return { ok: false, conflicts: [record] };
         return { ok: true, removed: [] }; // deleted by another call after our snapshot
       }
-      const batch = await transaction<RemoveOutcome>(async (client) => {
-        const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
-        const outcome = removeDecision(keys, held, token, expected);
-        if (!outcome.ok) return new Rollback(outcome);
-        const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
-        const at = audit?.at ?? new Date().toISOString();
-        for (const record of outcome.removed) {
-          await rows(client, sql.deleteOne, [keyBytes(record.key), type, at]);
-          if (audit) await rows(client, sql.audit, auditValues(audit, record));
-        }
-        return outcome;
-      });
+      const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
+      const at = audit?.at ?? new Date().toISOString();
+      const batch = await removeAllOrNone(
+        client,
+        {
+          lock: lockMany,
+          delete: (c, record) => rows(c, sql.deleteOne, [keyBytes(record.key), type, at]),
+          audit: (c, values) => rows(c, sql.audit, values),
+        },
+        keys,
+        token,
+        audit,
+        expected,
+      );
       if (batch.ok) logged(batch.removed.length);
       return batch;
     },
 
     async update(keys, token, patch: RecordPatch): Promise<UpdateOutcome> {
-      const batch = await transaction<UpdateOutcome>(async (client) => {
-        const held = (await rows<KeyRow>(client, sql.lockMany, [keys.map(keyBytes)])).map(fromRow);
-        const present = new Set(held.map((r) => r.key));
-        const missing = keys.filter((k) => !present.has(k));
-        const conflicts = held.filter((r) => r.token !== token);
-        if (missing.length > 0 || conflicts.length > 0) {
-          return new Rollback({ ok: false as const, conflicts, missing });
-        }
-        const updated: PoisonRecord[] = [];
-        const stateBefore = new Map(held.map((r) => [r.key, r.state]));
-        for (const key of keys) {
-          const poisoned = patch.state === "poisoned" && stateBefore.get(key) !== "poisoned";
-          const [row] = await rows<KeyRow>(client, sql.update, [
-            keyBytes(key),
-            patch.updatedAt,
-            patch.state ?? null,
-            patch.error ? JSON.stringify(patch.error) : null,
-            patch.heartbeatAt ?? null,
-            patch.heartbeatIntervalMs ?? null,
-            poisoned ? "poisoned" : "touched",
-          ]);
-          if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
-          updated.push(fromRow(row));
-        }
-        return { ok: true as const, records: updated };
-      });
+      const batch = await updateAllOrNone(
+        client,
+        {
+          lock: lockMany,
+          async update(c, key, before) {
+            // Logged as poisoned when this update poisons the key, else as touched.
+            const poisoned = patch.state === "poisoned" && before.state !== "poisoned";
+            const [row] = await rows<KeyRow>(c, sql.update, [
+              keyBytes(key),
+              ...patchValues(patch),
+              poisoned ? "poisoned" : "touched",
+            ]);
+            if (!row) throw new BackendUnavailableError("postgres", "a locked row vanished");
+            return fromRow(row);
+          },
+        },
+        keys,
+        token,
+      );
       if (batch.ok) logged(batch.records.length);
       return batch;
     },
@@ -709,35 +429,9 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       const notifyClient = notifier;
       notifier = null;
       if (notifyClient) await (await notifyClient.catch(() => null))?.end().catch(() => undefined);
-      const current = pool;
-      pool = ownsPool ? null : pool;
-      if (ownsPool && current) await current.end();
+      await client.close();
     },
   };
-}
-
-/** A statement of the driver: its text, and its name when prepared statements are on. */
-interface Statement {
-  name?: string;
-  text: string;
-}
-
-/**
- * Each statement's name is derived from its text (a hash: the text holds the table names), so
- * two drivers on one pool with different tables never share a name for different texts, which
- * `pg` refuses, and the same driver re-created reuses what a connection already prepared.
- */
-function statements<K extends string>(
-  texts: Record<K, string>,
-  prepare: boolean,
-): Record<K, Statement> {
-  const out = {} as Record<K, Statement>;
-  for (const [key, text] of Object.entries(texts) as [K, string][]) {
-    out[key] = prepare
-      ? { name: `poison_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text }
-      : { text };
-  }
-  return out;
 }
 
 /** An index's name as to_regclass reads it: in the schema of its (quoted) table. */

@@ -30,10 +30,10 @@ import {
   sameVersion,
 } from "../core/driver.js";
 import { BackendUnavailableError } from "../core/errors.js";
-import { prefixUpperBound } from "../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { checkDuration } from "../core/validation.js";
 import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
+import { upperBound } from "./sql-common.js";
 
 export interface SqliteDriverOptions {
   /** File path, or `:memory:` for a private in-memory database. */
@@ -205,9 +205,6 @@ function prepareChangeReads(d: Database) {
     version: d.prepare("PRAGMA data_version").pluck(),
   };
 }
-
-/** Above every UTF-8 string: UTF-8 never contains the byte 0xFF. */
-const TOP = Buffer.from([0xff]);
 
 export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
   const { path } = options;
@@ -559,7 +556,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
     async list({ prefix, after, limit, filter }) {
       const r = readable();
       const lower = Buffer.from(after ?? prefix, "utf8");
-      const upper = prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP;
+      const upper = upperBound(prefix);
       if (filter) {
         const stmt = after === null ? r.listFirstFiltered : r.listAfterFiltered;
         return (stmt.all(filterParams(lower, upper, limit, filter)) as KeyRow[]).map(fromRow);
@@ -577,7 +574,7 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
           ? (r.auditByKey.all(Buffer.from(key, "utf8"), beforeId, limit) as AuditRow[])
           : (r.auditByPrefix.all(
               Buffer.from(prefix, "utf8"),
-              prefixUpperBound(Buffer.from(prefix, "utf8")) ?? TOP,
+              upperBound(prefix),
               beforeId,
               limit,
             ) as AuditRow[]);

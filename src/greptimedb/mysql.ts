@@ -16,11 +16,12 @@
  * it (reproduced on MariaDB 10.11; docs/GREPTIMEDB.md). Nothing we can do in our own
  * transaction prevents that, so this layout never puts poison keys on MySQL.
  */
-import type { Pool, PoolOptions } from "mysql2/promise";
 import { BackendConfigurationError } from "../core/errors.js";
-import type { MysqlConnectionLike, MysqlPoolLike } from "../drivers/mysql.js";
-import { mysqlConfigurationError, mysqlConnection, mysqlSsl } from "../drivers/mysql-connection.js";
-import { onConnection, Rollback } from "../drivers/sql-common.js";
+import { ER, isServerError } from "../drivers/mysql/errors.js";
+import { type MysqlConnectionLike, mysqlClient } from "../drivers/mysql/pool.js";
+import { mysqlConfigurationError, mysqlConnection } from "../drivers/mysql-connection.js";
+import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
+import type { Rollback } from "../drivers/sql-common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,
@@ -42,10 +43,6 @@ export interface GreptimeMysqlOptions {
   maxConnections?: number;
 }
 
-const ER_LOCK_DEADLOCK = 1213;
-const ER_NO_SUCH_TABLE = 1146;
-const ER_TABLEACCESS_DENIED_ERROR = 1142;
-const ER_COLUMNACCESS_DENIED_ERROR = 1143;
 const TRANSACTION_ATTEMPTS = 10;
 /** The largest value of each column type GreptimeDB's table may have for `v`. */
 const VALUE_LIMITS: Record<string, number> = {
@@ -60,69 +57,21 @@ export const MYSQL_PUT_REFUSAL =
   "both would believe they hold it (docs/GREPTIMEDB.md); nothing was changed. Clearing keys " +
   "(forceDeletePoison, deletePoison) works with allowWrite.";
 
-/** `` `name` `` with any backquote doubled. */
-export function quoteMysql(name: string): string {
-  return `\`${name.replaceAll("`", "``")}\``;
-}
-
 export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriver {
   const { layout } = options;
-  const table =
-    layout.schema === null
-      ? quoteMysql(layout.table)
-      : `${quoteMysql(layout.schema)}.${quoteMysql(layout.table)}`;
-  const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  const table = quoteQualified(layout.schema, layout.table, "`");
+  const limits = poolLimits(options);
   // TLS parameters (ssl-mode, ssl-ca…) as the mysql driver reads them.
   const connection = mysqlConnection(options.url, undefined);
-  let pool: MysqlPoolLike | null = null;
-  let poolPromise: Promise<MysqlPoolLike> | null = null;
-
-  let closed = false;
-  const getPool = (): Promise<MysqlPoolLike> => {
-    if (closed) return Promise.reject(new Error("the driver was closed"));
-    if (pool) return Promise.resolve(pool);
-    poolPromise ??= (async () => {
-      const mysql = await import("mysql2/promise");
-      const config: PoolOptions = {
-        uri: connection.uri,
-        ...(connection.tls ? { ssl: await mysqlSsl(connection.tls) } : {}),
-        connectionLimit: options.maxConnections ?? 10,
-        connectTimeout: options.connectTimeoutMs ?? 5000,
-        enableKeepAlive: true,
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-      };
-      const created: Pool = mysql.createPool(config);
-      // A connection abandoned by the client keeps its locks until its lock waits end: keep them
-      // as short as the client's own bound.
-      const lockWaitSeconds = Math.max(1, Math.ceil(queryTimeoutMs / 1000));
-      created.pool.on("connection", (connection) => {
-        connection.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`, () => {
-          // A failure here surfaces on the connection's next statement.
-        });
-      });
-      pool = created as unknown as MysqlPoolLike;
-      return pool;
-    })();
-    return poolPromise;
-  };
-
-  const withConnection = async <T>(body: (c: MysqlConnectionLike) => Promise<T>): Promise<T> => {
-    const current = await getPool();
-    return onConnection(
-      queryTimeoutMs,
-      "mysql",
-      () => current.getConnection(),
-      body,
-      (c, error) => (error ? c.destroy() : c.release()),
-    ).catch((error: unknown) => {
-      throw configurationError(error) ?? error;
-    });
-  };
+  const client = mysqlClient(connection, limits, {
+    openOnUse: true,
+    classify: (error) => configurationError(error) ?? error,
+  });
+  const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>) =>
+    client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
   const configurationError = (error: unknown) => {
-    const errno = (error as { errno?: unknown })?.errno;
-    if (errno === ER_TABLEACCESS_DENIED_ERROR || errno === ER_COLUMNACCESS_DENIED_ERROR) {
+    if (isServerError(error, ER.TABLEACCESS_DENIED, ER.COLUMNACCESS_DENIED)) {
       return new BackendConfigurationError(
         "mysql",
         "privileges",
@@ -199,8 +148,7 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
     async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
       return retryTransaction(
         () =>
-          withConnection(async (c) => {
-            await c.query("START TRANSACTION");
+          client.transaction(async (c) => {
             const tx: KvTransaction = {
               lock: (keys) =>
                 keys.length === 0 ? Promise.resolve([]) : rows<KvRow>(c, sql.lock, [keys]),
@@ -216,31 +164,16 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
                 return BigInt(row ? row.v.toString("utf8") : "0");
               },
             };
-            const result = await body(tx);
-            if (result instanceof Rollback) {
-              await c.query("ROLLBACK");
-              return result.value;
-            }
-            await c.query("COMMIT");
-            return result;
-          }),
+            return body(tx);
+          }, "START TRANSACTION"),
         TRANSACTION_ATTEMPTS,
-        (error) => (error as { errno?: unknown }).errno === ER_LOCK_DEADLOCK,
+        (error) => isServerError(error, ER.LOCK_DEADLOCK),
       );
     },
 
-    isMissingTable: (error) => {
-      const errno = (error as { errno?: unknown })?.errno;
-      return errno === ER_NO_SUCH_TABLE;
-    },
+    isMissingTable: (error) => isServerError(error, ER.NO_SUCH_TABLE),
 
-    async close() {
-      closed = true;
-      const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
-      pool = null;
-      poolPromise = null;
-      if (current) await current.end();
-    },
+    close: () => client.close(),
   };
 
   return kvSqlDriver(dialect, {

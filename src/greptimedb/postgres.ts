@@ -11,15 +11,11 @@
  * We retry our own transaction on 40001 and 40P01 too (a server whose default isolation is
  * SERIALIZABLE does not change ours: BEGIN names it).
  */
-import type { PoolConfig } from "pg";
 import { BackendConfigurationError } from "../core/errors.js";
-import type { PgClientLike, PgPoolLike } from "../drivers/postgres.js";
-import {
-  postgresConfigurationError,
-  postgresConnection,
-  postgresSsl,
-} from "../drivers/postgres-connection.js";
-import { onConnection, Rollback } from "../drivers/sql-common.js";
+import { type PgClientLike, postgresClient } from "../drivers/postgres/pool.js";
+import { postgresConfigurationError, postgresConnection } from "../drivers/postgres-connection.js";
+import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
+import type { Rollback } from "../drivers/sql-common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,
@@ -46,68 +42,17 @@ const DEADLOCK_DETECTED = "40P01";
 const MISSING = new Set(["42P01", "3F000"]); // undefined_table, invalid_schema_name
 const TRANSACTION_ATTEMPTS = 10;
 
-/** `"name"` with any `"` doubled: always one identifier, whatever it holds. */
-export function quotePg(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 export function greptimePostgresDriver(options: GreptimePostgresOptions): GreptimeDriver {
   const { layout } = options;
-  const table =
-    layout.schema === null
-      ? quotePg(layout.table)
-      : `${quotePg(layout.schema)}.${quotePg(layout.table)}`;
-  const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  const table = quoteQualified(layout.schema, layout.table, '"');
+  const limits = poolLimits(options);
   // TLS parameters (sslmode, sslrootcert…) as the postgres driver reads them.
   const connection = postgresConnection(options.url, undefined);
-  let pool: PgPoolLike | null = null;
-  let poolPromise: Promise<PgPoolLike> | null = null;
-
-  let closed = false;
-  const getPool = (): Promise<PgPoolLike> => {
-    if (closed) return Promise.reject(new Error("the driver was closed"));
-    if (pool) return Promise.resolve(pool);
-    poolPromise ??= (async () => {
-      const { default: pg } = await import("pg");
-      const config: PoolConfig = {
-        connectionString: connection.connectionString,
-        ...(connection.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
-        max: options.maxConnections ?? 10,
-        connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
-        query_timeout: queryTimeoutMs,
-        statement_timeout: queryTimeoutMs,
-        lock_timeout: queryTimeoutMs,
-        idle_in_transaction_session_timeout: Math.max(queryTimeoutMs * 2, 10_000),
-        keepAlive: true,
-      };
-      const created = new pg.Pool(config);
-      created.on("error", () => undefined);
-      pool = created as unknown as PgPoolLike;
-      return pool;
-    })();
-    return poolPromise;
-  };
-
-  const withClient = async <T>(body: (client: PgClientLike) => Promise<T>): Promise<T> => {
-    const current = await getPool();
-    const ignore = () => undefined;
-    return onConnection(
-      queryTimeoutMs,
-      "postgres",
-      async () => {
-        const client = await current.connect();
-        client.on("error", ignore);
-        return client;
-      },
-      body,
-      (client, error) => {
-        client.off("error", ignore);
-        client.release(error ?? false);
-      },
-    ).catch((error: unknown) => {
-      throw configurationError(error) ?? error;
-    });
-  };
+  const client = postgresClient(connection, limits, {
+    openOnUse: true,
+    classify: (error) => configurationError(error) ?? error,
+  });
+  const withClient = <T>(body: (c: PgClientLike) => Promise<T>) => client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
   const configurationError = (error: unknown) => {
     if ((error as { code?: unknown })?.code === "42501") {
@@ -179,8 +124,7 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
     async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
       return retryTransaction(
         () =>
-          withClient(async (client) => {
-            await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+          client.transaction(async (client) => {
             const tx: KvTransaction = {
               lock: (keys) => rows<KvRow>(client, sql.lock, [keys]),
               insertIfAbsent: async (key, value) =>
@@ -197,14 +141,8 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
                 return BigInt(row?.v ?? "0");
               },
             };
-            const result = await body(tx);
-            if (result instanceof Rollback) {
-              await client.query("ROLLBACK");
-              return result.value;
-            }
-            await client.query("COMMIT");
-            return result;
-          }),
+            return body(tx);
+          }, "BEGIN ISOLATION LEVEL READ COMMITTED"),
         TRANSACTION_ATTEMPTS,
         (error) => {
           const code = (error as { code?: unknown }).code;
@@ -215,13 +153,7 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
 
     isMissingTable: (error) => MISSING.has(String((error as { code?: unknown })?.code)),
 
-    async close() {
-      closed = true;
-      const current = pool ?? (poolPromise ? await poolPromise.catch(() => null) : null);
-      pool = null;
-      poolPromise = null;
-      if (current) await current.end();
-    },
+    close: () => client.close(),
   };
 
   return kvSqlDriver(dialect, { layout, location: options.location, puts: true });
