@@ -24,6 +24,7 @@ import { openApiDocument } from "./openapi.js";
 import {
   type Access,
   API_ROUTES,
+  type ApiRoute,
   auditLog,
   clearPoison,
   getPoison,
@@ -148,6 +149,23 @@ interface AdminRequest {
   signal: AbortSignal;
   client: string;
 }
+
+/** The routes of API_ROUTES with a fixed path (no `{key}`), by path, then by method: matched
+ *  from the one table the OpenAPI document is written from. Methods in table order (the order
+ *  a 405 names them). */
+const FIXED_PATH_ROUTES = new Map<string, Map<string, RouteName>>();
+for (const [name, route] of Object.entries(API_ROUTES) as [RouteName, ApiRoute][]) {
+  if (route.path.includes("{")) continue;
+  const byMethod = FIXED_PATH_ROUTES.get(route.path) ?? new Map<string, RouteName>();
+  byMethod.set(route.method, name);
+  FIXED_PATH_ROUTES.set(route.path, byMethod);
+}
+
+/** The routes answered with one JSON reply by routes.ts (openapi, metrics and events are
+ *  answered by AdminService#route itself). */
+const JSON_HANDLERS: Partial<
+  Record<RouteName, (ctx: RouteContext) => Promise<JsonReply> | JsonReply>
+> = { listPoisons, getPoison, clearPoison, putPoison, auditLog, whoami, healthz };
 
 type Matched =
   | { kind: "api"; name: RouteName; params: Record<string, string> }
@@ -339,29 +357,10 @@ class AdminService {
       signal: request.signal,
       now,
     };
-    const reply = await this.#run(matched.name, ctx);
+    const run = JSON_HANDLERS[matched.name];
+    if (!run) throw new Error(`route ${matched.name} has no handler`);
+    const reply = await run(ctx);
     return json(reply.status, reply.body, head);
-  }
-
-  #run(name: RouteName, ctx: RouteContext): Promise<JsonReply> | JsonReply {
-    switch (name) {
-      case "listPoisons":
-        return listPoisons(ctx);
-      case "getPoison":
-        return getPoison(ctx);
-      case "clearPoison":
-        return clearPoison(ctx);
-      case "putPoison":
-        return putPoison(ctx);
-      case "auditLog":
-        return auditLog(ctx);
-      case "whoami":
-        return whoami(ctx);
-      case "healthz":
-        return healthz(ctx);
-      default:
-        throw new Error(`route ${name} has no handler`);
-    }
   }
 
   #match(method: string, path: string): Matched {
@@ -385,28 +384,10 @@ class AdminService {
       name,
       params,
     });
-    switch (rel) {
-      case "/api/v1/poisons":
-        allow("GET", "POST");
-        return api(method === "GET" ? "listPoisons" : "putPoison");
-      case "/api/v1/audit":
-        allow("GET");
-        return api("auditLog");
-      case "/api/v1/events":
-        allow("GET");
-        return api("events");
-      case "/api/v1/whoami":
-        allow("GET");
-        return api("whoami");
-      case "/api/v1/openapi.json":
-        allow("GET");
-        return api("openapi");
-      case "/healthz":
-        allow("GET");
-        return api("healthz");
-      case "/metrics":
-        allow("GET");
-        return api("metrics");
+    const fixed = FIXED_PATH_ROUTES.get(rel);
+    if (fixed) {
+      allow(...fixed.keys());
+      return api(fixed.get(method) as RouteName);
     }
     const itemPrefix = "/api/v1/poisons/";
     if (rel.startsWith(itemPrefix) && rel.length > itemPrefix.length) {

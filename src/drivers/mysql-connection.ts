@@ -22,7 +22,7 @@ import {
   resolveTls,
   type TlsOptions,
   type TlsSources,
-  tlsFailure,
+  tlsConfigurationError,
 } from "./tls.js";
 
 export interface MysqlConnection {
@@ -196,17 +196,10 @@ export function mysqlConfigurationError(error: unknown): PoisonStoreError | null
       error,
     );
   }
-  const tls = tlsFailure(error);
-  if (tls) {
-    const where =
-      tls.setting === "tls.ca"
-        ? " (ssl-ca=PATH, or tls.ca)"
-        : tls.setting === "tls.cert"
-          ? " (ssl-cert=PATH&ssl-key=PATH, or tls.cert and tls.key)"
-          : "";
-    return configuration(tls.setting, `${tls.message}${where}`, error);
-  }
-  return null;
+  return tlsConfigurationError("mysql", error, {
+    "tls.ca": " (ssl-ca=PATH, or tls.ca)",
+    "tls.cert": " (ssl-cert=PATH&ssl-key=PATH, or tls.cert and tls.key)",
+  });
 }
 
 function configuration(setting: string, message: string, cause: unknown) {

@@ -22,7 +22,7 @@ import {
   resolveTls,
   type TlsOptions,
   type TlsSources,
-  tlsFailure,
+  tlsConfigurationError,
 } from "./tls.js";
 
 /** The URL `pg` receives (TLS parameters removed: the driver passes them as `ssl`) and the TLS
@@ -226,17 +226,10 @@ export function postgresConfigurationError(error: unknown): PoisonStoreError | n
   if (/client password must be a string|password authentication failed/i.test(message)) {
     return configuration("password", `${message}; give the password in the URL`, error);
   }
-  const tls = tlsFailure(error);
-  if (tls) {
-    const where =
-      tls.setting === "tls.ca"
-        ? " (sslrootcert=PATH, or tls.ca)"
-        : tls.setting === "tls.cert"
-          ? " (sslcert=PATH&sslkey=PATH, or tls.cert and tls.key)"
-          : "";
-    return configuration(tls.setting, `${tls.message}${where}`, error);
-  }
-  return null;
+  return tlsConfigurationError("postgres", error, {
+    "tls.ca": " (sslrootcert=PATH, or tls.ca)",
+    "tls.cert": " (sslcert=PATH&sslkey=PATH, or tls.cert and tls.key)",
+  });
 }
 
 function configuration(setting: string, message: string, cause: unknown) {

@@ -21,7 +21,7 @@ import {
   resolveTls,
   type TlsOptions,
   type TlsSources,
-  tlsFailure,
+  tlsConfigurationError,
 } from "./tls.js";
 
 /** URL parameters the driver reads itself (ioredis would take them as options). */
@@ -154,19 +154,11 @@ export function redisConfigurationError(error: unknown): PoisonStoreError | null
       error,
     );
   }
-  const failure = tlsFailure(error);
-  if (failure) {
-    const where =
-      failure.setting === "tls.ca"
-        ? " (?ca=PATH, or tls.ca)"
-        : failure.setting === "tls.cert"
-          ? " (?cert=PATH&key=PATH, or tls.cert and tls.key)"
-          : failure.setting === "url"
-            ? ": use redis:// for a plain-text port"
-            : "";
-    return configuration(failure.setting, `${failure.message}${where}`, error);
-  }
-  return null;
+  return tlsConfigurationError("redis", error, {
+    "tls.ca": " (?ca=PATH, or tls.ca)",
+    "tls.cert": " (?cert=PATH&key=PATH, or tls.cert and tls.key)",
+    url: ": use redis:// for a plain-text port",
+  });
 }
 
 /**

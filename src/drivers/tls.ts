@@ -9,7 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { createSecureContext } from "node:tls";
-import { InvalidArgumentError } from "../core/errors.js";
+import { BackendConfigurationError, InvalidArgumentError } from "../core/errors.js";
 
 /** TLS for a networked backend. Verification of the server is on unless `rejectUnauthorized`
  *  is `false`. */
@@ -266,4 +266,29 @@ export function tlsFailure(error: unknown): TlsFailure | null {
     current = (current as { cause?: unknown }).cause;
   }
   return null;
+}
+
+/** Where a backend's user sets what a {@link TlsFailure} names, appended to its message as is:
+ *  `" (sslrootcert=PATH, or tls.ca)"`. A setting without a hint gets none. */
+export type TlsFixHints = Partial<Record<TlsFailure["setting"], string>>;
+
+/**
+ * A TLS failure from `backend` as the BackendConfigurationError that says what to fix and where
+ * (`fix`, the backend's own spelling of each setting), or null when `error` is not one. `about`
+ * goes before the message (the etcd endpoint that failed).
+ */
+export function tlsConfigurationError(
+  backend: string,
+  error: unknown,
+  fix: TlsFixHints,
+  about = "",
+): BackendConfigurationError | null {
+  const failure = tlsFailure(error);
+  if (!failure) return null;
+  return new BackendConfigurationError(
+    backend,
+    failure.setting,
+    `${about}${failure.message}${fix[failure.setting] ?? ""}`,
+    error,
+  );
 }

@@ -36,7 +36,7 @@ import {
 } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { type BackoffOptions, optimistic, retry } from "../core/retry.js";
-import { applyPatch, UNKNOWN_TIME } from "../drivers/etcd.js";
+import { applyPatch, auditEntry, standIn, UNKNOWN_TIME } from "../drivers/etcd/codec.js";
 import {
   keyBytes,
   Rollback,
@@ -202,13 +202,7 @@ export function kvSqlDriver(dialect: KvDialect, options: KvDriverOptions): Grept
       // again) does not describe this one.
       if (recordToken(text) === token) return { ...decoded, token };
     }
-    return {
-      key: storageKey,
-      token,
-      state: "poisoned",
-      createdAt: UNKNOWN_TIME,
-      updatedAt: UNKNOWN_TIME,
-    };
+    return standIn(storageKey, token);
   };
 
   /** The records of `keys` from rows read together (poison rows and record rows). */
@@ -228,17 +222,7 @@ export function kvSqlDriver(dialect: KvDialect, options: KvDriverOptions): Grept
     const rows: { k: Buffer; v: Buffer }[] = [];
     records.forEach((record, i) => {
       const id = String(last - BigInt(records.length - 1 - i)).padStart(AUDIT_ID_DIGITS, "0");
-      const entry: Omit<AuditEntry, "id"> = {
-        at: intent.at,
-        action: intent.action,
-        key: record.key,
-        actor: intent.actor,
-        reason: intent.reason,
-        record,
-      };
-      if (intent.token !== undefined) entry.token = intent.token;
-      if (intent.evenIfAlive) entry.evenIfAlive = true;
-      const value = keyBytes(JSON.stringify(entry));
+      const value = keyBytes(JSON.stringify(auditEntry(intent, record)));
       rows.push(
         { k: auditKey(id), v: value },
         { k: keyBytes(byKeyPrefix(record.key) + id), v: value },

@@ -216,24 +216,27 @@ export async function collectMetrics(
       else this.set(Math.max(0, (now().getTime() - s.oldestPoisonedAt) / 1000));
     },
   });
-  new client.Gauge({
-    name: "poison_store_up",
-    help: "1 when the last scan of the store answered, 0 when it failed (the key gauges are then NaN).",
-    registers,
-    async collect() {
-      await fresh();
-      this.set((scan as Scan).up ? 1 : 0);
-    },
-  });
-  new client.Gauge({
-    name: "poison_keys_scan_truncated",
-    help: "1 when the last scan stopped at its bound (maxKeys): poison_keys are then lower bounds.",
-    registers,
-    async collect() {
-      await fresh();
-      this.set((scan as Scan).truncated ? 1 : 0);
-    },
-  });
+  /** A 0/1 gauge of one fact of the last scan. */
+  const flag = (name: string, help: string, of: (scan: Scan) => boolean) =>
+    new client.Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        await fresh();
+        this.set(of(scan as Scan) ? 1 : 0);
+      },
+    });
+  flag(
+    "poison_store_up",
+    "1 when the last scan of the store answered, 0 when it failed (the key gauges are then NaN).",
+    (s) => s.up,
+  );
+  flag(
+    "poison_keys_scan_truncated",
+    "1 when the last scan stopped at its bound (maxKeys): poison_keys are then lower bounds.",
+    (s) => s.truncated,
+  );
   const calls = new client.Histogram({
     name: "poison_store_call_duration_seconds",
     help: "Duration of the store's public calls, by backend, method and outcome (ok, or the error code).",

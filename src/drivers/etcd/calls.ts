@@ -17,9 +17,10 @@ import type {
   UpdateOutcome,
 } from "../../core/driver.js";
 import { sameVersion } from "../../core/driver.js";
-import type { AuditEntry, PoisonRecord } from "../../core/records.js";
+import type { PoisonRecord } from "../../core/records.js";
 import {
   applyPatch,
+  auditEntry,
   type Compare,
   decodeSlot,
   deleteOp,
@@ -101,19 +102,9 @@ function auditWrites(
   intent: AuditIntent,
   records: PoisonRecord[],
 ): RequestOp[] {
-  return records.map((record, i) => {
-    const entry: Omit<AuditEntry, "id"> = {
-      at: intent.at,
-      action: intent.action,
-      key: record.key,
-      actor: intent.actor,
-      reason: intent.reason,
-      record,
-    };
-    if (intent.token !== undefined) entry.token = intent.token;
-    if (intent.evenIfAlive) entry.evenIfAlive = true;
-    return putOp(layout.newAuditKey(i), utf8(JSON.stringify(entry)));
-  });
+  return records.map((record, i) =>
+    putOp(layout.newAuditKey(i), utf8(JSON.stringify(auditEntry(intent, record)))),
+  );
 }
 
 /**

@@ -7,7 +7,7 @@
  * never for a driver method: `put` is only the driver's.
  */
 import { decodeRecord } from "../../core/codec.js";
-import type { RecordPatch } from "../../core/driver.js";
+import type { AuditIntent, RecordPatch } from "../../core/driver.js";
 import { prefixUpperBound } from "../../core/keys.js";
 import type { AuditEntry, PoisonRecord } from "../../core/records.js";
 
@@ -179,6 +179,22 @@ export function standIn(storageKey: string, token: string): PoisonRecord {
     createdAt: UNKNOWN_TIME,
     updatedAt: UNKNOWN_TIME,
   };
+}
+
+/** The audit entry `intent` writes for `record` (its id is given where it is stored). Shared with
+ *  the greptimedb layout's SQL storage, which writes the same JSON. */
+export function auditEntry(intent: AuditIntent, record: PoisonRecord): Omit<AuditEntry, "id"> {
+  const entry: Omit<AuditEntry, "id"> = {
+    at: intent.at,
+    action: intent.action,
+    key: record.key,
+    actor: intent.actor,
+    reason: intent.reason,
+    record,
+  };
+  if (intent.token !== undefined) entry.token = intent.token;
+  if (intent.evenIfAlive) entry.evenIfAlive = true;
+  return entry;
 }
 
 /** A record with a token-checked update's fields applied. */

@@ -28,7 +28,7 @@ import {
   resolveTls,
   type TlsOptions,
   type TlsSources,
-  tlsFailure,
+  tlsConfigurationError,
 } from "../tls.js";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
@@ -774,21 +774,15 @@ export function classifyAnswer(
 
 /** A connection that failed for configuration (TLS), or null for a network failure. */
 function classifyConnectionError(error: unknown, endpoint: string): PoisonStoreError | null {
-  const failure = tlsFailure(error);
-  if (!failure) return null;
-  const fix =
-    failure.setting === "tls.ca"
-      ? " (tls.ca, or ?ca=PATH in the URL)"
-      : failure.setting === "tls.cert"
-        ? " (tls.cert and tls.key, or ?cert=PATH&key=PATH in the URL)"
-        : failure.setting === "url"
-          ? ": use etcd:// for a plain-text port"
-          : "";
-  return new BackendConfigurationError(
+  return tlsConfigurationError(
     "etcd",
-    failure.setting,
-    `${endpoint}: ${failure.message}${fix}`,
     error,
+    {
+      "tls.ca": " (tls.ca, or ?ca=PATH in the URL)",
+      "tls.cert": " (tls.cert and tls.key, or ?cert=PATH&key=PATH in the URL)",
+      url: ": use etcd:// for a plain-text port",
+    },
+    `${endpoint}: `,
   );
 }
 
