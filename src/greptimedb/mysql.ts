@@ -66,6 +66,11 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
   const client = mysqlClient(connection, limits, {
     openOnUse: true,
     classify: (error) => configurationError(error) ?? error,
+    // A deadlock victim's (or a serialization failure's) transaction was rolled back whole.
+    retry: (step) =>
+      retryTransaction(step, TRANSACTION_ATTEMPTS, (error) =>
+        isServerError(error, ER.LOCK_DEADLOCK),
+      ),
   });
   const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>) =>
     client.withConnection(body);
@@ -145,31 +150,25 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
     listJoined: (low, exclusive, high, limit, recordPrefix) =>
       one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [recordPrefix, low, high, limit]),
 
-    async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
-      return retryTransaction(
-        () =>
-          client.transaction(async (c) => {
-            const tx: KvTransaction = {
-              lock: (keys) =>
-                keys.length === 0 ? Promise.resolve([]) : rows<KvRow>(c, sql.lock, [keys]),
-              async upsert(entries) {
-                if (entries.length > 0) await c.query(sql.upsert, [entries.map((e) => [e.k, e.v])]);
-              },
-              async delete(keys) {
-                if (keys.length > 0) await c.query(sql.delete, [keys]);
-              },
-              async bump(key, n) {
-                await c.query(sql.bump, [key, Buffer.from(String(n)), n]);
-                const [row] = await rows<{ v: Buffer }>(c, sql.counter, [key]);
-                return BigInt(row ? row.v.toString("utf8") : "0");
-              },
-            };
-            return body(tx);
-          }, "START TRANSACTION"),
-        TRANSACTION_ATTEMPTS,
-        (error) => isServerError(error, ER.LOCK_DEADLOCK),
-      );
-    },
+    transaction: <T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>) =>
+      client.transaction(async (c) => {
+        const tx: KvTransaction = {
+          lock: (keys) =>
+            keys.length === 0 ? Promise.resolve([]) : rows<KvRow>(c, sql.lock, [keys]),
+          async upsert(entries) {
+            if (entries.length > 0) await c.query(sql.upsert, [entries.map((e) => [e.k, e.v])]);
+          },
+          async delete(keys) {
+            if (keys.length > 0) await c.query(sql.delete, [keys]);
+          },
+          async bump(key, n) {
+            await c.query(sql.bump, [key, Buffer.from(String(n)), n]);
+            const [row] = await rows<{ v: Buffer }>(c, sql.counter, [key]);
+            return BigInt(row ? row.v.toString("utf8") : "0");
+          },
+        };
+        return body(tx);
+      }, "START TRANSACTION"),
 
     isMissingTable: (error) => isServerError(error, ER.NO_SUCH_TABLE),
 

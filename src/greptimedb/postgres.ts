@@ -51,6 +51,13 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
   const client = postgresClient(connection, limits, {
     openOnUse: true,
     classify: (error) => configurationError(error) ?? error,
+    // A deadlock victim's (or a serialization failure's) transaction was rolled back whole.
+    retry: (step) =>
+      retryTransaction(step, TRANSACTION_ATTEMPTS, (error) =>
+        [SERIALIZATION_FAILURE, DEADLOCK_DETECTED].includes(
+          String((error as { code?: unknown }).code),
+        ),
+      ),
   });
   const withClient = <T>(body: (c: PgClientLike) => Promise<T>) => client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
@@ -121,35 +128,26 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
     listJoined: (low, exclusive, high, limit, recordPrefix) =>
       one<JoinedRow>(exclusive ? sql.listAfter : sql.listFirst, [low, high, limit, recordPrefix]),
 
-    async transaction<T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>): Promise<T> {
-      return retryTransaction(
-        () =>
-          client.transaction(async (client) => {
-            const tx: KvTransaction = {
-              lock: (keys) => rows<KvRow>(client, sql.lock, [keys]),
-              insertIfAbsent: async (key, value) =>
-                (await rows(client, sql.insertIfAbsent, [key, value])).length === 1,
-              async upsert(entries) {
-                if (entries.length === 0) return;
-                await client.query(sql.upsert, [entries.map((e) => e.k), entries.map((e) => e.v)]);
-              },
-              async delete(keys) {
-                if (keys.length > 0) await client.query(sql.delete, [keys]);
-              },
-              async bump(key, n) {
-                const [row] = await rows<{ v: string }>(client, sql.bump, [key, String(n), n]);
-                return BigInt(row?.v ?? "0");
-              },
-            };
-            return body(tx);
-          }, "BEGIN ISOLATION LEVEL READ COMMITTED"),
-        TRANSACTION_ATTEMPTS,
-        (error) => {
-          const code = (error as { code?: unknown }).code;
-          return code === SERIALIZATION_FAILURE || code === DEADLOCK_DETECTED;
-        },
-      );
-    },
+    transaction: <T>(body: (tx: KvTransaction) => Promise<T | Rollback<T>>) =>
+      client.transaction(async (c) => {
+        const tx: KvTransaction = {
+          lock: (keys) => rows<KvRow>(c, sql.lock, [keys]),
+          insertIfAbsent: async (key, value) =>
+            (await rows(c, sql.insertIfAbsent, [key, value])).length === 1,
+          async upsert(entries) {
+            if (entries.length === 0) return;
+            await c.query(sql.upsert, [entries.map((e) => e.k), entries.map((e) => e.v)]);
+          },
+          async delete(keys) {
+            if (keys.length > 0) await c.query(sql.delete, [keys]);
+          },
+          async bump(key, n) {
+            const [row] = await rows<{ v: string }>(c, sql.bump, [key, String(n), n]);
+            return BigInt(row?.v ?? "0");
+          },
+        };
+        return body(tx);
+      }, "BEGIN ISOLATION LEVEL READ COMMITTED"),
 
     isMissingTable: (error) => MISSING.has(String((error as { code?: unknown })?.code)),
 
