@@ -48,8 +48,8 @@ const FILL_IN_FLIGHT = 8;
 /** A batch slower than this halves the next ones: half the drivers' default step bound (5 s).
  *  Tighter (1 s) shrank MariaDB's batches to 31 keys and made its fill 2-3× slower. */
 const SLOW_BATCH_MS = 2500;
-/** Smaller batches would pay a commit per few keys for nothing: a batch's cost per key is the
- *  same at any size on the SQL drivers (a statement per key). */
+/** Smaller batches would pay a commit per few keys for nothing: on MySQL a batch's cost per key
+ *  is the same at any size (a statement per key), and PostgreSQL's batch is one statement. */
 const MIN_BATCH = 100;
 /** Attempts of a batch whose outcome was unknown, each in smaller batches. */
 const MAX_ATTEMPTS = 4;

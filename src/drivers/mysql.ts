@@ -368,11 +368,14 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         client,
         "mysql",
         records,
-        async (c, record) =>
-          putRow(
-            record,
-            (await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true))[0],
-          ),
+        async (c, sorted) => {
+          const found: PutRow[] = [];
+          for (const record of sorted) {
+            const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
+            found.push(putRow(record, holder));
+          }
+          return found;
+        },
         "START TRANSACTION",
       );
       if (batch.ok) wrote(batch.created.filter(Boolean).length);

@@ -21,6 +21,7 @@ import {
   type RecordColumns,
 } from "../core/codec.js";
 import type {
+  AuditIntent,
   InitOptions,
   PoisonDriver,
   PutOutcome,
@@ -319,9 +320,10 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             ),
         );
       }
-      const batch = await putAllOrNone(client, "postgres", records, async (c, record) =>
-        putRow((await rows<KeyRow>(c, sql.putLocked, putParameters(record, audit)))[0]),
-      );
+      const batch = await putAllOrNone(client, "postgres", records, async (c, sorted) => {
+        const found = await rows<KeyRow>(c, sql.putMany, putManyParameters(sorted, audit));
+        return found.map((row) => ({ record: fromRow(row), inserted: row.inserted === true }));
+      });
       if (batch.ok) logged(batch.created.filter(Boolean).length);
       return batch;
     },
@@ -451,6 +453,21 @@ function isStalePlan(error: unknown): boolean {
 
 function fromRow(row: KeyRow): PoisonRecord {
   return fromColumns(row.key.toString("utf8"), row);
+}
+
+/** The parameters of the batch put: each of the put's first eleven parameters as an array with
+ *  one element per record, the audit entry's five, then each record's JSON (for its entry). */
+function putManyParameters(
+  records: readonly PoisonRecord[],
+  audit: AuditIntent | undefined,
+): unknown[] {
+  const each = records.map((record) => putParameters(record, audit));
+  const column = (i: number) => each.map((values) => values[i]);
+  return [
+    ...Array.from({ length: 11 }, (_, i) => column(i)),
+    ...(each[0] as unknown[]).slice(11, 16),
+    column(16),
+  ];
 }
 
 /** A row of the put statement, for the shared putOutcome. */

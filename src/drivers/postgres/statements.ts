@@ -106,21 +106,26 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
       SELECT $12, $13, ins.key, $14, $15, $16, $17 FROM ins
     )`),
     /*
-     * Put-if-absent inside a batch's transaction. INSERT … ON CONFLICT DO UPDATE either inserts
-     * the row or, when the key exists, waits for any concurrent writer of that row, locks the
-     * latest committed version and "updates" it to itself, so RETURNING hands back the holder as
-     * it stands now. The lock is what a batch needs: every key it found held stays as found
-     * until the batch commits or rolls back, so the batch is all-or-none. `xmax = 0` holds only
-     * for a freshly inserted tuple, so only a real insert is audited.
+     * Put-if-absent of every key of a batch, in one statement inside the batch's transaction:
+     * $1..$11 are arrays, one element per record, in key byte order (the order the rows are
+     * inserted and locked in, so two batches over overlapping keys queue instead of
+     * deadlocking). INSERT … ON CONFLICT DO UPDATE either inserts a row or, when the key exists,
+     * waits for any concurrent writer of that row, locks the latest committed version and
+     * "updates" it to itself, so RETURNING hands back the holder as it stands now. The lock is
+     * what a batch needs: every key it found held stays as found until the batch commits or rolls
+     * back, so the batch is all-or-none. `xmax = 0` holds only for a freshly inserted tuple, so
+     * only a real insert is audited ($12..$16 the entry, $17 each record's JSON) and logged.
      */
-    putLocked: `WITH put AS (
+    putMany: `WITH put AS (
       INSERT INTO ${keys} AS p (${RECORD_COLUMNS})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+      SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[])
       ON CONFLICT (key) DO UPDATE SET token = p.token
       RETURNING ${RECORD_COLUMNS}, (p.xmax = 0) AS inserted
     ), audited AS (
       INSERT INTO ${audit} (at, action, key, actor, reason, token, record)
-      SELECT $12, $13, put.key, $14, $15, $16, $17 FROM put
+      SELECT $12, $13, put.key, $14, $15, $16, sent.record
+      FROM put JOIN unnest($1::bytea[], $17::text[]) AS sent (key, record) ON sent.key = put.key
       WHERE put.inserted AND $13::text IS NOT NULL
     ), logged AS (
       ${logArm("put", "'put'", "put.updated_at", " WHERE put.inserted")}

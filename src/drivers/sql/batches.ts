@@ -23,20 +23,22 @@ import {
 } from "../sql-common.js";
 import type { SqlClient } from "./client.js";
 
-/** Put every record or none. `putLocked` inserts one record, or answers its holder locked until
- *  the commit (so every key found held stays as found until the batch ends). */
+/** Put every record or none. `putLocked` gets the records in key byte order, inserts each absent
+ *  one and answers every key's row (in any order), holders locked until the commit (so every key
+ *  found held stays as found until the batch ends). */
 export function putAllOrNone<C>(
   client: SqlClient<unknown, C>,
   backend: string,
   records: readonly PoisonRecord[],
-  putLocked: (connection: C, record: PoisonRecord) => Promise<PutRow | undefined>,
+  putLocked: (connection: C, sorted: readonly PoisonRecord[]) => Promise<readonly PutRow[]>,
   begin?: string,
 ): Promise<PutOutcome> {
   return client.transaction<PutOutcome>(async (connection) => {
-    const byKey = new Map<string, PutRow | undefined>();
-    for (const record of sortedByBytes(records, (r) => r.key)) {
-      byKey.set(record.key, await putLocked(connection, record));
-    }
+    const rows = await putLocked(
+      connection,
+      sortedByBytes(records, (r) => r.key),
+    );
+    const byKey = new Map(rows.map((row) => [row.record.key, row]));
     const outcome = putOutcome(
       backend,
       records,
