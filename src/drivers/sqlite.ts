@@ -21,19 +21,18 @@ import {
   type RecordColumns,
   toColumns,
 } from "../core/codec.js";
-import {
-  type AuditIntent,
-  type InitOptions,
-  type ListFilter,
-  type PoisonDriver,
-  type RecordPatch,
-  sameVersion,
+import type {
+  AuditIntent,
+  InitOptions,
+  ListFilter,
+  PoisonDriver,
+  RecordPatch,
 } from "../core/driver.js";
 import { BackendUnavailableError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { checkDuration } from "../core/validation.js";
 import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
-import { upperBound } from "./sql-common.js";
+import { removeDecision, upperBound } from "./sql-common.js";
 
 export interface SqliteDriverOptions {
   /** File path, or `:memory:` for a private in-memory database. */
@@ -494,17 +493,12 @@ export function sqliteDriver(options: SqliteDriverOptions): PoisonDriver {
         }
       }
       return immediate(() => {
-        const current = keys.map((key) => read(r.get, key));
-        const conflicts = current.filter(
-          (held, i): held is PoisonRecord =>
-            held !== null &&
-            ((token !== null && held.token !== token) ||
-              (expected !== undefined && !sameAs(held, expected[i]))),
-        );
-        const vanished =
-          expected !== undefined && current.some((held, i) => held === null && expected[i]);
-        if (conflicts.length > 0 || vanished) return { ok: false as const, conflicts };
-        const removed = current.filter((held): held is PoisonRecord => held !== null);
+        const held = keys
+          .map((key) => read(r.get, key))
+          .filter((record): record is PoisonRecord => record !== null);
+        const decided = removeDecision(keys, held, token, expected);
+        if (!decided.ok) return decided;
+        const { removed } = decided;
         const type = audit?.action === "force-delete" ? "force-deleted" : "deleted";
         const at = audit?.at ?? new Date().toISOString();
         for (const held of removed) {
@@ -610,11 +604,6 @@ function hasTable(db: Database, name: string): boolean {
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
     undefined
   );
-}
-
-/** True when `held` is still the version the caller read (`seen`). */
-function sameAs(held: PoisonRecord, seen: PoisonRecord | null | undefined): boolean {
-  return seen !== null && seen !== undefined && sameVersion(held, seen);
 }
 
 function filterParams(lower: Buffer, upper: Uint8Array, limit: number, filter: ListFilter) {
