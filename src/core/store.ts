@@ -180,21 +180,22 @@ class ManagedPoisonStore implements PoisonStoreClient {
     token: string,
     info?: PutPoisonInfo,
   ): Promise<PutPoisonsResult> {
-    return this.#runtime.call(async () => {
+    // Chained rather than async bodies, as the single-key calls (the guard's two steps).
+    return this.#runtime.call(() => {
       const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
-      const outcome = await this.#put(checked, token, info, true);
-      return {
+      return this.#put(checked, token, info, true).then((outcome) => ({
         records: outcome.records.map((record) => this.#userRecord(record)),
         created: checked.filter((_, i) => outcome.created[i] === true),
-      };
+      }));
     });
   }
 
   deletePoisons(keys: readonly string[], token: string): Promise<DeletePoisonsResult> {
-    return this.#runtime.call(async () => {
+    return this.#runtime.call(() => {
       const checked = checkKeys(keys, "keys", this.#maxBatchKeys);
-      const removed = await this.#remove(checked, checkToken(token), undefined, true);
-      return { removed: removed.map((record) => this.#userKey(record.key)) };
+      return this.#remove(checked, checkToken(token), undefined, true).then((removed) => ({
+        removed: removed.map((record) => this.#userKey(record.key)),
+      }));
     });
   }
 
@@ -386,11 +387,14 @@ class ManagedPoisonStore implements PoisonStoreClient {
       Object.defineProperty(ManagedPoisonStore.prototype, op, {
         configurable: true,
         writable: true,
-        value: function observed(this: ManagedPoisonStore, ...args: unknown[]) {
+        // Three parameters rather than a rest array: no public call takes more, and an array
+        // per call was a share of the in-process calls (a missing argument is passed as
+        // undefined, which each method treats as absent, defaults included).
+        value: function observed(this: ManagedPoisonStore, a: unknown, b: unknown, c: unknown) {
           const listeners = this.#callListeners;
-          if (listeners.size === 0) return plain.apply(this, args);
+          if (listeners.size === 0) return plain.call(this, a, b, c);
           const started = performance.now();
-          const result = plain.apply(this, args);
+          const result = plain.call(this, a, b, c);
           const report = (outcome: string, error?: unknown) => {
             const event = {
               backend: this.backend,
@@ -461,11 +465,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
         : (driver as Promise<PoisonDriver>).then((ready) => ready.put(records, audit));
     return put.then((outcome) => {
       if (!outcome.ok) {
-        throw this.#conflictOf(
-          records.map((record) => record.key),
-          outcome.conflicts,
-          checkedToken,
-        );
+        throw this.#conflictOf(records, outcome.conflicts, checkedToken);
       }
       return keep ? outcome : undefined;
     });
@@ -581,7 +581,7 @@ class ManagedPoisonStore implements PoisonStoreClient {
   /** The caller's view of a refusal: `conflicts` (driver records) held keys `token` asked for;
    *  the error names the first in the caller's order and carries them all. */
   #conflictOf(
-    storageKeys: readonly string[],
+    storageKeys: readonly string[] | readonly PoisonRecord[],
     conflicts: readonly PoisonRecord[],
     token: string,
   ): PoisonConflictError {
@@ -741,8 +741,16 @@ function firstOf<T>(items: readonly T[], backend: string): T {
 }
 
 /** `records` ordered as the caller's `keys`, so errors are deterministic. */
-function inCallerOrder(keys: readonly string[], records: readonly PoisonRecord[]): PoisonRecord[] {
-  const order = new Map(keys.map((key, i) => [key, i]));
+function inCallerOrder(
+  keys: readonly string[] | readonly PoisonRecord[],
+  records: readonly PoisonRecord[],
+): PoisonRecord[] {
+  // The caller's storage keys, or the records a put wrote (their keys, without a list of them
+  // built for the usual single conflict).
+  const order = new Map<string, number>();
+  keys.forEach((key: string | PoisonRecord, i) => {
+    order.set(typeof key === "string" ? key : key.key, i);
+  });
   return [...records].sort((a, b) => (order.get(a.key) ?? 0) - (order.get(b.key) ?? 0));
 }
 
