@@ -137,6 +137,18 @@ interface CheckedRun {
   resumePoisoned: boolean;
 }
 
+/** The keys a run holds once its put succeeded. */
+interface Acquired {
+  records: PoisonRecord[];
+  /** At least one key was already held by this token (a resumed run). */
+  resumed: boolean;
+}
+
+/** What a cleanup follows: a success (with the body's value) or an error marked clean. */
+type CleanUpAfter =
+  | { outcome: "succeeded"; result: unknown }
+  | { outcome: "error-marked-clean"; bodyError: unknown };
+
 /** Mutable state of one run, shared by the body's context, the heartbeat and the ending. */
 interface RunState {
   readonly run: CheckedRun;
@@ -365,34 +377,48 @@ export class PoisonGuard {
   /** Hold every key, all or none, or refuse: one atomic put, which also tells which keys were
    *  already held by this token (a resumed run) and hands back the holders' records on a
    *  conflict, so a plain run costs no extra read. */
-  async #acquire(run: CheckedRun): Promise<{ records: PoisonRecord[]; resumed: boolean }> {
-    let put: PutPoisonsResult;
-    try {
-      put = await this.#storeStep(() => this.store.tryPutPoisons(run.keys, run.token, run.info));
-    } catch (error) {
-      if (error instanceof PoisonConflictError) {
-        // The put wrote nothing: it is all or none.
-        const holders =
-          error.conflicts.length > 0
-            ? error.conflicts
-            : [await this.store.inspectPoison(error.key)].filter(
-                (record): record is PoisonRecord => record !== null,
-              );
-        if (holders.length > 0) this.#refuse(run, holders, "held-by-another-token", run.token);
-      }
-      throw error;
-    }
+  #acquire(run: CheckedRun): Promise<Acquired> {
+    // Chained rather than async: with #release, the steps of every run (see #storeStep).
+    return this.#storeStep(() => this.store.tryPutPoisons(run.keys, run.token, run.info)).then(
+      (put) => this.#acquired(run, put),
+      (error: unknown) => this.#acquireFailed(run, error),
+    );
+  }
+
+  /** The put held every key: the run's records, unless this token left a key poisoned. */
+  #acquired(run: CheckedRun, put: PutPoisonsResult): Acquired | Promise<never> {
     const poisoned = put.records.filter((record) => record.state === "poisoned");
-    if (poisoned.length > 0 && !run.resumePoisoned) {
-      // This token left a key poisoned: never run over it silently. Undo what this put wrote;
-      // if even that fails, the extra keys are held by the same token and its next run (or the
-      // operator clearing this token's keys) removes them: quarantine errs on the safe side.
-      if (put.created.length > 0) {
-        await this.store.deletePoisons(put.created, run.token).catch(() => undefined);
-      }
-      this.#refuse(run, poisoned, "poisoned-by-this-token", run.token);
-    }
+    if (poisoned.length > 0 && !run.resumePoisoned) return this.#refusePoisoned(run, put, poisoned);
     return { records: put.records, resumed: put.created.length < run.keys.length };
+  }
+
+  /** This token left a key poisoned: never run over it silently. Undo what this put wrote; if
+   *  even that fails, the extra keys are held by the same token and its next run (or the
+   *  operator clearing this token's keys) removes them: quarantine errs on the safe side. */
+  async #refusePoisoned(
+    run: CheckedRun,
+    put: PutPoisonsResult,
+    poisoned: PoisonRecord[],
+  ): Promise<never> {
+    if (put.created.length > 0) {
+      await this.store.deletePoisons(put.created, run.token).catch(() => undefined);
+    }
+    this.#refuse(run, poisoned, "poisoned-by-this-token", run.token);
+  }
+
+  /** The put failed: a conflict is a refusal naming the holders; anything else is rethrown. */
+  async #acquireFailed(run: CheckedRun, error: unknown): Promise<never> {
+    if (error instanceof PoisonConflictError) {
+      // The put wrote nothing: it is all or none.
+      const holders =
+        error.conflicts.length > 0
+          ? error.conflicts
+          : [await this.store.inspectPoison(error.key)].filter(
+              (record): record is PoisonRecord => record !== null,
+            );
+      if (holders.length > 0) this.#refuse(run, holders, "held-by-another-token", run.token);
+    }
+    throw error;
   }
 
   #refuse(
@@ -480,35 +506,42 @@ export class PoisonGuard {
 
   /** Delete the run's keys (token-checked, all or none). A key found held by another token, or
    *  already absent, was taken or cleared while the run held it: that is the loss of the key. */
-  async #release(state: RunState): Promise<void> {
+  #release(state: RunState): Promise<void> {
     const { run } = state;
-    let removed: string[];
-    try {
-      ({ removed } = await this.#storeStep(() =>
-        this.store.deletePoisons(run.keys, run.token).catch((error: unknown) => {
-          // The delete may have applied: absent or taken keys prove nothing from here on.
-          if (error instanceof BackendUnavailableError) state.deleteUncertain = true;
-          throw error;
-        }),
-      ));
-    } catch (error) {
-      if (!(state.deleteUncertain && error instanceof PoisonConflictError))
-        throw this.#asLoss(state, error);
-      // Our earlier delete may have applied and another run taken a key since. Delete, one by
-      // one, whatever is still ours.
-      for (const key of run.keys) {
-        await this.store.deletePoison(key, run.token).catch((e: unknown) => {
-          if (!(e instanceof PoisonConflictError)) throw e;
-        });
-      }
-      removed = [];
-    }
+    return this.#storeStep(() =>
+      this.store.deletePoisons(run.keys, run.token).catch((error: unknown) => {
+        // The delete may have applied: absent or taken keys prove nothing from here on.
+        if (error instanceof BackendUnavailableError) state.deleteUncertain = true;
+        throw error;
+      }),
+    ).then(
+      ({ removed }) => this.#released(state, removed),
+      (error: unknown) => this.#releaseFailed(state, error),
+    );
+  }
+
+  /** The delete answered: a key it did not find was cleared or taken while the run held it. */
+  #released(state: RunState, removed: readonly string[]): void {
     state.held = false;
-    const missing = run.keys.find((key) => !removed.includes(key));
+    const missing = state.run.keys.find((key) => !removed.includes(key));
     if (missing !== undefined) {
       const lost = this.#lose(state, new PoisonNotFoundError(missing));
       if (lost) throw lost;
     }
+  }
+
+  async #releaseFailed(state: RunState, error: unknown): Promise<void> {
+    if (!(state.deleteUncertain && error instanceof PoisonConflictError))
+      throw this.#asLoss(state, error);
+    // Our earlier delete may have applied and another run taken a key since. Delete, one by
+    // one, whatever is still ours.
+    const { run } = state;
+    for (const key of run.keys) {
+      await this.store.deletePoison(key, run.token).catch((e: unknown) => {
+        if (!(e instanceof PoisonConflictError)) throw e;
+      });
+    }
+    this.#released(state, []);
   }
 
   #markConsistent(state: RunState): Promise<void> {
@@ -528,23 +561,20 @@ export class PoisonGuard {
   /** Delete the keys after a success or a clean-marked error; when that fails, the typed error
    *  says which of the two it followed, with the body's value or error. A loss found on the way
    *  ends the run as lost. */
-  async #cleanUp(
-    state: RunState,
-    done:
-      | { outcome: "succeeded"; result: unknown }
-      | { outcome: "error-marked-clean"; bodyError: unknown },
-  ): Promise<void> {
+  #cleanUp(state: RunState, done: CleanUpAfter): Promise<void> {
+    return this.#release(state).then(
+      () => this.#emit(state.run, { type: "cleaned", reason: done.outcome }),
+      (cause: unknown) => this.#cleanUpFailed(state, done, cause),
+    );
+  }
+
+  async #cleanUpFailed(state: RunState, done: CleanUpAfter, cause: unknown): Promise<never> {
     const { run } = state;
-    try {
-      await this.#release(state);
-    } catch (cause) {
-      if (cause instanceof PoisonLostError) {
-        await this.#endLost(state, done.outcome === "succeeded" ? undefined : done.bodyError, 1);
-      }
-      this.#emit(run, { type: "cleanup-failed", error: cause });
-      throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
+    if (cause instanceof PoisonLostError) {
+      await this.#endLost(state, done.outcome === "succeeded" ? undefined : done.bodyError, 1);
     }
-    this.#emit(run, { type: "cleaned", reason: done.outcome });
+    this.#emit(run, { type: "cleanup-failed", error: cause });
+    throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
   }
 
   /** The body failed for good: clean, poison, or rethrow as the marks say. */
