@@ -53,14 +53,34 @@ export interface RetryOptions extends BackoffOptions {
 
 /** Run `step` until it succeeds, a failure may not be retried, or the attempts run out. */
 export async function retry<T>(step: (attempt: number) => Promise<T>, options: RetryOptions) {
-  for (let attempt = 1; ; attempt++) {
+  try {
+    return await step(1);
+  } catch (error) {
+    return retryAfter(step, options, 1, error);
+  }
+}
+
+/**
+ * The rest of {@link retry}'s loop once attempt `failed` has failed with `error`: for callers
+ * that run the first attempt themselves (most first attempts succeed, and then neither the loop
+ * nor its options are needed).
+ */
+export async function retryAfter<T>(
+  step: (attempt: number) => Promise<T>,
+  options: RetryOptions,
+  failed: number,
+  error: unknown,
+): Promise<T> {
+  let last = error;
+  for (let attempt = failed; ; attempt++) {
+    if (attempt >= options.maxAttempts || !options.shouldRetry(last, attempt)) throw last;
+    const delayMs = backoffDelay(options, attempt, options.random);
+    options.onRetry?.(last, attempt, delayMs);
+    if (!(await sleep(delayMs, options.signal))) throw last;
     try {
-      return await step(attempt);
-    } catch (error) {
-      if (attempt >= options.maxAttempts || !options.shouldRetry(error, attempt)) throw error;
-      const delayMs = backoffDelay(options, attempt, options.random);
-      options.onRetry?.(error, attempt, delayMs);
-      if (!(await sleep(delayMs, options.signal))) throw error;
+      return await step(attempt + 1);
+    } catch (next) {
+      last = next;
     }
   }
 }

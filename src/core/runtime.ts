@@ -110,32 +110,52 @@ export class StoreRuntime {
   };
 
   /**
+   * Start `body`: its synchronous prefix (validation, then driverFor() at most) runs now, so
+   * right after this returns #reachedBackend tells whether a failure came from the backend. The
+   * prologue of both kinds of call (#direct, #withTimeout).
+   */
+  #begin<T>(body: () => Promise<T>): Promise<T> {
+    this.#reachedBackend = false;
+    try {
+      return body();
+    } catch (error) {
+      // A body that is not async (a batch validating its keys) can throw synchronously.
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * A call of an in-process driver: no timer (it cannot hang on a network), no wrapper promise,
    * only its failures typed. `#withTimeout` is the networked twin; the two differ only in the
-   * timer and in how often a failure waits for the event loop (see #yieldDue).
+   * timer and in how often a failure waits for the event loop (see #yieldDue). Its handlers are
+   * built once per store, not per call.
    */
   #direct<T>(body: () => Promise<T>): Promise<T> {
-    this.#reachedBackend = false;
-    let running: Promise<T>;
-    try {
-      running = body();
-    } catch (error) {
-      running = Promise.reject(error);
-    }
-    const reachedBackend = this.#reachedBackend;
+    const running = this.#begin(body);
     return running.then(
-      (value) => {
-        this.#settled();
-        return value;
-      },
-      (error: unknown) => {
-        this.#settled();
-        const typed = this.#typed(error, reachedBackend);
-        if (!reachedBackend || !this.#yieldDue()) throw typed;
-        return new Promise<never>((_, reject) => setImmediate(reject, typed));
-      },
+      this.#directSettled as (value: T) => T,
+      this.#reachedBackend ? this.#directFailedAtBackend : this.#directFailedBefore,
     );
   }
+
+  readonly #directSettled = (value: unknown): unknown => {
+    this.#settled();
+    return value;
+  };
+
+  /** A failure before the backend was reached (an argument): rejected at once. */
+  readonly #directFailedBefore = (error: unknown): never => {
+    this.#settled();
+    throw this.#typed(error, false);
+  };
+
+  /** A failure from the backend: at once, but for one in MAX_FAILURES_PER_TURN (#yieldDue). */
+  readonly #directFailedAtBackend = (error: unknown): Promise<never> => {
+    this.#settled();
+    const typed = this.#typed(error, true);
+    if (!this.#yieldDue()) throw typed;
+    return new Promise<never>((_, reject) => setImmediate(reject, typed));
+  };
 
   /**
    * Whether this failure must wait for the event loop's next turn. A caller retrying an
@@ -238,15 +258,7 @@ export class StoreRuntime {
 
   /** A networked driver's call, bounded by timeoutMs. */
   #withTimeout<T>(body: () => Promise<T>): Promise<T> {
-    this.#reachedBackend = false;
-    let running: Promise<T>;
-    try {
-      running = body();
-    } catch (error) {
-      // A body that is not async (a batch validating its keys) can throw synchronously.
-      running = Promise.reject(error);
-    }
-    // Only the synchronous prefix of body() has run: validation, then driverFor() at most.
+    const running = this.#begin(body);
     const reachedBackend = this.#reachedBackend;
     return this.#timed(
       running,

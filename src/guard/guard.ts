@@ -13,7 +13,7 @@ import {
   PoisonNotFoundError,
 } from "../core/errors.js";
 import type { PoisonRecord, PutPoisonInfo, PutPoisonsResult } from "../core/records.js";
-import { backoffDelay, type RetryOptions as CoreRetryOptions, retry } from "../core/retry.js";
+import { backoffDelay, type RetryOptions as CoreRetryOptions, retryAfter } from "../core/retry.js";
 import { processOwner } from "../core/store.js";
 import {
   checkDuration,
@@ -40,6 +40,7 @@ import {
   type GuardRunSettled,
   guardRunChannel,
 } from "./events.js";
+import { HeartbeatClock } from "./heartbeat.js";
 import { isMarkedCleanPoisons, isMarkedRetryable } from "./marks.js";
 
 /** Exponential backoff with jitter. */
@@ -136,6 +137,18 @@ interface CheckedRun {
   resumePoisoned: boolean;
 }
 
+/** The keys a run holds once its put succeeded. */
+interface Acquired {
+  records: PoisonRecord[];
+  /** At least one key was already held by this token (a resumed run). */
+  resumed: boolean;
+}
+
+/** What a cleanup follows: a success (with the body's value) or an error marked clean. */
+type CleanUpAfter =
+  | { outcome: "succeeded"; result: unknown }
+  | { outcome: "error-marked-clean"; bodyError: unknown };
+
 /** Mutable state of one run, shared by the body's context, the heartbeat and the ending. */
 interface RunState {
   readonly run: CheckedRun;
@@ -159,6 +172,8 @@ export class PoisonGuard {
   readonly #owner: string;
   readonly #random: () => number;
   readonly #events: GuardEvents;
+  /** The heartbeat timer shared by this guard's runs; null when heartbeats are off. */
+  readonly #heartbeats: HeartbeatClock | null;
 
   constructor(store: PoisonStoreClient, options: PoisonGuardOptions = {}) {
     if (typeof store !== "object" || store === null || typeof store.tryPutPoisons !== "function") {
@@ -173,6 +188,7 @@ export class PoisonGuard {
       heartbeat === false
         ? false
         : checkDuration("options.heartbeatIntervalMs", heartbeat, DEFAULT_HEARTBEAT_INTERVAL_MS);
+    this.#heartbeats = this.#heartbeatMs === false ? null : new HeartbeatClock(this.#heartbeatMs);
     this.#owner =
       checkOptionalString("options.owner", checked.owner, MAX_LABEL_BYTES) ?? processOwner();
     this.#random = optionalFunction<() => number>("options.random", checked.random) ?? Math.random;
@@ -220,9 +236,17 @@ export class PoisonGuard {
    * finished but the keys may still be present), or a store error from the initial put
    * (BackendUnavailableError: the keys may have been written; a run with the same token resumes).
    */
-  async run<T>(spec: GuardedRun, body: (ctx: GuardContext) => Promise<T> | T): Promise<T> {
+  run<T>(spec: GuardedRun, body: (ctx: GuardContext) => Promise<T> | T): Promise<T> {
+    // Not async itself: without metrics listening, the run's promise is #run's, not a wrapper.
     if (!guardRunChannel.hasSubscribers) return this.#run(spec, body);
-    // Metrics listen (collectMetrics): publish how the run ended.
+    return this.#publishedRun(spec, body);
+  }
+
+  /** A run whose ending is published for the metrics listening (collectMetrics). */
+  async #publishedRun<T>(
+    spec: GuardedRun,
+    body: (ctx: GuardContext) => Promise<T> | T,
+  ): Promise<T> {
     const started = performance.now();
     const publish = (outcome: GuardRunOutcome) => {
       const message: GuardRunSettled = {
@@ -262,67 +286,67 @@ export class PoisonGuard {
     this.#emit(run, { type: "started", resumed: acquired.resumed, records: acquired.records });
 
     const { controller } = state;
-    const onAbort = () => controller.abort(run.signal?.reason);
-    run.signal?.addEventListener("abort", onAbort, { once: true });
-    if (run.signal?.aborted) onAbort();
+    const onAbort = run.signal ? () => controller.abort(run.signal?.reason) : null;
+    if (onAbort) {
+      run.signal?.addEventListener("abort", onAbort, { once: true });
+      if (run.signal?.aborted) onAbort();
+    }
     const heartbeat = this.#startHeartbeat(state);
 
     try {
       // A resumed run's records carry the earlier run's heartbeat: make them live now.
       if (acquired.resumed && this.#heartbeatMs !== false) await this.#touch(state).catch(() => {});
-      // The attempts: src/core/retry.ts's loop, retrying a body error marked `retryable` while
-      // the run still holds its keys and was not aborted.
       let attempt = 0;
       let bodyError: unknown;
       let value: T;
-      try {
-        value = await retry(
-          async (n) => {
-            if (n > 1) {
-              // After the wait: a key lost meanwhile, or a store that cannot confirm the run
-              // still holds its keys, ends the run with the last attempt's error: never run the
-              // body again over a key that may be someone else's.
-              if (!(await this.#stillHeld(state))) throw STOP_RETRYING;
-              if (!state.held && !state.lost) {
-                // markConsistent released the keys during an earlier attempt; this one changes
-                // the resource again, so it must hold them again.
-                try {
-                  await this.#acquire(run);
-                } catch (error) {
-                  throw new NotABodyError(error);
-                }
-                state.held = true;
-              }
-            }
-            attempt = n;
-            let settled = false;
-            const live = <R>(method: string, action: () => Promise<R>): Promise<R> =>
-              settled ? Promise.reject(new RunSettledError(method, run.token)) : action();
-            const ctx: GuardContext = {
-              keys: run.keys,
-              token: run.token,
-              attempt: n,
-              get signal() {
-                return controller.signal;
-              },
-              resumed: acquired.resumed,
-              records: acquired.records,
-              markConsistent: () => live("markConsistent", () => this.#markConsistent(state)),
-              assertHeld: () => live("assertHeld", () => this.#assertHeld(state)),
-            };
+      const actions: ContextActions = {
+        markConsistent: () => this.#markConsistent(state),
+        assertHeld: () => this.#assertHeld(state),
+      };
+      const attemptBody = async (n: number): Promise<T> => {
+        if (n > 1) {
+          // After the wait: a key lost meanwhile, or a store that cannot confirm the run
+          // still holds its keys, ends the run with the last attempt's error: never run the
+          // body again over a key that may be someone else's.
+          if (!(await this.#stillHeld(state))) throw STOP_RETRYING;
+          if (!state.held && !state.lost) {
+            // markConsistent released the keys during an earlier attempt; this one changes
+            // the resource again, so it must hold them again.
             try {
-              return await body(ctx);
+              await this.#acquire(run);
             } catch (error) {
-              bodyError = error;
-              throw error;
-            } finally {
-              settled = true;
+              throw new NotABodyError(error);
             }
-          },
-          new AttemptPolicy(this.#retry, this.#random, state, (error, failed, delayMs) =>
-            this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
-          ),
-        );
+            state.held = true;
+          }
+        }
+        attempt = n;
+        const ctx = new RunContext(run, n, acquired, controller, actions);
+        try {
+          return await body(ctx);
+        } catch (error) {
+          bodyError = error;
+          throw error;
+        } finally {
+          ctx.settle();
+        }
+      };
+      try {
+        // The first attempt runs outside the retry loop (most bodies succeed at once); a body
+        // error marked `retryable` continues in src/core/retry.ts's loop while the run still
+        // holds its keys and was not aborted.
+        try {
+          value = await attemptBody(1);
+        } catch (first) {
+          value = await retryAfter(
+            attemptBody,
+            new AttemptPolicy(this.#retry, this.#random, state, (error, failed, delayMs) =>
+              this.#emit(run, { type: "retried", attempt: failed, delayMs, error }),
+            ),
+            1,
+            first,
+          );
+        }
       } catch (thrown) {
         if (isNotABodyError(thrown)) throw thrown.error;
         const error = thrown === STOP_RETRYING ? bodyError : thrown;
@@ -332,7 +356,9 @@ export class PoisonGuard {
         return await this.#fail(state, error, attempt);
       }
       if (state.releasing) await state.releasing.catch(() => undefined);
-      await heartbeat.stop();
+      // Awaited only when a heartbeat is in flight: an await of nothing still costs a turn.
+      const beating = heartbeat.stop();
+      if (beating) await beating;
       if (state.lost) return await this.#endLost(state, undefined, attempt);
       if (state.held) await this.#cleanUp(state, { outcome: "succeeded", result: value });
       this.#emit(run, { type: "succeeded", attempts: attempt });
@@ -340,8 +366,9 @@ export class PoisonGuard {
     } finally {
       // Stopped already on every path but a throw from the steps above; then it waits for a
       // heartbeat still in flight.
-      await heartbeat.stop();
-      run.signal?.removeEventListener("abort", onAbort);
+      const beating = heartbeat.stop();
+      if (beating) await beating;
+      if (onAbort) run.signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -350,34 +377,48 @@ export class PoisonGuard {
   /** Hold every key, all or none, or refuse: one atomic put, which also tells which keys were
    *  already held by this token (a resumed run) and hands back the holders' records on a
    *  conflict, so a plain run costs no extra read. */
-  async #acquire(run: CheckedRun): Promise<{ records: PoisonRecord[]; resumed: boolean }> {
-    let put: PutPoisonsResult;
-    try {
-      put = await this.#storeStep(() => this.store.tryPutPoisons(run.keys, run.token, run.info));
-    } catch (error) {
-      if (error instanceof PoisonConflictError) {
-        // The put wrote nothing: it is all or none.
-        const holders =
-          error.conflicts.length > 0
-            ? error.conflicts
-            : [await this.store.inspectPoison(error.key)].filter(
-                (record): record is PoisonRecord => record !== null,
-              );
-        if (holders.length > 0) this.#refuse(run, holders, "held-by-another-token", run.token);
-      }
-      throw error;
-    }
+  #acquire(run: CheckedRun): Promise<Acquired> {
+    // Chained rather than async: with #release, the steps of every run (see #storeStep).
+    return this.#storeStep(() => this.store.tryPutPoisons(run.keys, run.token, run.info)).then(
+      (put) => this.#acquired(run, put),
+      (error: unknown) => this.#acquireFailed(run, error),
+    );
+  }
+
+  /** The put held every key: the run's records, unless this token left a key poisoned. */
+  #acquired(run: CheckedRun, put: PutPoisonsResult): Acquired | Promise<never> {
     const poisoned = put.records.filter((record) => record.state === "poisoned");
-    if (poisoned.length > 0 && !run.resumePoisoned) {
-      // This token left a key poisoned: never run over it silently. Undo what this put wrote;
-      // if even that fails, the extra keys are held by the same token and its next run (or the
-      // operator clearing this token's keys) removes them: quarantine errs on the safe side.
-      if (put.created.length > 0) {
-        await this.store.deletePoisons(put.created, run.token).catch(() => undefined);
-      }
-      this.#refuse(run, poisoned, "poisoned-by-this-token", run.token);
-    }
+    if (poisoned.length > 0 && !run.resumePoisoned) return this.#refusePoisoned(run, put, poisoned);
     return { records: put.records, resumed: put.created.length < run.keys.length };
+  }
+
+  /** This token left a key poisoned: never run over it silently. Undo what this put wrote; if
+   *  even that fails, the extra keys are held by the same token and its next run (or the
+   *  operator clearing this token's keys) removes them: quarantine errs on the safe side. */
+  async #refusePoisoned(
+    run: CheckedRun,
+    put: PutPoisonsResult,
+    poisoned: PoisonRecord[],
+  ): Promise<never> {
+    if (put.created.length > 0) {
+      await this.store.deletePoisons(put.created, run.token).catch(() => undefined);
+    }
+    this.#refuse(run, poisoned, "poisoned-by-this-token", run.token);
+  }
+
+  /** The put failed: a conflict is a refusal naming the holders; anything else is rethrown. */
+  async #acquireFailed(run: CheckedRun, error: unknown): Promise<never> {
+    if (error instanceof PoisonConflictError) {
+      // The put wrote nothing: it is all or none.
+      const holders =
+        error.conflicts.length > 0
+          ? error.conflicts
+          : [await this.store.inspectPoison(error.key)].filter(
+              (record): record is PoisonRecord => record !== null,
+            );
+      if (holders.length > 0) this.#refuse(run, holders, "held-by-another-token", run.token);
+    }
+    throw error;
   }
 
   #refuse(
@@ -465,37 +506,42 @@ export class PoisonGuard {
 
   /** Delete the run's keys (token-checked, all or none). A key found held by another token, or
    *  already absent, was taken or cleared while the run held it: that is the loss of the key. */
-  async #release(state: RunState): Promise<void> {
+  #release(state: RunState): Promise<void> {
     const { run } = state;
-    let removed: string[];
-    try {
-      ({ removed } = await this.#storeStep(async () => {
-        try {
-          return await this.store.deletePoisons(run.keys, run.token);
-        } catch (error) {
-          // The delete may have applied: absent or taken keys prove nothing from here on.
-          if (error instanceof BackendUnavailableError) state.deleteUncertain = true;
-          throw error;
-        }
-      }));
-    } catch (error) {
-      if (!(state.deleteUncertain && error instanceof PoisonConflictError))
-        throw this.#asLoss(state, error);
-      // Our earlier delete may have applied and another run taken a key since. Delete, one by
-      // one, whatever is still ours.
-      for (const key of run.keys) {
-        await this.store.deletePoison(key, run.token).catch((e: unknown) => {
-          if (!(e instanceof PoisonConflictError)) throw e;
-        });
-      }
-      removed = [];
-    }
+    return this.#storeStep(() =>
+      this.store.deletePoisons(run.keys, run.token).catch((error: unknown) => {
+        // The delete may have applied: absent or taken keys prove nothing from here on.
+        if (error instanceof BackendUnavailableError) state.deleteUncertain = true;
+        throw error;
+      }),
+    ).then(
+      ({ removed }) => this.#released(state, removed),
+      (error: unknown) => this.#releaseFailed(state, error),
+    );
+  }
+
+  /** The delete answered: a key it did not find was cleared or taken while the run held it. */
+  #released(state: RunState, removed: readonly string[]): void {
     state.held = false;
-    const missing = run.keys.find((key) => !removed.includes(key));
+    const missing = state.run.keys.find((key) => !removed.includes(key));
     if (missing !== undefined) {
       const lost = this.#lose(state, new PoisonNotFoundError(missing));
       if (lost) throw lost;
     }
+  }
+
+  async #releaseFailed(state: RunState, error: unknown): Promise<void> {
+    if (!(state.deleteUncertain && error instanceof PoisonConflictError))
+      throw this.#asLoss(state, error);
+    // Our earlier delete may have applied and another run taken a key since. Delete, one by
+    // one, whatever is still ours.
+    const { run } = state;
+    for (const key of run.keys) {
+      await this.store.deletePoison(key, run.token).catch((e: unknown) => {
+        if (!(e instanceof PoisonConflictError)) throw e;
+      });
+    }
+    this.#released(state, []);
   }
 
   #markConsistent(state: RunState): Promise<void> {
@@ -515,23 +561,20 @@ export class PoisonGuard {
   /** Delete the keys after a success or a clean-marked error; when that fails, the typed error
    *  says which of the two it followed, with the body's value or error. A loss found on the way
    *  ends the run as lost. */
-  async #cleanUp(
-    state: RunState,
-    done:
-      | { outcome: "succeeded"; result: unknown }
-      | { outcome: "error-marked-clean"; bodyError: unknown },
-  ): Promise<void> {
+  #cleanUp(state: RunState, done: CleanUpAfter): Promise<void> {
+    return this.#release(state).then(
+      () => this.#emit(state.run, { type: "cleaned", reason: done.outcome }),
+      (cause: unknown) => this.#cleanUpFailed(state, done, cause),
+    );
+  }
+
+  async #cleanUpFailed(state: RunState, done: CleanUpAfter, cause: unknown): Promise<never> {
     const { run } = state;
-    try {
-      await this.#release(state);
-    } catch (cause) {
-      if (cause instanceof PoisonLostError) {
-        await this.#endLost(state, done.outcome === "succeeded" ? undefined : done.bodyError, 1);
-      }
-      this.#emit(run, { type: "cleanup-failed", error: cause });
-      throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
+    if (cause instanceof PoisonLostError) {
+      await this.#endLost(state, done.outcome === "succeeded" ? undefined : done.bodyError, 1);
     }
-    this.#emit(run, { type: "cleaned", reason: done.outcome });
+    this.#emit(run, { type: "cleanup-failed", error: cause });
+    throw new PoisonCleanupError({ keys: run.keys, token: run.token, ...done, cause });
   }
 
   /** The body failed for good: clean, poison, or rethrow as the marks say. */
@@ -627,10 +670,11 @@ export class PoisonGuard {
   }
 
   #startHeartbeat(state: RunState): { stop(): Promise<void> | undefined } {
-    if (this.#heartbeatMs === false) return { stop: () => undefined };
+    const clock = this.#heartbeats;
+    if (!clock) return NO_HEARTBEAT;
     let inFlight: Promise<void> | null = null;
     let stopped = false;
-    const tick = () => {
+    const beat = clock.start(() => {
       if (stopped || inFlight || !state.held || state.releasing || state.lost) return;
       inFlight = this.#touch(state)
         .catch((error: unknown) => {
@@ -642,33 +686,43 @@ export class PoisonGuard {
         .finally(() => {
           inFlight = null;
         });
-    };
-    // Not unref'd: the heartbeat is how a run learns it lost a key, so while the body runs it
-    // keeps the process alive like any other work in progress (it stops when the run ends).
-    const timer = setInterval(tick, this.#heartbeatMs);
+    });
+    // The guard's one heartbeat timer (heartbeat.ts) is referenced while a run is queued: the
+    // heartbeat is how a run learns it lost a key, so while the body runs it keeps the process
+    // alive like any other work in progress (it stops when the run ends).
     return {
       // Not async: with no heartbeat in flight (the usual case) there is nothing to wait for.
       stop() {
         if (!stopped) {
           stopped = true;
-          clearInterval(timer);
+          clock.stop(beat);
         }
         return inFlight ?? undefined;
       },
     };
   }
 
-  /** A store write of the guard itself, retried while the backend is unavailable. */
+  /** A store write of the guard itself, retried while the backend is unavailable. The first
+   *  attempt runs outside the retry loop: it usually succeeds, and the loop's frame was a
+   *  measurable share of a no-op run. */
   #storeStep<R>(step: () => Promise<R>): Promise<R> {
-    this.#storeRetrying ??= {
-      ...this.#storeRetry,
-      random: this.#random,
-      shouldRetry: (error) => error instanceof BackendUnavailableError,
-    };
-    return retry(step, this.#storeRetrying);
+    let first: Promise<R>;
+    try {
+      first = step();
+    } catch (error) {
+      first = Promise.reject(error);
+    }
+    return first.catch((error: unknown) => {
+      this.#storeRetrying ??= {
+        ...this.#storeRetry,
+        random: this.#random,
+        shouldRetry: (failure) => failure instanceof BackendUnavailableError,
+      };
+      return retryAfter(step, this.#storeRetrying, 1, error);
+    });
   }
 
-  /** The options of #storeStep, built once. */
+  /** The options of #storeStep's retries, built once. */
   #storeRetrying: CoreRetryOptions | null = null;
 
   #emit(run: CheckedRun, fields: DistributiveOmit<GuardEvent, CommonField>, token?: string | null) {
@@ -723,6 +777,65 @@ class AttemptPolicy implements CoreRetryOptions {
     );
   }
 }
+
+/** What a run's contexts do, made once per run and shared by its attempts' contexts. */
+interface ContextActions {
+  markConsistent(): Promise<void>;
+  assertHeld(): Promise<void>;
+}
+
+/**
+ * The body's GuardContext, one per attempt. A class rather than an object literal: a literal
+ * with a getter (`signal`) made V8 build its accessor at run time, which cost more than the rest
+ * of a no-op run on the in-process backends; here the getter is the prototype's. The methods
+ * stay own closures, so `const { markConsistent } = ctx` keeps working.
+ */
+class RunContext implements GuardContext {
+  readonly keys: readonly string[];
+  readonly token: string;
+  readonly attempt: number;
+  readonly resumed: boolean;
+  readonly records: readonly PoisonRecord[];
+  readonly markConsistent: () => Promise<void>;
+  readonly assertHeld: () => Promise<void>;
+  readonly #controller: LazyAbort;
+  #settled = false;
+
+  constructor(
+    run: CheckedRun,
+    attempt: number,
+    acquired: { records: PoisonRecord[]; resumed: boolean },
+    controller: LazyAbort,
+    actions: ContextActions,
+  ) {
+    this.keys = run.keys;
+    this.token = run.token;
+    this.attempt = attempt;
+    this.resumed = acquired.resumed;
+    this.records = acquired.records;
+    this.#controller = controller;
+    this.markConsistent = () =>
+      this.#settled
+        ? Promise.reject(new RunSettledError("markConsistent", run.token))
+        : actions.markConsistent();
+    this.assertHeld = () =>
+      this.#settled
+        ? Promise.reject(new RunSettledError("assertHeld", run.token))
+        : actions.assertHeld();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The attempt is over: every method refuses from now on. */
+  settle(): void {
+    this.#settled = true;
+  }
+}
+
+/** The heartbeat of a run of a guard whose heartbeats are off. */
+const NO_HEARTBEAT = { stop: (): undefined => undefined };
 
 /** Thrown by an attempt that must not run: the run ends with the previous attempt's error. */
 const STOP_RETRYING = Symbol("stop retrying");
