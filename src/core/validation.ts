@@ -174,6 +174,19 @@ export function checkRecordedInterval(argument: string, value: unknown): number 
   return Math.ceil(checkDuration(argument, value, 0));
 }
 
+/** A whole number in 1..`max`, or `fallback` when absent (a count option such as maxKeys). */
+export function checkCount(
+  argument: string,
+  value: unknown,
+  fallback: number,
+  max: number,
+): number {
+  const count = value ?? fallback;
+  if (typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > max)
+    throw new InvalidArgumentError(argument, `must be a whole number 1..${max}`);
+  return count;
+}
+
 export function checkLimit(value: unknown, argument = "limit"): number {
   if (value === undefined) return DEFAULT_PAGE_SIZE;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {

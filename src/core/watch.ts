@@ -27,7 +27,13 @@ import {
 import { compareKeys } from "./keys.js";
 import type { AuditEntry, PoisonRecord } from "./records.js";
 import { backoffDelay, sleep } from "./retry.js";
-import { checkDuration, checkObject, checkString, MAX_PAGE_SIZE } from "./validation.js";
+import {
+  checkCount,
+  checkDuration,
+  checkObject,
+  checkString,
+  MAX_PAGE_SIZE,
+} from "./validation.js";
 
 /** What happened to a key. `resync`: changes may have been missed; re-list what you need. */
 export type ChangeType = "put" | "poisoned" | "touched" | "deleted" | "force-deleted" | "resync";
@@ -272,17 +278,12 @@ function checkWatchOptions(options: WatchOptions | undefined): CheckedWatchOptio
   const signal = checked.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal))
     throw new InvalidArgumentError("options.signal", "must be an AbortSignal");
-  const maxKeys = checked.maxKeys ?? DEFAULT_WATCH_MAX_KEYS;
-  if (
-    typeof maxKeys !== "number" ||
-    !Number.isInteger(maxKeys) ||
-    maxKeys < 1 ||
-    maxKeys > MAX_WATCH_KEYS
-  )
-    throw new InvalidArgumentError(
-      "options.maxKeys",
-      `must be a whole number 1..${MAX_WATCH_KEYS}`,
-    );
+  const maxKeys = checkCount(
+    "options.maxKeys",
+    checked.maxKeys,
+    DEFAULT_WATCH_MAX_KEYS,
+    MAX_WATCH_KEYS,
+  );
   const onError = checked.onError;
   if (onError !== undefined && typeof onError !== "function")
     throw new InvalidArgumentError("options.onError", "must be a function");

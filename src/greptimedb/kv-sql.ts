@@ -133,6 +133,24 @@ export function retryTransaction<T>(
   const backoff: BackoffOptions = { maxAttempts, ...TRANSACTION_BACKOFF };
   return retry(attempt, { ...backoff, shouldRetry: retryable });
 }
+
+/** Tries of a transaction the server rolled back whole (a deadlock victim, a serialization
+ *  failure), the first included. */
+const TRANSACTION_ATTEMPTS = 10;
+
+/** The SQL client options of a layout's dialect: the pool opened on first use, failures
+ *  classified by `classify` (a setup to fix, or null), and each step tried again while
+ *  `retryable` says the server rolled it back whole. */
+export function kvClientOptions(
+  classify: (error: unknown) => unknown,
+  retryable: (error: unknown) => boolean,
+) {
+  return {
+    openOnUse: true,
+    classify: (error: unknown) => classify(error) ?? error,
+    retry: <T>(step: () => Promise<T>) => retryTransaction(step, TRANSACTION_ATTEMPTS, retryable),
+  };
+}
 const AUDIT_ID_DIGITS = 16;
 
 export function kvSqlDriver(dialect: KvDialect, options: KvDriverOptions): GreptimeDriver {

@@ -28,8 +28,8 @@ import {
   type KvDialect,
   type KvRow,
   type KvTransaction,
+  kvClientOptions,
   kvSqlDriver,
-  retryTransaction,
 } from "./kv-sql.js";
 import type { GreptimeLayout } from "./options.js";
 
@@ -43,7 +43,6 @@ export interface GreptimeMysqlOptions {
   maxConnections?: number;
 }
 
-const TRANSACTION_ATTEMPTS = 10;
 /** The largest value of each column type GreptimeDB's table may have for `v`. */
 const VALUE_LIMITS: Record<string, number> = {
   blob: 65_535,
@@ -63,15 +62,15 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
   const limits = poolLimits(options);
   // TLS parameters (ssl-mode, ssl-ca…) as the mysql driver reads them.
   const connection = mysqlConnection(options.url, undefined);
-  const client = mysqlClient(connection, limits, {
-    openOnUse: true,
-    classify: (error) => configurationError(error) ?? error,
-    // A deadlock victim's (or a serialization failure's) transaction was rolled back whole.
-    retry: (step) =>
-      retryTransaction(step, TRANSACTION_ATTEMPTS, (error) =>
-        isServerError(error, ER.LOCK_DEADLOCK),
-      ),
-  });
+  const client = mysqlClient(
+    connection,
+    limits,
+    // Deadlock victims (and serialization failures) were rolled back whole: tried again.
+    kvClientOptions(
+      (error) => configurationError(error),
+      (error) => isServerError(error, ER.LOCK_DEADLOCK),
+    ),
+  );
   const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>) =>
     client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */

@@ -22,8 +22,8 @@ import {
   type KvDialect,
   type KvRow,
   type KvTransaction,
+  kvClientOptions,
   kvSqlDriver,
-  retryTransaction,
 } from "./kv-sql.js";
 import type { GreptimeLayout } from "./options.js";
 
@@ -40,7 +40,6 @@ export interface GreptimePostgresOptions {
 const SERIALIZATION_FAILURE = "40001";
 const DEADLOCK_DETECTED = "40P01";
 const MISSING = new Set(["42P01", "3F000"]); // undefined_table, invalid_schema_name
-const TRANSACTION_ATTEMPTS = 10;
 
 export function greptimePostgresDriver(options: GreptimePostgresOptions): GreptimeDriver {
   const { layout } = options;
@@ -48,17 +47,18 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
   const limits = poolLimits(options);
   // TLS parameters (sslmode, sslrootcert…) as the postgres driver reads them.
   const connection = postgresConnection(options.url, undefined);
-  const client = postgresClient(connection, limits, {
-    openOnUse: true,
-    classify: (error) => configurationError(error) ?? error,
-    // A deadlock victim's (or a serialization failure's) transaction was rolled back whole.
-    retry: (step) =>
-      retryTransaction(step, TRANSACTION_ATTEMPTS, (error) =>
+  const client = postgresClient(
+    connection,
+    limits,
+    // Deadlock victims (and serialization failures) were rolled back whole: tried again.
+    kvClientOptions(
+      (error) => configurationError(error),
+      (error) =>
         [SERIALIZATION_FAILURE, DEADLOCK_DETECTED].includes(
           String((error as { code?: unknown }).code),
         ),
-      ),
-  });
+    ),
+  );
   const withClient = <T>(body: (c: PgClientLike) => Promise<T>) => client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
   const configurationError = (error: unknown) => {

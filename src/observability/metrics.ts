@@ -21,7 +21,13 @@ import type { PoisonStoreClient } from "../core/contract.js";
 import { InvalidArgumentError, MissingDependencyError } from "../core/errors.js";
 import { livenessOf } from "../core/liveness.js";
 import type { PoisonRecord } from "../core/records.js";
-import { checkDuration, checkObject, checkString, MAX_PAGE_SIZE } from "../core/validation.js";
+import {
+  checkCount,
+  checkDuration,
+  checkObject,
+  checkString,
+  MAX_PAGE_SIZE,
+} from "../core/validation.js";
 import { GUARD_RUN_CHANNEL, GUARD_RUN_OUTCOMES, type GuardRunSettled } from "../guard/events.js";
 
 /** A metrics registry: a prom-client `Registry` (yours, or prom-client's global `register`). */
@@ -123,17 +129,12 @@ export async function collectMetrics(
     DEFAULT_METRICS_INTERVAL_MS,
     { allowZero: true },
   );
-  const maxKeys = checked.maxKeys ?? DEFAULT_METRICS_MAX_KEYS;
-  if (
-    typeof maxKeys !== "number" ||
-    !Number.isInteger(maxKeys) ||
-    maxKeys < 1 ||
-    maxKeys > MAX_METRICS_KEYS
-  )
-    throw new InvalidArgumentError(
-      "options.maxKeys",
-      `must be a whole number 1..${MAX_METRICS_KEYS}`,
-    );
+  const maxKeys = checkCount(
+    "options.maxKeys",
+    checked.maxKeys,
+    DEFAULT_METRICS_MAX_KEYS,
+    MAX_METRICS_KEYS,
+  );
   const prefix =
     checked.prefix === undefined ? "" : checkString("options.prefix", checked.prefix, 1024, true);
   const buckets = checked.buckets ?? DEFAULT_CALL_BUCKETS;
