@@ -11,6 +11,7 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
 import { conformanceHarness } from "../support/backends.js";
+import { assertNativeWatchEndsOnAbort, countedEtcdStore } from "../support/etcd.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
@@ -87,35 +88,17 @@ describe("etcd driver", { skip: skip ?? false }, () => {
       namespace: `/poison-test/${randomUUID()}/`,
     });
     cleanup.push(() => store.close());
-    const controller = new AbortController();
-    const changes = store.watch({ signal: controller.signal });
-    assert.equal(changes.source, "native");
-    assert.equal(await changes.ready, true);
-    const reading = (async () => {
-      for await (const _ of changes) {
-        // nothing is written under this namespace
-      }
-    })();
-    controller.abort();
-    await reading;
+    await assertNativeWatchEndsOnAbort(store);
   });
 
   it("each core call is one round trip (one transaction), on success and on conflict", async () => {
-    let requests = 0;
-    const counting: EtcdTransport = (request, send) => {
-      requests++;
-      return send(request);
-    };
-    const namespace = `/poison-test/${randomUUID()}/`;
-    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
-      namespace,
-    });
+    const { store, paths } = countedEtcdStore({ url, metaPrefix });
     cleanup.push(() => store.close());
     const key = "rt/1";
     // Warm up: init (health reads) and a first write on another key; none of it counts.
     await store.tryPutPoison(`${key}/warm-up`, "warm-up");
     await store.deletePoison(`${key}/warm-up`, "warm-up");
-    const measured = await measureCorePaths(store, key, () => requests);
+    const measured = await measureCorePaths(store, key, () => paths.length);
     for (const { label, count } of measured) {
       assert.equal(count, 1, `${label} took ${count} round trips`);
     }
@@ -263,20 +246,12 @@ describe("etcd driver", { skip: skip ?? false }, () => {
   });
 
   it("a request over the server's size limit is refused before sending, typed (issue 11 item 9)", async () => {
-    let requests = 0;
-    const counting: EtcdTransport = (request, send) => {
-      requests++;
-      return send(request);
-    };
-    const namespace = `/poison-test/${randomUUID()}/`;
-    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
-      namespace,
-    });
+    const { store, paths } = countedEtcdStore({ url, metaPrefix });
     cleanup.push(() => store.close());
     await store.tryPutPoison("warm-up", "t"); // init, not counted
     const data = "x".repeat(60_000);
     const keys = Array.from({ length: 42 }, (_, i) => `big/${i}`);
-    const before = requests;
+    const before = paths.length;
     const error = await rejectsWith(
       store.tryPutPoisons(keys, "t", { data }),
       InvalidArgumentError,
@@ -284,7 +259,7 @@ describe("etcd driver", { skip: skip ?? false }, () => {
         argument: "request size",
       },
     );
-    assert.equal(requests, before, "nothing was sent");
+    assert.equal(paths.length, before, "nothing was sent");
     assert.match(error.message, /--max-request-bytes/);
     assert.match(error.message, /maxRequestBytes/);
     assert.match(error.message, /1572864/);
