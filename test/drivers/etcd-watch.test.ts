@@ -5,10 +5,9 @@
  * expire between two streams, and its delay and idle cost, measured.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -25,6 +24,7 @@ import {
 import { backendSkipReason } from "../conformance/index.js";
 import { WatchLog } from "../conformance/watch.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
+import { freePort, type PrivateProcess, startPrivateProcess } from "../support/private-server.js";
 import {
   etcdEndpoint,
   etcdUnavailable,
@@ -35,24 +35,13 @@ import {
 
 const etcdBinary = spawnSync("sh", ["-c", "command -v etcd"], { encoding: "utf8" }).stdout.trim();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 /** One private etcd member: its data dir survives `kill()`, so `start()` brings the same
  *  history back. */
 class PrivateEtcd {
   readonly dir = mkdtempSync(join(tmpdir(), "poison-etcd-watch-"));
   clientPort = 0;
   peerPort = 0;
-  #child: ChildProcess | null = null;
+  #child: PrivateProcess | null = null;
 
   get url(): string {
     return `etcd://127.0.0.1:${this.clientPort}`;
@@ -68,7 +57,7 @@ class PrivateEtcd {
       this.peerPort = await freePort();
     }
     const peer = `http://127.0.0.1:${this.peerPort}`;
-    this.#child = spawn(
+    this.#child = await startPrivateProcess(
       etcdBinary,
       [
         "--name",
@@ -86,31 +75,25 @@ class PrivateEtcd {
         "--initial-cluster",
         `watch-test=${peer}`,
       ],
-      { stdio: "ignore" },
+      {
+        name: "the private etcd (20 s)",
+        ready: async () => {
+          const response = await fetch(`${this.endpoint}/health`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          return (await response.text()).includes('"health":"true"');
+        },
+        timeoutMs: 20_000,
+        pollMs: 100,
+      },
     );
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const response = await fetch(`${this.endpoint}/health`, {
-          signal: AbortSignal.timeout(1000),
-        });
-        if ((await response.text()).includes('"health":"true"')) return;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error("the private etcd did not start in 20 s");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
   }
 
   /** SIGKILL: no clean shutdown, as a crash. */
   async kill(): Promise<void> {
     const child = this.#child;
     this.#child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    await child?.kill();
   }
 
   async post(path: string, body: object): Promise<Record<string, unknown>> {
