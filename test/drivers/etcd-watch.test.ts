@@ -24,7 +24,7 @@ import {
 import { backendSkipReason } from "../conformance/index.js";
 import { WatchLog } from "../conformance/watch.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
-import { freePort, type PrivateProcess, startPrivateProcess } from "../support/private-server.js";
+import { freePort, type PrivateProcess, startPrivateEtcd } from "../support/private-server.js";
 import {
   etcdEndpoint,
   etcdUnavailable,
@@ -56,37 +56,13 @@ class PrivateEtcd {
       this.clientPort = await freePort();
       this.peerPort = await freePort();
     }
-    const peer = `http://127.0.0.1:${this.peerPort}`;
-    this.#child = await startPrivateProcess(
-      etcdBinary,
-      [
-        "--name",
-        "watch-test",
-        "--data-dir",
-        join(this.dir, "data"),
-        "--listen-client-urls",
-        this.endpoint,
-        "--advertise-client-urls",
-        this.endpoint,
-        "--listen-peer-urls",
-        peer,
-        "--initial-advertise-peer-urls",
-        peer,
-        "--initial-cluster",
-        `watch-test=${peer}`,
-      ],
-      {
-        name: "the private etcd (20 s)",
-        ready: async () => {
-          const response = await fetch(`${this.endpoint}/health`, {
-            signal: AbortSignal.timeout(1000),
-          });
-          return (await response.text()).includes('"health":"true"');
-        },
-        timeoutMs: 20_000,
-        pollMs: 100,
-      },
-    );
+    this.#child = await startPrivateEtcd({
+      name: "watch-test",
+      dataDir: join(this.dir, "data"),
+      clientPort: this.clientPort,
+      peerPort: this.peerPort,
+      timeoutMs: 20_000,
+    });
   }
 
   /** SIGKILL: no clean shutdown, as a crash. */

@@ -1,11 +1,13 @@
 /**
  * What the tests that start a server of their own share (test/drivers/redis-private.ts,
- * mysql-watch-restart.test.ts, etcd-watch.test.ts, postgres-watch.test.ts): a free port, the
- * ids of the system user a server runs as, and a child process killed only by its own pid.
- * The shared servers are never touched.
+ * mysql-watch-restart.test.ts, etcd-watch.test.ts, postgres-watch.test.ts,
+ * test/greptimedb/places.ts): a free port, the ids of the system user a server runs as, a child
+ * process stopped only through its own pid, and a one-member etcd. The shared servers are never
+ * touched.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A TCP port on 127.0.0.1 that nothing listens on (as of now). */
 export async function freePort(): Promise<number> {
@@ -30,6 +32,8 @@ export function userIds(name: string): { uid: number; gid: number } {
 export interface PrivateProcess {
   /** SIGKILL (no clean shutdown, as a crash), then wait for the exit; a no-op once it exited. */
   kill(): Promise<void>;
+  /** SIGTERM, and SIGKILL if it has not exited within 5 s; a no-op once it exited. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -46,15 +50,20 @@ export async function startPrivateProcess(
     pollMs: number;
   },
 ): Promise<PrivateProcess> {
-  let child: ChildProcess | null = spawn(command, args, { stdio: "ignore" });
+  const child: ChildProcess = spawn(command, args, { stdio: "ignore" });
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const handle: PrivateProcess = {
     async kill() {
-      const running = child;
-      child = null;
-      if (!running || running.exitCode !== null || running.signalCode !== null) return;
-      const exited = new Promise((resolve) => running.once("exit", resolve));
-      running.kill("SIGKILL");
+      if (!running()) return;
+      child.kill("SIGKILL");
       await exited;
+    },
+    async stop() {
+      if (!running()) return;
+      child.kill("SIGTERM");
+      await Promise.race([exited, sleep(5000)]);
+      if (running()) await handle.kill();
     },
   };
   const deadline = Date.now() + options.timeoutMs;
@@ -69,4 +78,48 @@ export async function startPrivateProcess(
     }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs));
   }
+}
+
+/**
+ * A one-member etcd named `name` with its data in `dataDir`, serving clients on `clientPort`
+ * (http://127.0.0.1); started again on the same directory and ports, it has the same history.
+ * Ready once /health says so; `timeoutMs` bounds the wait.
+ */
+export function startPrivateEtcd(settings: {
+  name: string;
+  dataDir: string;
+  clientPort: number;
+  peerPort: number;
+  timeoutMs: number;
+}): Promise<PrivateProcess> {
+  const endpoint = `http://127.0.0.1:${settings.clientPort}`;
+  const peer = `http://127.0.0.1:${settings.peerPort}`;
+  return startPrivateProcess(
+    "etcd",
+    [
+      "--name",
+      settings.name,
+      "--data-dir",
+      settings.dataDir,
+      "--listen-client-urls",
+      endpoint,
+      "--advertise-client-urls",
+      endpoint,
+      "--listen-peer-urls",
+      peer,
+      "--initial-advertise-peer-urls",
+      peer,
+      "--initial-cluster",
+      `${settings.name}=${peer}`,
+    ],
+    {
+      name: `the private etcd on ${endpoint}`,
+      ready: async () => {
+        const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+        return (await response.text()).includes('"health":"true"');
+      },
+      timeoutMs: settings.timeoutMs,
+      pollMs: 100,
+    },
+  );
 }
