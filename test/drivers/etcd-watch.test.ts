@@ -118,6 +118,18 @@ async function collect(
   return events;
 }
 
+/** A feed of `prefix` from now, ended at its first event, which must be ready: its position. */
+async function positionNow(driver: PoisonDriver, prefix: string): Promise<string> {
+  const controller = new AbortController();
+  const opened = await collect(
+    feedOf(driver, { prefix, from: null, signal: controller.signal }),
+    controller,
+    (events) => events.length >= 1,
+  );
+  assert.equal(opened[0]?.type, "ready");
+  return (opened[0] as { position: string }).position;
+}
+
 const privateSkip =
   etcdBinary === "" ? "no etcd binary on PATH (a private server is started)" : false;
 
@@ -174,14 +186,7 @@ describe("etcd watch: a private server killed and restarted", { skip: privateSki
     const driver = etcdDriver({ url: server.url });
     try {
       // A position, as a watch that went away would have kept it.
-      const first = new AbortController();
-      const opened = await collect(
-        feedOf(driver, { prefix: namespace, from: null, signal: first.signal }),
-        first,
-        (events) => events.length >= 1,
-      );
-      assert.equal(opened[0]?.type, "ready");
-      const position = (opened[0] as { position: string }).position;
+      const position = await positionNow(driver, namespace);
       await writer.tryPutPoison("lost", "t1");
       await writer.deletePoison("lost", "t1");
       await server.post("/v3/kv/compaction", { revision: await server.revision(), physical: true });
@@ -379,14 +384,7 @@ describe("etcd watch with TLS and auth", { skip: securedSkip ?? false }, () => {
     const driver = etcdDriver({ url: securedEtcdUrl, metaPrefix });
     const store = openPoisonStore(etcdDriver({ url: securedEtcdUrl, metaPrefix }), { namespace });
     try {
-      const first = new AbortController();
-      const opened = await collect(
-        feedOf(driver, { prefix: namespace, from: null, signal: first.signal }),
-        first,
-        (events) => events.length >= 1,
-      );
-      assert.equal(opened[0]?.type, "ready");
-      const position = (opened[0] as { position: string }).position;
+      const position = await positionNow(driver, namespace);
       await new Promise((resolve) => setTimeout(resolve, 3000)); // the token expires
       await store.tryPutPoison("k", "t");
       const again = new AbortController();

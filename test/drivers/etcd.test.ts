@@ -10,7 +10,7 @@ import {
   PoisonConflictError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
+import { conformanceHarness, deleteEtcdRun } from "../support/backends.js";
 import { assertNativeWatchEndsOnAbort, countedEtcdStore } from "../support/etcd.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
@@ -44,33 +44,6 @@ async function rawGet(key: string): Promise<string | null> {
 }
 const rawPut = (key: string, value: string) =>
   raw("/v3/kv/put", { key: b64(key), value: b64(value) });
-const rawDeletePrefix = (prefix: string) =>
-  raw("/v3/kv/deleterange", {
-    key: b64(prefix),
-    range_end: b64(
-      prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1),
-    ),
-  });
-
-/** Delete what this run wrote, and only that (other runs may share the server): every poison
- *  key named by a record under this run's meta prefix, then the meta prefix itself. */
-async function deleteRunKeys(): Promise<void> {
-  const recordPrefix = `${metaPrefix}record/`;
-  const reply = await raw("/v3/kv/range", {
-    key: b64(recordPrefix),
-    range_end: b64(`${metaPrefix}record0`),
-    keys_only: true,
-  });
-  const keys = ((reply.kvs as Array<{ key: string }> | undefined) ?? []).map((kv) =>
-    Buffer.from(kv.key, "base64").toString("utf8").slice(recordPrefix.length),
-  );
-  for (let i = 0; i < keys.length; i += 100) {
-    await raw("/v3/kv/txn", {
-      success: keys.slice(i, i + 100).map((key) => ({ request_delete_range: { key: b64(key) } })),
-    });
-  }
-  await rawDeletePrefix(metaPrefix);
-}
 
 await testDriver(conformanceHarness("etcd"));
 
@@ -80,7 +53,8 @@ describe("etcd driver", { skip: skip ?? false }, () => {
   const cleanup: Array<() => Promise<unknown>> = [];
   after(async () => {
     for (const step of cleanup.reverse()) await step();
-    await deleteRunKeys();
+    // What this run wrote, and only that (other runs may share the server).
+    await deleteEtcdRun(url, metaPrefix);
   });
 
   it("store.watch() is served by etcd's own watch (source native), and its abort ends it", async () => {

@@ -345,7 +345,9 @@ function etcdPlace(url: string): Place {
   );
 }
 
-async function deleteEtcdRun(url: string, metaPrefix: string): Promise<void> {
+/** Deletes what a run wrote under `metaPrefix`, and only that (other runs may share the server):
+ *  every poison key a record under it names, then the prefix itself. */
+export async function deleteEtcdRun(url: string, metaPrefix: string): Promise<void> {
   const gateway = createEtcdGateway(parseEtcdLocation({ url }), { requestTimeoutMs: 4000 });
   const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
   try {
