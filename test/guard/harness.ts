@@ -3,6 +3,7 @@
  * factory of raw drivers on one shared backend. Stores are built from those drivers, optionally
  * through {@link faultyDriver}, so outage cases run on every backend the same way.
  */
+import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import {
   createPoisonStore,
@@ -72,6 +73,16 @@ export interface GuardSuiteContext {
 }
 
 export type GuardBehaviour = (ctx: GuardSuiteContext) => void;
+
+/** The rejection of `promise`, which must reject. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
 
 export async function runGuardSuite(
   harness: GuardHarness,
