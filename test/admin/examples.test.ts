@@ -12,7 +12,7 @@ import { serve } from "@hono/node-server";
 import express from "express";
 import { createApp as createExpressApp } from "../../examples/express.js";
 import { BASE_PATH, createApp as createHonoApp } from "../../examples/hono.js";
-import { createPoisonAdmin } from "../../src/index.js";
+import { createPoisonAdmin, type PoisonAdmin, type PoisonStoreClient } from "../../src/index.js";
 import {
   call,
   memoryStore,
@@ -55,58 +55,62 @@ async function exercise(root: string): Promise<void> {
   assert.equal(refused.status, 401);
 }
 
+/**
+ * A seeded memory store with the app `mount` builds on it, listening on a free loopback port:
+ * runs `body` with the server's root URL, then closes the service, the server and the store.
+ */
+async function served(
+  mount: (store: PoisonStoreClient) => { admin: PoisonAdmin; server: Server },
+  body: (root: string, store: PoisonStoreClient) => Promise<void>,
+): Promise<void> {
+  const store = memoryStore();
+  await seed(store);
+  const { admin, server } = mount(store);
+  await once(server, "listening");
+  try {
+    await body(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, store);
+  } finally {
+    await admin.close();
+    server.close();
+    await store.close();
+  }
+}
+
 describe("examples", () => {
   it("examples/hono.ts mounts the service in Hono (served by @hono/node-server)", async () => {
-    const store = memoryStore();
-    await seed(store);
-    const { app, admin } = createHonoApp(store, TOKENS);
-    const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }) as Server;
-    await once(server, "listening");
-    try {
-      await exercise(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    } finally {
-      await admin.close();
-      server.close();
-      await store.close();
-    }
+    await served((store) => {
+      const { app, admin } = createHonoApp(store, TOKENS);
+      return {
+        admin,
+        server: serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }) as Server,
+      };
+    }, exercise);
   });
 
   it("examples/express.ts mounts the service in Express", async () => {
-    const store = memoryStore();
-    await seed(store);
-    const { app, admin } = createExpressApp(store, TOKENS);
-    const server = app.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    try {
-      await exercise(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    } finally {
-      await admin.close();
-      server.close();
-      await store.close();
-    }
+    await served((store) => {
+      const { app, admin } = createExpressApp(store, TOKENS);
+      return { admin, server: app.listen(0, "127.0.0.1") };
+    }, exercise);
   });
 
   it("Express with express.json() mounted first still clears (the parsed body is used)", async () => {
-    const store = memoryStore();
-    await seed(store);
-    const app = express();
-    app.use(express.json());
-    const admin = createPoisonAdmin(store, { tokens: TOKENS, basePath: BASE_PATH });
-    app.use(BASE_PATH, admin.node);
-    const server = app.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    try {
-      const root = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const cleared = await call(
-        `${root}${BASE_PATH}/api/v1/poisons/${encodeURIComponent(STALE_KEY)}/clear`,
-        { method: "POST", token: OPERATOR_SECRET, body: { reason: "parsed upstream" } },
-      );
-      assert.equal(cleared.status, 200, cleared.text);
-      assert.equal(await store.getPoison(STALE_KEY), null);
-    } finally {
-      await admin.close();
-      server.close();
-      await store.close();
-    }
+    await served(
+      (store) => {
+        const app = express();
+        app.use(express.json());
+        const admin = createPoisonAdmin(store, { tokens: TOKENS, basePath: BASE_PATH });
+        app.use(BASE_PATH, admin.node);
+        return { admin, server: app.listen(0, "127.0.0.1") };
+      },
+      async (root, store) => {
+        const cleared = await call(
+          `${root}${BASE_PATH}/api/v1/poisons/${encodeURIComponent(STALE_KEY)}/clear`,
+          { method: "POST", token: OPERATOR_SECRET, body: { reason: "parsed upstream" } },
+        );
+        assert.equal(cleared.status, 200, cleared.text);
+        assert.equal(await store.getPoison(STALE_KEY), null);
+      },
+    );
   });
 });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { openPoisonStore } from "../../src/index.js";
-import { BIN } from "../cli/support.js";
+import { BIN, collectOutput } from "../cli/support.js";
 import { call, codeOf } from "./support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "poison-serve-"));
@@ -30,27 +30,23 @@ async function serve(args: string[], env: Record<string, string> = {}) {
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
+  const output = collectOutput(child);
   const deadline = Date.now() + 15_000;
   let url: string | undefined;
   while (!url) {
-    url = /listening on (http:\/\/\S+)|"url":"(http:[^"]+)"/.exec(stdout)?.slice(1).find(Boolean);
+    url = /listening on (http:\/\/\S+)|"url":"(http:[^"]+)"/
+      .exec(output.stdout)
+      ?.slice(1)
+      .find(Boolean);
     if (url) break;
     if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`poison serve did not start: ${stdout}${stderr}`);
+      throw new Error(`poison serve did not start: ${output.stdout}${output.stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return {
     child,
     url: url.replace(/\/$/, ""),
-    output: () => ({ stdout, stderr }),
+    output: () => ({ ...output }),
   };
 }
 

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { backendSkipReason } from "../conformance/index.js";
 import { type Backend, selectedBackends } from "../support/backends.js";
@@ -118,7 +119,12 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
 /** Run `poison ARGS` and wait for it. */
 export function runPoison(args: readonly string[], options: RunOptions = {}): RunResult {
   ensureBuilt();
-  const child = spawnSync(process.execPath, [BIN, ...args], {
+  return runChildSync(process.execPath, [BIN, ...args], options);
+}
+
+/** Run `file ARGS` to its end (60 s at most) in the test's environment, typing `input`. */
+function runChildSync(file: string, args: readonly string[], options: RunOptions): RunResult {
+  const child = spawnSync(file, args, {
     env: cleanEnv(options.env),
     input: options.input ?? "",
     encoding: "utf8",
@@ -155,20 +161,28 @@ export function runPoisonAsync(
   return runChild(process.execPath, [BIN, ...args], options);
 }
 
+/** What `child` prints, gathered as it arrives: read the fields at any time. */
+export function collectOutput(child: { stdout: Readable; stderr: Readable }): {
+  stdout: string;
+  stderr: string;
+} {
+  const output = { stdout: "", stderr: "" };
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    output.stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    output.stderr += chunk;
+  });
+  return output;
+}
+
 function runChild(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   const child = spawn(file, args, {
     env: cleanEnv(options.env),
     cwd: options.cwd ?? scratchDir(),
     stdio: ["pipe", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
+  const output = collectOutput(child);
   child.stdin.on("error", () => undefined);
   child.stdin.end(options.input ?? "");
   return new Promise((resolve, reject) => {
@@ -176,7 +190,7 @@ function runChild(file: string, args: readonly string[], options: RunOptions): P
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve(result(code, stdout, stderr));
+      resolve(result(code, output.stdout, output.stderr));
     });
   });
 }
@@ -222,15 +236,7 @@ export function hasScript(): boolean {
 export function runPoisonOnTty(args: readonly string[], options: RunOptions = {}): RunResult {
   ensureBuilt();
   const command = [process.execPath, BIN, ...args].map(shellQuote).join(" ");
-  const child = spawnSync("script", ["-q", "-e", "-c", command, "/dev/null"], {
-    env: cleanEnv(options.env),
-    input: options.input ?? "",
-    encoding: "utf8",
-    cwd: options.cwd ?? scratchDir(),
-    timeout: 60_000,
-  });
-  if (child.error) throw child.error;
-  return result(child.status, child.stdout, child.stderr);
+  return runChildSync("script", ["-q", "-e", "-c", command, "/dev/null"], options);
 }
 
 function shellQuote(text: string): string {

@@ -100,15 +100,53 @@ export async function backendSkipReason(
   return reason;
 }
 
+/**
+ * Whether a suite titled `title` runs on `harness`'s backend; when it does not, its block is
+ * reported skipped, with the reason (see {@link backendSkipReason}).
+ */
+export async function suiteRuns(
+  title: string,
+  harness: { name: string; unavailable?(): Promise<string | null> },
+): Promise<boolean> {
+  const skip = await backendSkipReason(harness.name, harness.unavailable?.bind(harness));
+  if (skip === null) return true;
+  describe(title, { skip: `backend skipped: ${skip}` }, () => {});
+  return false;
+}
+
+/**
+ * A suite's block on one backend: each behaviour in a block of its own, run one at a time; the
+ * stores a test opened (pushed to `opened`) are closed when it ends, as kept until the suite
+ * ends their idle pools add up past a shared server's connection limit (PostgreSQL's 100); a
+ * last test closes what is left and runs `teardown`.
+ */
+export function describeSuite<Context>(
+  title: string,
+  behaviours: Record<string, (ctx: Context) => void>,
+  ctx: Context,
+  opened: PoisonStoreClient[],
+  teardown: () => Promise<void> | undefined,
+): void {
+  describe(title, { concurrency: false }, () => {
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+    for (const [name, behaviour] of Object.entries(behaviours)) {
+      describe(name, () => behaviour(ctx));
+    }
+    it("closes every store it opened", async () => {
+      await Promise.all(opened.map((store) => store.close()));
+      await teardown();
+    });
+  });
+}
+
 export async function runSuite(
   harness: DriverHarness,
   behaviours: Record<string, Behaviour>,
 ): Promise<void> {
-  const skip = await backendSkipReason(harness.name, harness.unavailable?.bind(harness));
-  if (skip !== null) {
-    describe(`conformance: ${harness.name}`, { skip: `backend skipped: ${skip}` }, () => {});
-    return;
-  }
+  const title = `conformance: ${harness.name}`;
+  if (!(await suiteRuns(title, harness))) return;
   const namespace = `/poison-test/${randomUUID()}/`;
   const opened: PoisonStoreClient[] = [];
   const ctx: SuiteContext = {
@@ -123,20 +161,7 @@ export async function runSuite(
       return `${label}/${randomUUID()}`;
     },
   };
-  describe(`conformance: ${harness.name}`, { concurrency: false }, () => {
-    // Close each test's stores when it ends: kept open until the suite ends, their idle pools
-    // add up past a shared server's connection limit (PostgreSQL's 100).
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((store) => store.close()));
-    });
-    for (const [title, behaviour] of Object.entries(behaviours)) {
-      describe(title, () => behaviour(ctx));
-    }
-    it("closes every store it opened", async () => {
-      await Promise.all(opened.map((store) => store.close()));
-      await harness.teardown?.();
-    });
-  });
+  describeSuite(title, behaviours, ctx, opened, () => harness.teardown?.());
 }
 
 /** Assert that `promise` rejects with an instance of `Class` whose fields include `fields`. */

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   BackendConfigurationError,
   type EtcdTransport,
@@ -15,14 +15,18 @@ import {
   InvalidArgumentError,
   openPoisonStore,
 } from "../../src/index.js";
-import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
+import { rejectsWith } from "../conformance/index.js";
+import { assertNativeWatchEndsOnAbort, countedEtcdStore } from "../support/etcd.js";
 import { measureCorePaths } from "../support/round-trips.js";
-import { assertNoSecret, expectMisconfigured } from "../support/secured.js";
+import {
+  assertNoSecret,
+  expectMisconfigured,
+  securedSuite,
+  storesClosedAfter,
+} from "../support/secured.js";
 import {
   securedEtcdUrl,
   securedPassword,
-  securedUnavailable,
   tlsFiles,
   withCredentials,
   withParams,
@@ -30,55 +34,26 @@ import {
 
 const url = securedEtcdUrl;
 const metaPrefix = `/poison-test-meta/${randomUUID()}/`;
-const unavailable = () => securedUnavailable(url);
 /** The server's --auth-token-ttl (scripts/services-tls.sh), in ms. */
 const TOKEN_TTL_MS = 2000;
 
-await testDriver(conformanceHarness("etcd-tls"));
+const skip = await securedSuite("etcd-tls");
 
-const skip = await backendSkipReason("etcd-tls", unavailable);
-
-describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-  after(async () => {
-    for (const step of cleanup.reverse()) await step();
-  });
+describe("etcd with TLS and auth", { skip }, () => {
+  const { track } = storesClosedAfter();
 
   /** A store that counts requests by path, and remembers the tokens it was given. */
   const counted = (driverUrl = url) => {
-    const paths: string[] = [];
-    const tokens: string[] = [];
-    const transport: EtcdTransport = async (request, send) => {
-      paths.push(request.path);
-      const response = await send(request);
-      if (request.path === "/v3/auth/authenticate" && response.status === 200) {
-        tokens.push(JSON.parse(response.body).token as string);
-      }
-      return response;
-    };
-    const store = openPoisonStore(etcdDriver({ url: driverUrl, metaPrefix, transport }), {
-      namespace: `/poison-test/${randomUUID()}/`,
-    });
-    cleanup.push(() => store.close());
-    return { store, paths, tokens };
+    const opened = countedEtcdStore({ url: driverUrl, metaPrefix });
+    track(opened.store);
+    return opened;
   };
 
   it("store.watch() is served by etcd's own watch (source native), and its abort ends it", async () => {
     const store = openPoisonStore(etcdDriver({ url, metaPrefix }), {
       namespace: `/poison-test/${randomUUID()}/`,
     });
-    cleanup.push(() => store.close());
-    const controller = new AbortController();
-    const changes = store.watch({ signal: controller.signal });
-    assert.equal(changes.source, "native");
-    assert.equal(await changes.ready, true);
-    const reading = (async () => {
-      for await (const _ of changes) {
-        // nothing is written under this namespace
-      }
-    })();
-    controller.abort();
-    await reading;
+    await assertNativeWatchEndsOnAbort(track(store));
   });
 
   it("logs in once, then each core call is one request carrying the token", async () => {
@@ -130,7 +105,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
     const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport }), {
       namespace: `/poison-test/${randomUUID()}/`,
     });
-    cleanup.push(() => store.close());
+    track(store);
     await assert.rejects(store.tryPutPoison("k", "t"), /refused a freshly issued auth token/);
     assert.equal(logins, 2, "the first login, then one renewal");
   });
@@ -195,7 +170,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
         metaPrefix,
       }),
     );
-    cleanup.push(() => insecure.close());
+    track(insecure);
     assert.equal(await insecure.getPoison(`insecure/${randomUUID()}`), null);
     const byOption = openPoisonStore(
       etcdDriver({
@@ -204,7 +179,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
         metaPrefix,
       }),
     );
-    cleanup.push(() => byOption.close());
+    track(byOption);
     assert.equal(await byOption.getPoison(`insecure/${randomUUID()}`), null);
   });
 
@@ -223,7 +198,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
       }),
       { namespace: `/poison-test/${randomUUID()}/` },
     );
-    cleanup.push(() => store.close());
+    track(store);
     await store.tryPutPoison("k", "t");
     assert.equal(await store.getPoison("k"), "t");
     await store.deletePoison("k", "t");
@@ -233,7 +208,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
     const missing = openPoisonStore(
       etcdDriver({ url: withParams(url, { ca: "/nonexistent/ca.pem" }) }),
     );
-    cleanup.push(() => missing.close());
+    track(missing);
     const error = await rejectsWith(missing.getPoison("k"), InvalidArgumentError, {
       argument: "ca",
     });
@@ -249,7 +224,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
         },
       }),
     );
-    cleanup.push(() => garbled.close());
+    track(garbled);
     const loadError = await rejectsWith(garbled.getPoison("k"), InvalidArgumentError);
     assertNoSecret(loadError, [key.split("\n")[1] as string], "a key that does not load");
   });
@@ -258,7 +233,7 @@ describe("etcd with TLS and auth", { skip: skip ?? false }, () => {
     const plain = openPoisonStore(etcdDriver({ url: "etcd://127.0.0.1:2479" }), {
       timeoutMs: 3000,
     });
-    cleanup.push(() => plain.close());
+    track(plain);
     await assert.rejects(plain.getPoison("k"), /use etcds:\/\//);
   });
 

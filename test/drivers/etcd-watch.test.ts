@@ -5,10 +5,9 @@
  * expire between two streams, and its delay and idle cost, measured.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -25,6 +24,7 @@ import {
 import { backendSkipReason } from "../conformance/index.js";
 import { WatchLog } from "../conformance/watch.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
+import { freePort, type PrivateProcess, startPrivateEtcd } from "../support/private-server.js";
 import {
   etcdEndpoint,
   etcdUnavailable,
@@ -35,24 +35,13 @@ import {
 
 const etcdBinary = spawnSync("sh", ["-c", "command -v etcd"], { encoding: "utf8" }).stdout.trim();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 /** One private etcd member: its data dir survives `kill()`, so `start()` brings the same
  *  history back. */
 class PrivateEtcd {
   readonly dir = mkdtempSync(join(tmpdir(), "poison-etcd-watch-"));
   clientPort = 0;
   peerPort = 0;
-  #child: ChildProcess | null = null;
+  #child: PrivateProcess | null = null;
 
   get url(): string {
     return `etcd://127.0.0.1:${this.clientPort}`;
@@ -67,50 +56,20 @@ class PrivateEtcd {
       this.clientPort = await freePort();
       this.peerPort = await freePort();
     }
-    const peer = `http://127.0.0.1:${this.peerPort}`;
-    this.#child = spawn(
-      etcdBinary,
-      [
-        "--name",
-        "watch-test",
-        "--data-dir",
-        join(this.dir, "data"),
-        "--listen-client-urls",
-        this.endpoint,
-        "--advertise-client-urls",
-        this.endpoint,
-        "--listen-peer-urls",
-        peer,
-        "--initial-advertise-peer-urls",
-        peer,
-        "--initial-cluster",
-        `watch-test=${peer}`,
-      ],
-      { stdio: "ignore" },
-    );
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const response = await fetch(`${this.endpoint}/health`, {
-          signal: AbortSignal.timeout(1000),
-        });
-        if ((await response.text()).includes('"health":"true"')) return;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error("the private etcd did not start in 20 s");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    this.#child = await startPrivateEtcd({
+      name: "watch-test",
+      dataDir: join(this.dir, "data"),
+      clientPort: this.clientPort,
+      peerPort: this.peerPort,
+      timeoutMs: 20_000,
+    });
   }
 
   /** SIGKILL: no clean shutdown, as a crash. */
   async kill(): Promise<void> {
     const child = this.#child;
     this.#child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    await child?.kill();
   }
 
   async post(path: string, body: object): Promise<Record<string, unknown>> {
@@ -157,6 +116,18 @@ async function collect(
     controller.abort();
   }
   return events;
+}
+
+/** A feed of `prefix` from now, ended at its first event, which must be ready: its position. */
+async function positionNow(driver: PoisonDriver, prefix: string): Promise<string> {
+  const controller = new AbortController();
+  const opened = await collect(
+    feedOf(driver, { prefix, from: null, signal: controller.signal }),
+    controller,
+    (events) => events.length >= 1,
+  );
+  assert.equal(opened[0]?.type, "ready");
+  return (opened[0] as { position: string }).position;
 }
 
 const privateSkip =
@@ -215,14 +186,7 @@ describe("etcd watch: a private server killed and restarted", { skip: privateSki
     const driver = etcdDriver({ url: server.url });
     try {
       // A position, as a watch that went away would have kept it.
-      const first = new AbortController();
-      const opened = await collect(
-        feedOf(driver, { prefix: namespace, from: null, signal: first.signal }),
-        first,
-        (events) => events.length >= 1,
-      );
-      assert.equal(opened[0]?.type, "ready");
-      const position = (opened[0] as { position: string }).position;
+      const position = await positionNow(driver, namespace);
       await writer.tryPutPoison("lost", "t1");
       await writer.deletePoison("lost", "t1");
       await server.post("/v3/kv/compaction", { revision: await server.revision(), physical: true });
@@ -420,14 +384,7 @@ describe("etcd watch with TLS and auth", { skip: securedSkip ?? false }, () => {
     const driver = etcdDriver({ url: securedEtcdUrl, metaPrefix });
     const store = openPoisonStore(etcdDriver({ url: securedEtcdUrl, metaPrefix }), { namespace });
     try {
-      const first = new AbortController();
-      const opened = await collect(
-        feedOf(driver, { prefix: namespace, from: null, signal: first.signal }),
-        first,
-        (events) => events.length >= 1,
-      );
-      assert.equal(opened[0]?.type, "ready");
-      const position = (opened[0] as { position: string }).position;
+      const position = await positionNow(driver, namespace);
       await new Promise((resolve) => setTimeout(resolve, 3000)); // the token expires
       await store.tryPutPoison("k", "t");
       const again = new AbortController();

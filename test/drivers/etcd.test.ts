@@ -10,7 +10,8 @@ import {
   PoisonConflictError,
 } from "../../src/index.js";
 import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
+import { conformanceHarness, deleteEtcdRun } from "../support/backends.js";
+import { assertNativeWatchEndsOnAbort, countedEtcdStore } from "../support/etcd.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
@@ -43,33 +44,6 @@ async function rawGet(key: string): Promise<string | null> {
 }
 const rawPut = (key: string, value: string) =>
   raw("/v3/kv/put", { key: b64(key), value: b64(value) });
-const rawDeletePrefix = (prefix: string) =>
-  raw("/v3/kv/deleterange", {
-    key: b64(prefix),
-    range_end: b64(
-      prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1),
-    ),
-  });
-
-/** Delete what this run wrote, and only that (other runs may share the server): every poison
- *  key named by a record under this run's meta prefix, then the meta prefix itself. */
-async function deleteRunKeys(): Promise<void> {
-  const recordPrefix = `${metaPrefix}record/`;
-  const reply = await raw("/v3/kv/range", {
-    key: b64(recordPrefix),
-    range_end: b64(`${metaPrefix}record0`),
-    keys_only: true,
-  });
-  const keys = ((reply.kvs as Array<{ key: string }> | undefined) ?? []).map((kv) =>
-    Buffer.from(kv.key, "base64").toString("utf8").slice(recordPrefix.length),
-  );
-  for (let i = 0; i < keys.length; i += 100) {
-    await raw("/v3/kv/txn", {
-      success: keys.slice(i, i + 100).map((key) => ({ request_delete_range: { key: b64(key) } })),
-    });
-  }
-  await rawDeletePrefix(metaPrefix);
-}
 
 await testDriver(conformanceHarness("etcd"));
 
@@ -79,7 +53,8 @@ describe("etcd driver", { skip: skip ?? false }, () => {
   const cleanup: Array<() => Promise<unknown>> = [];
   after(async () => {
     for (const step of cleanup.reverse()) await step();
-    await deleteRunKeys();
+    // What this run wrote, and only that (other runs may share the server).
+    await deleteEtcdRun(url, metaPrefix);
   });
 
   it("store.watch() is served by etcd's own watch (source native), and its abort ends it", async () => {
@@ -87,35 +62,17 @@ describe("etcd driver", { skip: skip ?? false }, () => {
       namespace: `/poison-test/${randomUUID()}/`,
     });
     cleanup.push(() => store.close());
-    const controller = new AbortController();
-    const changes = store.watch({ signal: controller.signal });
-    assert.equal(changes.source, "native");
-    assert.equal(await changes.ready, true);
-    const reading = (async () => {
-      for await (const _ of changes) {
-        // nothing is written under this namespace
-      }
-    })();
-    controller.abort();
-    await reading;
+    await assertNativeWatchEndsOnAbort(store);
   });
 
   it("each core call is one round trip (one transaction), on success and on conflict", async () => {
-    let requests = 0;
-    const counting: EtcdTransport = (request, send) => {
-      requests++;
-      return send(request);
-    };
-    const namespace = `/poison-test/${randomUUID()}/`;
-    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
-      namespace,
-    });
+    const { store, paths } = countedEtcdStore({ url, metaPrefix });
     cleanup.push(() => store.close());
     const key = "rt/1";
     // Warm up: init (health reads) and a first write on another key; none of it counts.
     await store.tryPutPoison(`${key}/warm-up`, "warm-up");
     await store.deletePoison(`${key}/warm-up`, "warm-up");
-    const measured = await measureCorePaths(store, key, () => requests);
+    const measured = await measureCorePaths(store, key, () => paths.length);
     for (const { label, count } of measured) {
       assert.equal(count, 1, `${label} took ${count} round trips`);
     }
@@ -263,20 +220,12 @@ describe("etcd driver", { skip: skip ?? false }, () => {
   });
 
   it("a request over the server's size limit is refused before sending, typed (issue 11 item 9)", async () => {
-    let requests = 0;
-    const counting: EtcdTransport = (request, send) => {
-      requests++;
-      return send(request);
-    };
-    const namespace = `/poison-test/${randomUUID()}/`;
-    const store = openPoisonStore(etcdDriver({ url, metaPrefix, transport: counting }), {
-      namespace,
-    });
+    const { store, paths } = countedEtcdStore({ url, metaPrefix });
     cleanup.push(() => store.close());
     await store.tryPutPoison("warm-up", "t"); // init, not counted
     const data = "x".repeat(60_000);
     const keys = Array.from({ length: 42 }, (_, i) => `big/${i}`);
-    const before = requests;
+    const before = paths.length;
     const error = await rejectsWith(
       store.tryPutPoisons(keys, "t", { data }),
       InvalidArgumentError,
@@ -284,7 +233,7 @@ describe("etcd driver", { skip: skip ?? false }, () => {
         argument: "request size",
       },
     );
-    assert.equal(requests, before, "nothing was sent");
+    assert.equal(paths.length, before, "nothing was sent");
     assert.match(error.message, /--max-request-bytes/);
     assert.match(error.message, /maxRequestBytes/);
     assert.match(error.message, /1572864/);

@@ -4,42 +4,26 @@
  * form, and every misconfiguration as a typed error without secrets.
  */
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { InvalidArgumentError, mysqlDriver, openPoisonStore } from "../../src/index.js";
-import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
-import { misconfigurationTests } from "../support/secured.js";
+import { rejectsWith } from "../conformance/index.js";
+import { misconfigurationTests, securedSuite, storesClosedAfter } from "../support/secured.js";
 import {
   securedMysqlUrl,
   securedPassword,
-  securedUnavailable,
   tlsFiles,
   withCredentials,
   withParams,
 } from "../support/servers.js";
 
 const url = securedMysqlUrl;
-const unavailable = () => securedUnavailable(url);
 
-await testDriver(conformanceHarness("mysql-tls"));
+const skip = await securedSuite("mysql-tls");
 
-const skip = await backendSkipReason("mysql-tls", unavailable);
-
-describe("mysql with TLS and a password", { skip: skip ?? false }, () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-  after(async () => {
-    for (const step of cleanup.reverse()) await step();
-  });
+describe("mysql with TLS and a password", { skip }, () => {
+  const { track, works } = storesClosedAfter();
   const open = (driverUrl: string) => openPoisonStore(driverUrl, { timeoutMs: 4000 });
-  const works = async (store: ReturnType<typeof open>) => {
-    cleanup.push(() => store.close());
-    const key = `works/${randomUUID()}`;
-    await store.tryPutPoison(key, "t");
-    assert.equal(await store.getPoison(key), "t");
-    await store.deletePoison(key, "t");
-  };
 
   misconfigurationTests("mysql", open, [
     {
@@ -83,8 +67,7 @@ describe("mysql with TLS and a password", { skip: skip ?? false }, () => {
   ]);
 
   it("the missing client certificate's message says to give one", async () => {
-    const store = open(withParams(url, { "ssl-cert": null, "ssl-key": null }));
-    cleanup.push(() => store.close());
+    const store = track(open(withParams(url, { "ssl-cert": null, "ssl-key": null })));
     await assert.rejects(store.getPoison("k"), /client certificate \(ssl-cert, ssl-key\)/);
   });
 
@@ -143,8 +126,7 @@ describe("mysql with TLS and a password", { skip: skip ?? false }, () => {
   });
 
   it("an unreadable certificate file is an InvalidArgumentError naming the parameter", async () => {
-    const store = open(withParams(url, { "ssl-key": "/nonexistent/client.key" }));
-    cleanup.push(() => store.close());
+    const store = track(open(withParams(url, { "ssl-key": "/nonexistent/client.key" })));
     const error = await rejectsWith(store.getPoison("k"), InvalidArgumentError, {
       argument: "ssl-key",
     });
@@ -152,8 +134,7 @@ describe("mysql with TLS and a password", { skip: skip ?? false }, () => {
   });
 
   it("the location shows the URL without its password", () => {
-    const store = open(url);
-    cleanup.push(() => store.close());
+    const store = track(open(url));
     assert.ok(!store.location.includes(encodeURIComponent(securedPassword)));
     assert.match(store.location, /poison:\*\*\*@/);
   });

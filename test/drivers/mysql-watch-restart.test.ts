@@ -7,14 +7,19 @@
  * log is durable with the changes).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ChangeEvent, mysqlDriver, openPoisonStore } from "../../src/index.js";
+import {
+  freePort,
+  type PrivateProcess,
+  startPrivateProcess,
+  userIds,
+} from "../support/private-server.js";
 
 const MARIADBD = "/usr/sbin/mariadbd";
 
@@ -34,32 +39,21 @@ if (reason !== null && process.env.POISON_REQUIRE_ALL === "1") {
   it("a private mariadbd can be started (POISON_REQUIRE_ALL=1)", () => assert.fail(reason));
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** A mariadbd of this test's own. */
 class PrivateMariadb {
   readonly dir = mkdtempSync(join(tmpdir(), "poison-mariadb-"));
   readonly data = join(this.dir, "data");
   readonly socket = join(this.dir, "mysqld.sock");
   port = 0;
-  #process: ChildProcess | null = null;
+  #process: PrivateProcess | null = null;
 
   get url(): string {
     return `mysql://poison@127.0.0.1:${this.port}/test`;
   }
 
   async init(): Promise<void> {
-    chownSync(this.dir, uid("mysql"), gid("mysql"));
+    const { uid, gid } = userIds("mysql");
+    chownSync(this.dir, uid, gid);
     execFileSync(
       "mariadb-install-db",
       [
@@ -83,7 +77,7 @@ class PrivateMariadb {
   }
 
   async start(): Promise<void> {
-    this.#process = spawn(
+    this.#process = await startPrivateProcess(
       MARIADBD,
       [
         "--no-defaults",
@@ -99,43 +93,31 @@ class PrivateMariadb {
         "--innodb-buffer-pool-size=32M",
         `--log-error=${join(this.dir, "error.log")}`,
       ],
-      { stdio: "ignore" },
+      {
+        name: "the private mariadbd",
+        ready: () => {
+          execFileSync("mariadb-admin", [`--socket=${this.socket}`, "-uroot", "ping"], {
+            stdio: "ignore",
+          });
+          return true;
+        },
+        timeoutMs: 30_000,
+        pollMs: 100,
+      },
     );
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        execFileSync("mariadb-admin", [`--socket=${this.socket}`, "-uroot", "ping"], {
-          stdio: "ignore",
-        });
-        return;
-      } catch {
-        if (Date.now() > deadline) throw new Error("the private mariadbd did not start");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
   }
 
   /** SIGKILL: no clean shutdown, InnoDB recovers from its redo log on the next start. */
   async kill(): Promise<void> {
     const child = this.#process;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
     this.#process = null;
+    await child?.kill();
   }
 
   async destroy(): Promise<void> {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-function uid(name: string): number {
-  return Number(execFileSync("id", ["-u", name]).toString().trim());
-}
-function gid(name: string): number {
-  return Number(execFileSync("id", ["-g", name]).toString().trim());
 }
 
 describe("mysql native change feed across a server restart", { skip: reason ?? false }, () => {

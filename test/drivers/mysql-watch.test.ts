@@ -12,7 +12,6 @@ import mysql from "mysql2/promise";
 import type { DriverWatchEvent } from "../../src/core/watch.js";
 import {
   type ChangeEvent,
-  type MysqlPoolLike,
   mysqlDriver,
   openPoisonStore,
   PoisonConflictError,
@@ -20,6 +19,7 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason } from "../conformance/index.js";
 import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
+import { countingMysqlPool } from "../support/sql.js";
 
 const skip = await backendSkipReason("mysql", mysqlUnavailable);
 const FAST_MS = 50;
@@ -329,20 +329,7 @@ describe("mysql native change feed", { skip: skip ?? false }, () => {
     const names = freshTable();
     const pool = mysql.createPool({ uri: mysqlUrl, connectionLimit: 4 });
     const counter = { statements: 0 };
-    const counting: MysqlPoolLike = {
-      async getConnection() {
-        const connection = await pool.getConnection();
-        return {
-          query(sql: string, values?: unknown[]) {
-            counter.statements++;
-            return connection.query(sql, values) as Promise<[unknown, unknown]>;
-          },
-          release: () => connection.release(),
-          destroy: () => connection.destroy(),
-        };
-      },
-      end: () => pool.end(),
-    };
+    const counting = countingMysqlPool(pool, counter);
     // The default interval (500 ms), as a user gets it.
     const store = openPoisonStore(mysqlDriver({ pool: counting, ...names }));
     const prefix = `${randomUUID()}/`;

@@ -2,54 +2,29 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import mysql from "mysql2/promise";
-import { type MysqlPoolLike, mysqlDriver, openPoisonStore } from "../../src/index.js";
+import { mysqlDriver, openPoisonStore } from "../../src/index.js";
 import { AWKWARD_KEYS } from "../conformance/harness.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { conformanceHarness } from "../support/backends.js";
-import { networkedChecks } from "../support/networked-checks.js";
+import { closingAlso, networkedChecks } from "../support/networked-checks.js";
 import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
+import { countingMysqlPool } from "../support/sql.js";
 
 const url = mysqlUrl;
-const target = new URL(url);
 const unavailable = mysqlUnavailable;
 
 await testDriver(conformanceHarness("mysql"));
 
-const viaPort = (port: number) => {
-  const proxied = new URL(url);
-  proxied.hostname = "127.0.0.1";
-  proxied.port = String(port);
-  return proxied.toString();
-};
-
 networkedChecks({
   name: "mysql",
   skip: await backendSkipReason("mysql", unavailable),
-  target: { host: target.hostname, port: Number(target.port || 3306) },
-  openCounting(port, counter) {
-    const pool = mysql.createPool({ uri: viaPort(port), connectionLimit: 2 });
-    const counting: MysqlPoolLike = {
-      async getConnection() {
-        const connection = await pool.getConnection();
-        return {
-          query(sql: string, values?: unknown[]) {
-            counter.statements++;
-            return connection.query(sql, values) as Promise<[unknown, unknown]>;
-          },
-          release: () => connection.release(),
-          destroy: () => connection.destroy(),
-        };
-      },
-      end: () => pool.end(),
-    };
+  url,
+  defaultPort: 3306,
+  openCounting(proxied, counter) {
+    const pool = mysql.createPool({ uri: proxied, connectionLimit: 2 });
+    const counting = countingMysqlPool(pool, counter);
     const store = openPoisonStore(mysqlDriver({ pool: counting }));
-    const close = store.close.bind(store);
-    return Object.assign(store, {
-      close: async () => {
-        await close();
-        await pool.end();
-      },
-    });
+    return closingAlso(store, () => pool.end());
   },
   openWithTables: (tables) => openPoisonStore(mysqlDriver({ url, ...tables })),
   async dropTables({ table, auditTable }) {
@@ -64,10 +39,10 @@ networkedChecks({
       await connection.end();
     }
   },
-  openThrough(port, { timeoutMs, clientTimeoutMs }) {
+  openThrough(proxied, { timeoutMs, clientTimeoutMs }) {
     return openPoisonStore(
       mysqlDriver({
-        url: viaPort(port),
+        url: proxied,
         connectTimeoutMs: clientTimeoutMs,
         queryTimeoutMs: clientTimeoutMs,
       }),

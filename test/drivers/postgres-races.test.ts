@@ -12,6 +12,7 @@ import pg from "pg";
 import { openPoisonStore, PoisonConflictError, postgresDriver } from "../../src/index.js";
 import { backendSkipReason } from "../conformance/index.js";
 import { postgresUnavailable, postgresUrl } from "../support/servers.js";
+import { untilBlockedOnLock } from "../support/sql.js";
 
 const skip = await backendSkipReason("postgres", postgresUnavailable);
 
@@ -48,24 +49,12 @@ for (const reput of [false, true]) {
           () => null,
           (error: unknown) => error,
         );
-        for (let i = 0; ; i++) {
-          const { rows } = await holder.query<{ waiting: number }>(
-            `SELECT count(*)::int AS waiting FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
-          );
-          if ((rows[0]?.waiting ?? 0) > 0) break;
-          if (i >= 1000) {
-            const activity = await holder.query(
-              `SELECT pid, datname, state, wait_event_type, wait_event, backend_type,
-                      left(query, 120) AS query
-               FROM pg_stat_activity WHERE pid <> pg_backend_pid()`,
-            );
-            assert.fail(
-              `the delete never waited on the holder's row lock; sessions: ${JSON.stringify(activity.rows)}; delete: ${String(await Promise.race([settled, new Promise((r) => setTimeout(() => r("pending"), 10))]))}`,
-            );
-          }
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        await untilBlockedOnLock(
+          holder,
+          tables.table,
+          settled,
+          "the delete never waited on the holder's row lock",
+        );
         await holder.query("COMMIT");
         assert.equal(await settled, null, "the delete answered ok (the key was gone)");
         assert.equal(await store.getPoison("k"), reput ? "other" : null);

@@ -4,42 +4,26 @@
  * URL forms `pg` users write, and every misconfiguration as a typed error without secrets.
  */
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { InvalidArgumentError, openPoisonStore, postgresDriver } from "../../src/index.js";
-import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
-import { misconfigurationTests } from "../support/secured.js";
+import { rejectsWith } from "../conformance/index.js";
+import { misconfigurationTests, securedSuite, storesClosedAfter } from "../support/secured.js";
 import {
   securedPassword,
   securedPostgresUrl,
-  securedUnavailable,
   tlsFiles,
   withCredentials,
   withParams,
 } from "../support/servers.js";
 
 const url = securedPostgresUrl;
-const unavailable = () => securedUnavailable(url);
 
-await testDriver(conformanceHarness("postgres-tls"));
+const skip = await securedSuite("postgres-tls");
 
-const skip = await backendSkipReason("postgres-tls", unavailable);
-
-describe("postgres with TLS and a password", { skip: skip ?? false }, () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-  after(async () => {
-    for (const step of cleanup.reverse()) await step();
-  });
+describe("postgres with TLS and a password", { skip }, () => {
+  const { track, works } = storesClosedAfter();
   const open = (driverUrl: string) => openPoisonStore(driverUrl, { timeoutMs: 4000 });
-  const works = async (store: ReturnType<typeof open>) => {
-    cleanup.push(() => store.close());
-    const key = `works/${randomUUID()}`;
-    await store.tryPutPoison(key, "t");
-    assert.equal(await store.getPoison(key), "t");
-    await store.deletePoison(key, "t");
-  };
 
   misconfigurationTests("postgres", open, [
     {
@@ -153,8 +137,7 @@ describe("postgres with TLS and a password", { skip: skip ?? false }, () => {
   });
 
   it("an unreadable certificate file is an InvalidArgumentError naming the parameter", async () => {
-    const store = open(withParams(url, { sslrootcert: "/nonexistent/root.pem" }));
-    cleanup.push(() => store.close());
+    const store = track(open(withParams(url, { sslrootcert: "/nonexistent/root.pem" })));
     const error = await rejectsWith(store.getPoison("k"), InvalidArgumentError, {
       argument: "sslrootcert",
     });
@@ -162,8 +145,7 @@ describe("postgres with TLS and a password", { skip: skip ?? false }, () => {
   });
 
   it("the location shows the URL without its password", () => {
-    const store = open(url);
-    cleanup.push(() => store.close());
+    const store = track(open(url));
     assert.ok(!store.location.includes(encodeURIComponent(securedPassword)));
     assert.ok(!store.location.includes(securedPassword));
     assert.match(store.location, /poison_tls:\*\*\*@/);

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -23,6 +22,7 @@ import {
 import { backendSkipReason } from "../conformance/index.js";
 import { WatchLog } from "../conformance/watch.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
+import { freePort, userIds } from "../support/private-server.js";
 import { postgresUnavailable, postgresUrl } from "../support/servers.js";
 
 const BIN = "/usr/lib/postgresql/15/bin";
@@ -94,21 +94,9 @@ function privateServerSkip(): string | null {
   return null;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 async function startPrivateServer(): Promise<PrivateServer> {
   const dir = mkdtempSync(join(tmpdir(), "poison-pg-watch-"));
-  const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
-  const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+  const { uid, gid } = userIds("postgres");
   chownSync(dir, uid, gid);
   const data = join(dir, "data");
   const asPostgres = (command: string, args: string[]) =>

@@ -11,28 +11,22 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { conformanceHarness } from "../support/backends.js";
-import { networkedChecks } from "../support/networked-checks.js";
+import { closingAlso, networkedChecks } from "../support/networked-checks.js";
 import { postgresUnavailable, postgresUrl } from "../support/servers.js";
+import { untilBlockedOnLock } from "../support/sql.js";
 
 const url = postgresUrl;
-const target = new URL(url);
 const unavailable = postgresUnavailable;
 
 await testDriver(conformanceHarness("postgres"));
 
-const viaPort = (port: number) => {
-  const proxied = new URL(url);
-  proxied.hostname = "127.0.0.1";
-  proxied.port = String(port);
-  return proxied.toString();
-};
-
 networkedChecks({
   name: "postgres",
   skip: await backendSkipReason("postgres", unavailable),
-  target: { host: target.hostname, port: Number(target.port || 5432) },
-  openCounting(port, counter) {
-    const pool = new pg.Pool({ connectionString: viaPort(port), max: 2 });
+  url,
+  defaultPort: 5432,
+  openCounting(proxied, counter) {
+    const pool = new pg.Pool({ connectionString: proxied, max: 2 });
     pool.on("error", () => undefined);
     const counting: PgPoolLike = {
       async connect() {
@@ -54,13 +48,7 @@ networkedChecks({
       end: () => pool.end(),
     };
     const store = openPoisonStore(postgresDriver({ pool: counting }));
-    const close = store.close.bind(store);
-    return Object.assign(store, {
-      close: async () => {
-        await close();
-        await pool.end();
-      },
-    });
+    return closingAlso(store, () => pool.end());
   },
   openWithTables: (tables) => openPoisonStore(postgresDriver({ url, ...tables })),
   async dropTables({ table, auditTable }) {
@@ -72,10 +60,10 @@ networkedChecks({
       await client.end();
     }
   },
-  openThrough(port, { timeoutMs, clientTimeoutMs }) {
+  openThrough(proxied, { timeoutMs, clientTimeoutMs }) {
     return openPoisonStore(
       postgresDriver({
-        url: viaPort(port),
+        url: proxied,
         connectTimeoutMs: clientTimeoutMs,
         queryTimeoutMs: clientTimeoutMs,
       }),
@@ -115,23 +103,12 @@ test(
         (error: unknown) => error,
       );
       // Commit only once our statement has its snapshot and waits on the holder's insert.
-      for (let i = 0; ; i++) {
-        const { rows } = await holder.query<{ waiting: number }>(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity
-           WHERE wait_event_type = 'Lock' AND query LIKE '%${tables.table}%'`,
-        );
-        if ((rows[0]?.waiting ?? 0) > 0) break;
-        if (i >= 1000) {
-          const activity = await holder.query(
-            `SELECT state, wait_event_type, wait_event, left(query, 160) AS query
-             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
-          );
-          assert.fail(
-            `the put never waited on the holder's insert; sessions: ${JSON.stringify(activity.rows)}; put settled: ${String(await Promise.race([settled, new Promise((r) => setTimeout(() => r("pending"), 10))]))}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await untilBlockedOnLock(
+        holder,
+        tables.table,
+        settled,
+        "the put never waited on the holder's insert",
+      );
       await holder.query("COMMIT");
       const error = await settled;
       assert.ok(error instanceof PoisonConflictError, `expected a conflict, got ${error}`);

@@ -3,12 +3,11 @@
  * port in a temporary directory, without persistence (`--save ''`, no AOF), and only ever killed
  * by its own pid. The shared server on 6379 is never touched.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { freePort, type PrivateProcess, startPrivateProcess } from "../support/private-server.js";
 
 export interface PrivateRedis {
   readonly port: number;
@@ -18,46 +17,33 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+/** Whether a redis-server answers PING on `port`: a fresh client per try (ioredis does not
+ *  retry a failed connect with lazyConnect). */
+async function answersPing(port: number): Promise<boolean> {
+  const client = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    retryStrategy: () => null,
   });
-}
-
-async function waitForPing(port: number): Promise<void> {
-  for (let i = 0; ; i++) {
-    const client = new Redis({
-      port,
-      host: "127.0.0.1",
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      await client.ping();
-      client.disconnect();
-      return;
-    } catch {
-      client.disconnect();
-      if (i > 200) throw new Error(`the private redis-server on ${port} did not start`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    return true;
+  } finally {
+    client.disconnect();
   }
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+/** Starts a private redis-server; `extraArgs` (a memory limit, an eviction policy…) are added to
+ *  its command line. */
+export async function startPrivateRedis(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
   const dir = mkdtempSync(join(tmpdir(), "poison-redis-"));
   const port = await freePort();
-  let child: ChildProcess | null = null;
+  let child: PrivateProcess | null = null;
   const start = async () => {
-    child = spawn(
+    child = await startPrivateProcess(
       "redis-server",
       [
         "--port",
@@ -70,18 +56,20 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
         "no",
         "--dir",
         dir,
+        ...extraArgs,
       ],
-      { stdio: "ignore" },
+      {
+        name: `the private redis-server on ${port}`,
+        ready: () => answersPing(port),
+        timeoutMs: 5000,
+        pollMs: 25,
+      },
     );
-    await waitForPing(port);
   };
   const kill = async () => {
     const running = child;
     child = null;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
-    const exited = new Promise((resolve) => running.once("exit", resolve));
-    running.kill("SIGKILL");
-    await exited;
+    await running?.kill();
   };
   await start();
   return {
@@ -96,6 +84,18 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Counts the commands `client` writes from now on (each one a round trip); returns the count
+ *  so far. */
+export function countCommands(client: Redis): () => number {
+  let commands = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((...args: Parameters<typeof send>) => {
+    commands++;
+    return send(...args);
+  }) as typeof client.sendCommand;
+  return () => commands;
 }
 
 /** Wait until `client` is connected again (after a restart). */

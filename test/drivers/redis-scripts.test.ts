@@ -11,7 +11,12 @@ import { Redis } from "ioredis";
 import { openPoisonStore, PoisonConflictError, redisDriver } from "../../src/index.js";
 import { backendSkipReason } from "../conformance/index.js";
 import { redisUnavailable } from "../support/servers.js";
-import { type PrivateRedis, startPrivateRedis, untilReady } from "./redis-private.js";
+import {
+  countCommands,
+  type PrivateRedis,
+  startPrivateRedis,
+  untilReady,
+} from "./redis-private.js";
 
 const skip = await backendSkipReason("redis", redisUnavailable);
 
@@ -28,17 +33,12 @@ describe("redis scripts: a lost script cache", { skip: skip ?? false }, () => {
   function countedStore() {
     const client = new Redis(server.url, { lazyConnect: true });
     client.on("error", () => undefined);
-    let commands = 0;
-    const send = client.sendCommand.bind(client);
-    client.sendCommand = ((...args: Parameters<typeof send>) => {
-      commands++;
-      return send(...args);
-    }) as typeof client.sendCommand;
+    const commands = countCommands(client);
     const store = openPoisonStore(redisDriver({ client, keyPrefix: `{t-${randomUUID()}}:` }));
     const count = async (call: () => Promise<unknown>) => {
-      const before = commands;
+      const before = commands();
       const result = await call().catch((error: unknown) => error);
-      return { result, trips: commands - before };
+      return { result, trips: commands() - before };
     };
     return { client, store, count };
   }

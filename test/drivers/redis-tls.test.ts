@@ -6,20 +6,23 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   BackendUnavailableError,
   InvalidArgumentError,
   openPoisonStore,
   redisDriver,
 } from "../../src/index.js";
-import { backendSkipReason, rejectsWith, testDriver } from "../conformance/index.js";
-import { conformanceHarness } from "../support/backends.js";
-import { assertNoSecret, misconfigurationTests } from "../support/secured.js";
+import { rejectsWith } from "../conformance/index.js";
+import {
+  assertNoSecret,
+  misconfigurationTests,
+  securedSuite,
+  storesClosedAfter,
+} from "../support/secured.js";
 import {
   securedPassword,
   securedRedisUrl,
-  securedUnavailable,
   tlsFiles,
   withCredentials,
   withParams,
@@ -27,26 +30,13 @@ import {
 
 const url = securedRedisUrl;
 const keyPrefix = `{poison-test-${randomUUID()}}:`;
-const unavailable = () => securedUnavailable(url);
 
-await testDriver(conformanceHarness("redis-tls"));
+const skip = await securedSuite("redis-tls");
 
-const skip = await backendSkipReason("redis-tls", unavailable);
-
-describe("redis with TLS and an ACL user", { skip: skip ?? false }, () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-  after(async () => {
-    for (const step of cleanup.reverse()) await step();
-  });
+describe("redis with TLS and an ACL user", { skip }, () => {
+  const { track, works } = storesClosedAfter();
   const open = (driverUrl: string) =>
     openPoisonStore(redisDriver({ url: driverUrl, keyPrefix }), { timeoutMs: 4000 });
-  const works = async (store: ReturnType<typeof open>) => {
-    cleanup.push(() => store.close());
-    const key = `works/${randomUUID()}`;
-    await store.tryPutPoison(key, "t");
-    assert.equal(await store.getPoison(key), "t");
-    await store.deletePoison(key, "t");
-  };
 
   misconfigurationTests("redis", open, [
     {
@@ -79,8 +69,7 @@ describe("redis with TLS and an ACL user", { skip: skip ?? false }, () => {
   ]);
 
   it("a refused connection keeps its cause (ECONNREFUSED), not only 'Connection is closed'", async () => {
-    const store = open(withParams(url.replace("6380", "1"), {}));
-    cleanup.push(() => store.close());
+    const store = track(open(withParams(url.replace("6380", "1"), {})));
     const error = await rejectsWith(store.getPoison("k"), BackendUnavailableError);
     assert.match(error.message, /ECONNREFUSED/);
     assert.equal((error.cause as { code?: string } | undefined)?.code, "ECONNREFUSED");
@@ -88,8 +77,7 @@ describe("redis with TLS and an ACL user", { skip: skip ?? false }, () => {
   });
 
   it("redis:// against the TLS port hints at rediss://", async () => {
-    const store = open("redis://127.0.0.1:6380");
-    cleanup.push(() => store.close());
+    const store = track(open("redis://127.0.0.1:6380"));
     await assert.rejects(store.getPoison("k"), /use rediss:\/\//);
   });
 
@@ -142,8 +130,7 @@ describe("redis with TLS and an ACL user", { skip: skip ?? false }, () => {
   });
 
   it("the location shows the URL without its password", () => {
-    const store = open(url);
-    cleanup.push(() => store.close());
+    const store = track(open(url));
     assert.ok(!store.location.includes(encodeURIComponent(securedPassword)));
     assert.match(store.location, /poison:\*\*\*@/);
   });

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
@@ -16,6 +15,7 @@ import { startFaultProxy } from "../support/fault-proxy.js";
 import { outageTests } from "../support/outage.js";
 import { measureCorePaths } from "../support/round-trips.js";
 import { redisUnavailable } from "../support/servers.js";
+import { countCommands, startPrivateRedis } from "./redis-private.js";
 
 const HOST = "127.0.0.1";
 const PORT = 6379;
@@ -38,19 +38,14 @@ describe("redis driver", { skip: skip ?? false }, () => {
   it("each core call is one round trip (one command), on success and on conflict", async () => {
     const client = new Redis(url);
     cleanup.push(() => client.quit());
-    let commands = 0;
-    const send = client.sendCommand.bind(client);
-    client.sendCommand = ((...args: Parameters<typeof send>) => {
-      commands++;
-      return send(...args);
-    }) as typeof client.sendCommand;
+    const commands = countCommands(client);
     const store = openPoisonStore(redisDriver({ client, keyPrefix }), { namespace: "/rt/" });
     cleanup.push(() => store.close());
     const key = `rt/${randomUUID()}`;
     // Warm up: connect, the first EVAL of each script and a write on another key; none of it counts.
     await store.tryPutPoison(`${key}/warm-up`, "warm-up");
     await store.deletePoison(`${key}/warm-up`, "warm-up");
-    const measured = await measureCorePaths(store, key, () => commands);
+    const measured = await measureCorePaths(store, key, commands);
     for (const { label, count } of measured) {
       assert.equal(count, 1, `${label} took ${count} round trips`);
     }
@@ -152,49 +147,16 @@ describe("redis driver", { skip: skip ?? false }, () => {
  */
 describe("redis eviction policy", { skip: skip ?? false }, () => {
   it("a server that may evict poison keys is refused, naming the setting; noeviction and volatile-* are fine", async (t) => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const server = spawn(
-      "redis-server",
-      [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxmemory",
-        "64mb",
-        "--maxmemory-policy",
-        "allkeys-lru",
-      ],
-      { stdio: "ignore" },
-    );
-    t.after(() => server.kill("SIGKILL"));
-    // Wait for the server: a fresh client per try (a failed connect is not retried by ioredis
-    // with lazyConnect).
-    let ready: Redis | undefined;
-    for (let i = 0; !ready; i++) {
-      const client = new Redis({
-        port,
-        host: "127.0.0.1",
-        lazyConnect: true,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => undefined);
-      try {
-        await client.connect();
-        ready = client;
-      } catch {
-        client.disconnect();
-        assert.ok(i < 100, "the private redis-server did not start");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-    const admin = ready;
+    const server = await startPrivateRedis([
+      "--maxmemory",
+      "64mb",
+      "--maxmemory-policy",
+      "allkeys-lru",
+    ]);
+    t.after(() => server.stop());
+    const admin = new Redis(server.url);
     t.after(() => admin.disconnect());
-    const open = (query = "") => openPoisonStore(`redis://127.0.0.1:${port}${query}`);
+    const open = (query = "") => openPoisonStore(`${server.url}${query}`);
     const refused = open();
     t.after(() => refused.close());
     const error = await rejectsWith(refused.tryPutPoison("k", "t"), BackendConfigurationError, {

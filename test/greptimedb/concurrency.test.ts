@@ -121,9 +121,26 @@ function bench(
   });
 }
 
-/** Runs GreptimeDB's session steps by hand: begin, compare, then whatever the test does. */
-async function session(b: Bench) {
-  return b.greptime.session();
+/**
+ * Runs GreptimeDB's session steps by hand, as far as its compare of `key` (after writing
+ * `holder`'s key, when given, as GreptimeDB writes it): the session, to do whatever the test
+ * does next, and what the compare read.
+ */
+async function sessionAfterCompare(b: Bench, key: string, holder?: string) {
+  if (holder !== undefined) await b.put(key, holder);
+  const s = await b.greptime.session();
+  await s.begin();
+  const compared = await s.compare(Buffer.from(b.stored(key)));
+  return { s, compared };
+}
+
+/** `key` is gone, and the audit log shows one clear of it: of `holder`'s record. */
+async function assertClearedOnce(b: Bench, key: string, holder: string): Promise<void> {
+  assert.equal(await b.raw(key), null);
+  assert.deepEqual(
+    (await b.store.auditLog({ key })).entries.map((e) => e.record?.token),
+    [holder],
+  );
 }
 
 // ---- forced interleavings ---------------------------------------------------------------------
@@ -137,10 +154,8 @@ bench(
     it("its delete_poison compared, we cleared: its DELETE fails with 40001, its retry finds the key absent", async () => {
       const b = get();
       const [key, t1] = ["table/1", token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      assert.deepEqual(await s.compare(Buffer.from(b.stored(key))), value(t1));
+      const { s, compared } = await sessionAfterCompare(b, key, t1);
+      assert.deepEqual(compared, value(t1));
       assert.equal(
         (await b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 }))?.token,
         t1,
@@ -149,20 +164,13 @@ bench(
       await s.rollback();
       await s.close();
       assert.equal(await deletePoison(b.greptime, b.stored(key), t1), "absent");
-      assert.equal(await b.raw(key), null);
-      assert.deepEqual(
-        (await b.store.auditLog({ key })).entries.map((e) => e.record?.token),
-        [t1],
-      );
+      await assertClearedOnce(b, key, t1);
     });
 
     it("its delete_poison holds the row: our clear waits, then finds the key absent and writes nothing", async () => {
       const b = get();
       const [key, t1] = ["table/2", token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      await s.compare(Buffer.from(b.stored(key)));
+      const { s } = await sessionAfterCompare(b, key, t1);
       assert.equal(await s.delete(Buffer.from(b.stored(key))), 1);
       const clear = b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 });
       await waitForLockWait(b.place, b.table);
@@ -175,9 +183,8 @@ bench(
     it("its try_put_poison saw the key absent, our put committed: its upsert fails with 40001, its retry answers conflict", async () => {
       const b = get();
       const [key, t2] = ["table/3", token()];
-      const s = await session(b);
-      await s.begin();
-      assert.equal(await s.compare(Buffer.from(b.stored(key))), null);
+      const { s, compared } = await sessionAfterCompare(b, key);
+      assert.equal(compared, null);
       await b.store.tryPutPoison(key, "maint-3");
       await assert.rejects(s.put(Buffer.from(b.stored(key)), value(t2)), { code: "40001" });
       await s.rollback();
@@ -190,9 +197,7 @@ bench(
     it("its upsert holds the new row: our put waits and names it as the holder", async () => {
       const b = get();
       const [key, t2] = ["table/4", token()];
-      const s = await session(b);
-      await s.begin();
-      await s.compare(Buffer.from(b.stored(key)));
+      const { s } = await sessionAfterCompare(b, key);
       await s.put(Buffer.from(b.stored(key)), value(t2));
       const put = b.store.tryPutPoison(key, "maint-4");
       await waitForLockWait(b.place, b.table);
@@ -205,10 +210,7 @@ bench(
     it("a holder's stale delete_poison after our clear and a new put: 40001, the new holder's key stays", async () => {
       const b = get();
       const [key, t1, t2] = ["table/5", token(), token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      await s.compare(Buffer.from(b.stored(key)));
+      const { s } = await sessionAfterCompare(b, key, t1);
       await b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 });
       assert.equal(await tryPutPoison(b.greptime, b.stored(key), t2), "put");
       await assert.rejects(s.delete(Buffer.from(b.stored(key))), { code: "40001" });
@@ -245,10 +247,8 @@ bench(
       const b = get();
       mysqlIsolation = "REPEATABLE READ";
       const [key, t1] = ["table/1", token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      assert.deepEqual(await s.compare(Buffer.from(b.stored(key))), value(t1));
+      const { s, compared } = await sessionAfterCompare(b, key, t1);
+      assert.deepEqual(compared, value(t1));
       assert.equal(
         (await b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 }))?.token,
         t1,
@@ -256,21 +256,14 @@ bench(
       assert.equal(await s.delete(Buffer.from(b.stored(key))), 0);
       await s.commit();
       await s.close();
-      assert.equal(await b.raw(key), null);
-      assert.deepEqual(
-        (await b.store.auditLog({ key })).entries.map((e) => e.record?.token),
-        [t1],
-      );
+      await assertClearedOnce(b, key, t1);
     });
 
     it("SERIALIZABLE: its compare holds a shared lock; its delete and our clear remove the key once", async () => {
       const b = get();
       mysqlIsolation = "SERIALIZABLE";
       const [key, t1] = ["table/2", token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      await s.compare(Buffer.from(b.stored(key)));
+      const { s } = await sessionAfterCompare(b, key, t1);
       const clear = b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 });
       await waitForLockWait(b.place, b.table);
       // Its DELETE now needs the lock our clear waits for: InnoDB lets one of the two go first
@@ -299,10 +292,8 @@ bench(
       const b = get();
       mysqlIsolation = "REPEATABLE READ";
       const [key, t1, t2] = ["table/3", token(), token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      assert.deepEqual(await s.compare(Buffer.from(b.stored(key))), value(t1));
+      const { s, compared } = await sessionAfterCompare(b, key, t1);
+      assert.deepEqual(compared, value(t1));
       await b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 });
       assert.deepEqual(await s.get(Buffer.from(b.stored(key))), value(t1), "its snapshot");
       await s.commit();
@@ -315,9 +306,8 @@ bench(
       const b = get();
       mysqlIsolation = "REPEATABLE READ";
       const [key, t2] = ["table/4", token()];
-      const s = await session(b);
-      await s.begin();
-      assert.equal(await s.compare(Buffer.from(b.stored(key))), null);
+      const { s, compared } = await sessionAfterCompare(b, key);
+      assert.equal(compared, null);
       await b.put(key, "another-client"); // what a put of ours would be: committed
       await s.put(Buffer.from(b.stored(key)), value(t2));
       await s.commit();
@@ -329,10 +319,7 @@ bench(
       const b = get();
       mysqlIsolation = "REPEATABLE READ";
       const [key, t1, t2] = ["table/5", token(), token()];
-      await b.put(key, t1);
-      const s = await session(b);
-      await s.begin();
-      await s.compare(Buffer.from(b.stored(key)));
+      const { s } = await sessionAfterCompare(b, key, t1);
       await b.store.forceDeletePoison(key, { ...actor, expectedToken: t1 });
       assert.equal(await tryPutPoison(b.greptime, b.stored(key), t2), "put");
       assert.equal(await s.delete(Buffer.from(b.stored(key))), 1, "t2's row");

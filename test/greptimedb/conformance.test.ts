@@ -8,16 +8,10 @@
  * and nearly every behaviour of the suite starts with a put. test/greptimedb/mysql.test.ts covers
  * what the layout does on MySQL over keys written as GreptimeDB writes them.
  */
-import { randomUUID } from "node:crypto";
 import { openPoisonStore, type PoisonStoreOptions } from "../../src/index.js";
 import { testDriver } from "../conformance/index.js";
-import {
-  etcdEndpoint,
-  etcdUnavailable,
-  postgresUnavailable,
-  postgresUrl,
-} from "../support/servers.js";
-import { pgClient } from "./places.js";
+import { etcdEndpoint, etcdUnavailable, postgresUrl } from "../support/servers.js";
+import { postgresSuiteSchema } from "./places.js";
 
 /** The suite's namespace `/poison-test/<run>/…/` as a store key prefix under this run's root. */
 function openWithPrefixes(base: string, prefixes: Set<string>) {
@@ -66,36 +60,16 @@ await testDriver({
 
 // ---- PostgreSQL: GreptimeDB's table in a schema of the run ------------------------------------
 
-const schema = `greptime_conformance_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-let created = false;
+const postgresSchema = postgresSuiteSchema("conformance");
 const postgresPrefixes = new Set<string>();
 
 await testDriver({
   name: "postgres",
   durable: true,
-  async unavailable() {
-    const reason = await postgresUnavailable();
-    if (reason !== null || created) return reason;
-    const client = await pgClient();
-    try {
-      await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE "${schema}"."greptime_metakv"(k bytea PRIMARY KEY, v bytea)`,
-      );
-      created = true;
-    } finally {
-      await client.end();
-    }
-    return null;
-  },
-  open: openWithPrefixes(`${postgresUrl}?layout=greptimedb&schema=${schema}`, postgresPrefixes),
-  async teardown() {
-    if (!created) return;
-    const client = await pgClient();
-    try {
-      await client.query(`DROP SCHEMA "${schema}" CASCADE`);
-    } finally {
-      await client.end();
-    }
-  },
+  unavailable: postgresSchema.unavailable,
+  open: openWithPrefixes(
+    `${postgresUrl}?layout=greptimedb&schema=${postgresSchema.schema}`,
+    postgresPrefixes,
+  ),
+  teardown: postgresSchema.teardown,
 });

@@ -5,16 +5,14 @@
  * unique to the run. Each place is removed whole afterwards. Entries are written as a metasrv
  * writes them: the raw key and value bytes, nothing else.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import mysql from "mysql2/promise";
 import pg from "pg";
-import { mysqlUrl, postgresUrl } from "../support/servers.js";
+import { freePort, startPrivateEtcd as startEtcdProcess } from "../support/private-server.js";
+import { mysqlUrl, postgresUnavailable, postgresUrl } from "../support/servers.js";
 
 export interface Entry {
   key: string;
@@ -38,18 +36,6 @@ export interface MetadataPlace {
 
 const runId = () => randomUUID().replaceAll("-", "").slice(0, 12);
 
-/** A free loopback port (asked of the kernel, then released). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export interface PrivateEtcd {
   url: string;
   endpoint: string;
@@ -72,48 +58,21 @@ export async function startPrivateEtcd(): Promise<PrivateEtcd> {
   const dir = mkdtempSync(join(tmpdir(), "poison-greptimedb-etcd-"));
   const [client, peer] = [await freePort(), await freePort()];
   const endpoint = `http://127.0.0.1:${client}`;
-  const child: ChildProcess = spawn(
-    "etcd",
-    [
-      "--name",
-      "greptimedb-test",
-      "--data-dir",
-      join(dir, "data"),
-      "--listen-client-urls",
-      endpoint,
-      "--advertise-client-urls",
-      endpoint,
-      "--listen-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-cluster",
-      `greptimedb-test=http://127.0.0.1:${peer}`,
-    ],
-    { stdio: "ignore" },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const child = await startEtcdProcess({
+    name: "greptimedb-test",
+    dataDir: join(dir, "data"),
+    clientPort: client,
+    peerPort: peer,
+    timeoutMs: 20_000,
+  }).catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await Promise.race([exited, sleep(5000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
+    await child.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  for (let i = 0; i < 100; i++) {
-    try {
-      const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-      if ((await response.text()).includes('"health":"true"')) {
-        return { url: `etcd://127.0.0.1:${client}`, endpoint, stop };
-      }
-    } catch {
-      // not up yet
-    }
-    await sleep(100);
-  }
-  await stop();
-  throw new Error(`the private etcd on ${endpoint} did not become healthy`);
+  return { url: `etcd://127.0.0.1:${client}`, endpoint, stop };
 }
 
 const b64 = (bytes: Buffer | string) =>
@@ -169,6 +128,47 @@ export async function pgClient(url = postgresUrl): Promise<pg.Client> {
   client.on("error", () => undefined);
   await client.connect();
   return client;
+}
+
+/**
+ * GreptimeDB's table (greptime_metakv) in a PostgreSQL schema of the run, for a suite's harness:
+ * `unavailable` probes the server and, the first time it answers, creates the schema and the
+ * table; `teardown` drops the schema if it was created.
+ */
+export function postgresSuiteSchema(label: string): {
+  schema: string;
+  unavailable(): Promise<string | null>;
+  teardown(): Promise<void>;
+} {
+  const schema = `greptime_${label}_${runId()}`;
+  let created = false;
+  return {
+    schema,
+    async unavailable() {
+      const reason = await postgresUnavailable();
+      if (reason !== null || created) return reason;
+      const client = await pgClient();
+      try {
+        await client.query(`CREATE SCHEMA "${schema}"`);
+        await client.query(
+          `CREATE TABLE "${schema}"."greptime_metakv"(k bytea PRIMARY KEY, v bytea)`,
+        );
+        created = true;
+      } finally {
+        await client.end();
+      }
+      return null;
+    },
+    async teardown() {
+      if (!created) return;
+      const client = await pgClient();
+      try {
+        await client.query(`DROP SCHEMA "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
 }
 
 /**

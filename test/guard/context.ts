@@ -8,16 +8,7 @@ import {
   OperationPoisonedError,
 } from "../../src/index.js";
 import { rejectsWith } from "../conformance/index.js";
-import type { GuardSuiteContext } from "./harness.js";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
+import { type GuardSuiteContext, rejection } from "./harness.js";
 
 /** Resolves when `signal` aborts; rejects with its reason, as a cancellable call would. */
 function aborted(signal: AbortSignal): Promise<never> {

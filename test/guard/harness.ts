@@ -3,8 +3,8 @@
  * factory of raw drivers on one shared backend. Stores are built from those drivers, optionally
  * through {@link faultyDriver}, so outage cases run on every backend the same way.
  */
+import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { afterEach, describe, it } from "node:test";
 import {
   createPoisonStore,
   type PoisonDriver,
@@ -13,7 +13,7 @@ import {
   type PoisonStoreClient,
   type PoisonStoreOptions,
 } from "../../src/index.js";
-import { backendSkipReason } from "../conformance/index.js";
+import { describeSuite, suiteRuns } from "../conformance/harness.js";
 
 export interface GuardHarness {
   /** The backend's name, as in POISON_DRIVERS. */
@@ -74,15 +74,22 @@ export interface GuardSuiteContext {
 
 export type GuardBehaviour = (ctx: GuardSuiteContext) => void;
 
+/** The rejection of `promise`, which must reject. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
+
 export async function runGuardSuite(
   harness: GuardHarness,
   behaviours: Record<string, GuardBehaviour>,
 ): Promise<void> {
-  const skip = await backendSkipReason(harness.name, harness.unavailable?.bind(harness));
-  if (skip !== null) {
-    describe(`guard: ${harness.name}`, { skip: `backend skipped: ${skip}` }, () => {});
-    return;
-  }
+  const title = `guard: ${harness.name}`;
+  if (!(await suiteRuns(title, harness))) return;
   const namespace = `/poison-guard-test/${randomUUID()}/`;
   const opened: PoisonStoreClient[] = [];
   const ctx: GuardSuiteContext = {
@@ -117,18 +124,5 @@ export async function runGuardSuite(
       return `${label}-${randomUUID()}`;
     },
   };
-  describe(`guard: ${harness.name}`, { concurrency: false }, () => {
-    // Close each test's stores when it ends, as the conformance suite does: idle pools kept
-    // until the suite ends add up past a shared server's connection limit.
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((store) => store.close()));
-    });
-    for (const [title, behaviour] of Object.entries(behaviours)) {
-      describe(title, () => behaviour(ctx));
-    }
-    it("closes every store it opened", async () => {
-      await Promise.all(opened.map((store) => store.close()));
-      await harness.teardown?.();
-    });
-  });
+  describeSuite(title, behaviours, ctx, opened, () => harness.teardown?.());
 }

@@ -9,17 +9,7 @@ import {
   ResourcePoisonedError,
 } from "../../src/index.js";
 import { rejectsWith } from "../conformance/index.js";
-import type { GuardSuiteContext } from "./harness.js";
-
-/** The rejection of `promise`, which must reject. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
+import { type GuardSuiteContext, rejection } from "./harness.js";
 
 export function outcomes(ctx: GuardSuiteContext): void {
   it("body resolves: the keys are deleted and run resolves with the body's value", async () => {

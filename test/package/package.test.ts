@@ -41,6 +41,30 @@ function run(command: string, args: string[], cwd: string) {
 }
 
 /** The consumer's lockfile: the packed tarball, and this repository's production closure. */
+/** Compiles the consumer's `file` as a strict nodenext project (`config`, written here) with this
+ *  checkout's tsc, into out/; it must compile. */
+function compileInConsumer(config: string, file: string): void {
+  writeFileSync(
+    join(consumer, config),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        skipLibCheck: false,
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        target: "es2022",
+        outDir: "out",
+        types: ["node"],
+        // @types/node from this checkout: the consumer's lockfile holds only the package's own.
+        typeRoots: [join(ROOT, "node_modules", "@types")],
+      },
+      files: [file],
+    }),
+  );
+  const tsc = run(process.execPath, [TSC, "-p", config], consumer);
+  assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+}
+
 function consumerLock(tarball: string): unknown {
   const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
     packages: Record<string, LockEntry>;
@@ -159,25 +183,7 @@ console.log(await changes.ready, seen.length, missing instanceof MissingDependen
 await store.close();
 `,
     );
-    writeFileSync(
-      join(consumer, "tsconfig.json"),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          skipLibCheck: false,
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          target: "es2022",
-          outDir: "out",
-          types: ["node"],
-          // @types/node from this checkout: the consumer's lockfile holds only the package's own.
-          typeRoots: [join(ROOT, "node_modules", "@types")],
-        },
-        files: ["index.ts"],
-      }),
-    );
-    const tsc = run(process.execPath, [TSC, "-p", "."], consumer);
-    assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+    compileInConsumer("tsconfig.json", "index.ts");
     const ran = run(process.execPath, ["out/index.js"], consumer);
     assert.equal(ran.status, 0, ran.stderr);
     assert.equal(ran.stdout, "0 HolderAliveError\nfalse 0 prom-client\n");
@@ -198,24 +204,7 @@ const harness: DriverHarness = {
 await testDriver(harness);
 `,
     );
-    writeFileSync(
-      join(consumer, "tsconfig.testing.json"),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          skipLibCheck: false,
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          target: "es2022",
-          outDir: "out",
-          types: ["node"],
-          typeRoots: [join(ROOT, "node_modules", "@types")],
-        },
-        files: ["conformance.test.ts"],
-      }),
-    );
-    const tsc = run(process.execPath, [TSC, "-p", "tsconfig.testing.json"], consumer);
-    assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+    compileInConsumer("tsconfig.testing.json", "conformance.test.ts");
     const env = { ...process.env };
     // NODE_TEST_CONTEXT would make the child report to this runner instead of printing TAP.
     for (const name of ["BACKENDS", "POISON_DRIVERS", "POISON_TEST_REPORT", "NODE_TEST_CONTEXT"])

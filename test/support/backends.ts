@@ -246,33 +246,42 @@ export function backend(name: BackendName): Backend {
 
 /** The conformance suite's harness for a backend or its secured twin, on a fresh place. */
 export function conformanceHarness(name: BackendName | SecuredName): DriverHarness {
-  const { place, unavailable } = resolve(name);
-  let current: Place | null = null;
-  const here = () => {
-    current ??= place();
-    return current;
-  };
+  const { here, unavailable, teardown } = lazyPlace(name);
   return {
     name,
     durable: true, // every backend here keeps what a closed store wrote (memory: in-process)
     ...(unavailable ? { unavailable } : {}),
     open: (options) => here().open(options),
-    teardown: async () => current?.teardown(),
+    teardown,
   };
 }
 
 /** The guard suite's harness for a backend, on a fresh place. */
 export function guardHarness(name: BackendName): GuardHarness {
-  const { place, unavailable } = resolve(name);
-  let current: Place | null = null;
-  const here = () => {
-    current ??= place();
-    return current;
-  };
+  const { here, unavailable, teardown } = lazyPlace(name);
   return {
     name,
     ...(unavailable ? { unavailable } : {}),
     driver: () => here().driver(),
+    teardown,
+  };
+}
+
+/** A harness's place, made on its first use (a suite that is skipped makes none), and a
+ *  teardown of the place if one was made. */
+function lazyPlace(name: BackendName | SecuredName): {
+  here(): Place;
+  unavailable?: () => Promise<string | null>;
+  teardown(): Promise<void>;
+} {
+  const { place, unavailable } = resolve(name);
+  let current: Place | null = null;
+  return {
+    here: () => {
+      current ??= place();
+      return current;
+    },
+    ...(unavailable ? { unavailable } : {}),
     teardown: async () => current?.teardown(),
   };
 }
@@ -336,7 +345,9 @@ function etcdPlace(url: string): Place {
   );
 }
 
-async function deleteEtcdRun(url: string, metaPrefix: string): Promise<void> {
+/** Deletes what a run wrote under `metaPrefix`, and only that (other runs may share the server):
+ *  every poison key a record under it names, then the prefix itself. */
+export async function deleteEtcdRun(url: string, metaPrefix: string): Promise<void> {
   const gateway = createEtcdGateway(parseEtcdLocation({ url }), { requestTimeoutMs: 4000 });
   const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
   try {

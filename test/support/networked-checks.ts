@@ -20,20 +20,44 @@ export interface NetworkedHarness {
   name: string;
   /** Why the checks are skipped, or null to run them. */
   skip: string | null;
-  /** The real server. */
-  target: { host: string; port: number };
+  /** The real server's URL; the proxy stands in front of its host and port. */
+  url: string;
+  /** The port when `url` names none. */
+  defaultPort: number;
   /** A store whose driver counts the statements it sends (through `counter.statements`),
-   *  reaching the server at `port` (the proxy). */
-  openCounting(port: number, counter: { statements: number }): PoisonStoreClient;
+   *  reaching the server at `url` (the proxy's). */
+  openCounting(url: string, counter: { statements: number }): PoisonStoreClient;
   /** A store on the real server using these table names. */
   openWithTables(tables: { table: string; auditTable: string }): PoisonStoreClient;
   /** Drop those tables (and whatever else the driver created for them). */
   dropTables(tables: { table: string; auditTable: string }): Promise<void>;
-  /** A store through the proxy at `port` with the given bounds. */
+  /** A store through the proxy at `url` with the given bounds. */
   openThrough(
-    port: number,
+    url: string,
     bounds: { timeoutMs: number; clientTimeoutMs: number },
   ): PoisonStoreClient;
+}
+
+/** `url` with its host and port replaced: the same server reached through a proxy on `port`. */
+function viaPort(url: string, port: number): string {
+  const proxied = new URL(url);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(port);
+  return proxied.toString();
+}
+
+/** `store`, whose close also runs `end` (the pool a test made for it) once the store is closed. */
+export function closingAlso(
+  store: PoisonStoreClient,
+  end: () => Promise<unknown>,
+): PoisonStoreClient {
+  const close = store.close.bind(store);
+  return Object.assign(store, {
+    close: async () => {
+      await close();
+      await end();
+    },
+  });
 }
 
 /** The proxy's added latency per direction while measuring round trips. */
@@ -41,6 +65,8 @@ const DELAY_MS = 150;
 
 export function networkedChecks(harness: NetworkedHarness): void {
   const options = harness.skip ? { skip: harness.skip } : {};
+  const server = new URL(harness.url);
+  const target = { host: server.hostname, port: Number(server.port || harness.defaultPort) };
 
   describe(`${harness.name}: tables`, options, () => {
     it("a fresh audit table: 12 entries come back newest first, page by page, none skipped", async () => {
@@ -105,8 +131,8 @@ export function networkedChecks(harness: NetworkedHarness): void {
     let store: PoisonStoreClient;
     const counter = { statements: 0 };
     before(async () => {
-      proxy = await startFaultProxy(harness.target);
-      store = harness.openCounting(proxy.port, counter);
+      proxy = await startFaultProxy(target);
+      store = harness.openCounting(viaPort(harness.url, proxy.port), counter);
     });
     after(async () => {
       await store.close();
@@ -139,7 +165,7 @@ export function networkedChecks(harness: NetworkedHarness): void {
   describe(`${harness.name}: outages`, options, () => {
     let proxy: FaultProxy;
     before(async () => {
-      proxy = await startFaultProxy(harness.target);
+      proxy = await startFaultProxy(target);
     });
     after(async () => {
       await proxy.close();
@@ -183,7 +209,7 @@ export function networkedChecks(harness: NetworkedHarness): void {
     };
 
     it("black-holed or reset: every call rejects in time; afterwards the same store works", async () => {
-      const store = harness.openThrough(proxy.port, {
+      const store = harness.openThrough(viaPort(harness.url, proxy.port), {
         timeoutMs: TIMEOUT_MS,
         clientTimeoutMs: 800,
       });
@@ -217,7 +243,7 @@ export function networkedChecks(harness: NetworkedHarness): void {
     });
 
     it("close() while the server is away releases the pool, in time", async () => {
-      const store = harness.openThrough(proxy.port, {
+      const store = harness.openThrough(viaPort(harness.url, proxy.port), {
         timeoutMs: TIMEOUT_MS,
         clientTimeoutMs: 800,
       });
@@ -229,7 +255,7 @@ export function networkedChecks(harness: NetworkedHarness): void {
     });
 
     it("a tight retry loop while the server is away never starves reconnection", async () => {
-      const store = harness.openThrough(proxy.port, {
+      const store = harness.openThrough(viaPort(harness.url, proxy.port), {
         timeoutMs: TIMEOUT_MS,
         clientTimeoutMs: 800,
       });
@@ -243,7 +269,7 @@ export function networkedChecks(harness: NetworkedHarness): void {
 
     it("a server that never answers the handshake: the first call rejects in time", async () => {
       proxy.mode = "blackhole";
-      const store = harness.openThrough(proxy.port, {
+      const store = harness.openThrough(viaPort(harness.url, proxy.port), {
         timeoutMs: TIMEOUT_MS,
         clientTimeoutMs: 800,
       });

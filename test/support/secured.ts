@@ -1,12 +1,54 @@
 /**
- * Checks shared by the secured-server tests (test/drivers/<name>-tls.test.ts): a misconfiguration
- * is a typed BackendConfigurationError naming what to fix, and no error ever carries a secret.
+ * Checks shared by the secured-server tests (test/drivers/<name>-tls.test.ts): the conformance
+ * suite on the twin, a misconfiguration is a typed BackendConfigurationError naming what to fix,
+ * and no error ever carries a secret.
  */
 import assert from "node:assert/strict";
-import { it } from "node:test";
+import { randomUUID } from "node:crypto";
+import { after, it } from "node:test";
 import { inspect } from "node:util";
 import { BackendConfigurationError, type PoisonStoreClient } from "../../src/index.js";
-import { securedPassword } from "./servers.js";
+import { backendSkipReason, testDriver } from "../conformance/index.js";
+import { type BackendName, backend, conformanceHarness, type SecuredName } from "./backends.js";
+import { securedPassword, securedUnavailable } from "./servers.js";
+
+/**
+ * The opening of test/drivers/<name>-tls.test.ts: the conformance suite on the secured twin,
+ * then why the file's own cases are skipped (false: they run), probed as the registry probes it.
+ */
+export async function securedSuite(name: SecuredName): Promise<string | false> {
+  await testDriver(conformanceHarness(name));
+  const twin = backend(name.replace(/-tls$/, "") as BackendName).secured;
+  if (!twin) throw new Error(`${name}: no secured twin in the registry`);
+  return (await backendSkipReason(name, () => securedUnavailable(twin.url))) ?? false;
+}
+
+/**
+ * Called inside a describe block: `track(store)` has the store closed after the block's tests
+ * (the last opened first) and returns it; `works(store)` tracks it and proves it usable: a put,
+ * a get that sees it and a delete, on a fresh key.
+ */
+export function storesClosedAfter(): {
+  track<S extends PoisonStoreClient>(store: S): S;
+  works(store: PoisonStoreClient): Promise<void>;
+} {
+  const opened: PoisonStoreClient[] = [];
+  after(async () => {
+    for (const store of opened.reverse()) await store.close();
+  });
+  const track = <S extends PoisonStoreClient>(store: S): S => {
+    opened.push(store);
+    return store;
+  };
+  const works = async (store: PoisonStoreClient) => {
+    track(store);
+    const key = `works/${randomUUID()}`;
+    await store.tryPutPoison(key, "t");
+    assert.equal(await store.getPoison(key), "t");
+    await store.deletePoison(key, "t");
+  };
+  return { track, works };
+}
 
 /** The forms a secret may take in text: raw, percent-encoded, JSON-escaped. */
 export function secretForms(secret: string): string[] {
