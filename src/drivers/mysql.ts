@@ -30,10 +30,10 @@ import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { retry } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import type { DriverChange, DriverWatch } from "../core/watch.js";
+import { mysqlConnection } from "./mysql/connection.js";
 import { ER, isServerError } from "./mysql/errors.js";
 import { type MysqlConnectionLike, type MysqlPoolLike, mysqlClient } from "./mysql/pool.js";
 import { mysqlStatements, PROCEDURE_VERSION } from "./mysql/statements.js";
-import { mysqlConnection } from "./mysql-connection.js";
 import {
   CHANGE_TYPES,
   type ChangeRow,
@@ -43,7 +43,7 @@ import {
   DEFAULT_CHANGE_RETENTION,
   TRIM_EVERY_WRITES,
   trimChangeLog,
-} from "./mysql-watch.js";
+} from "./mysql/watch.js";
 import { patchValues, putAllOrNone, removeAllOrNone, updateAllOrNone } from "./sql/batches.js";
 import {
   auditIdBound,
@@ -66,7 +66,7 @@ export type { MysqlConnectionLike, MysqlPoolLike } from "./mysql/pool.js";
 export interface MysqlDriverOptions {
   /** `mysql://user:password@host:port/database` (`mariadb://` is the same), with
    *  `?ssl-mode=VERIFY_IDENTITY&ssl-ca=PATH[&ssl-cert=PATH&ssl-key=PATH]` for TLS (see
-   *  ./mysql-connection.ts). */
+   *  ./mysql/connection.ts). */
   url?: string;
   /** TLS with `url` (PEM text or file paths); verification is on unless `rejectUnauthorized`
    *  is false (UNSAFE). Merged with the URL's ssl-ca/ssl-cert/ssl-key. */
@@ -90,7 +90,7 @@ export interface MysqlDriverOptions {
    *  as each change) and serve `store.watch()` from it natively. Default true. Creating
    *  triggers needs the TRIGGER privilege and, with binary logging on,
    *  `log_bin_trust_function_creators = 1` or SUPER; without them set false (the store is then
-   *  watched by the runtime's polling). See ./mysql-watch.ts. In a URL: `?change-log=off`. */
+   *  watched by the runtime's polling). See ./mysql/watch.ts. In a URL: `?change-log=off`. */
   changeLog?: boolean;
   /** Change log entries kept for resuming a watch (older ones are trimmed). Default 10,000. */
   changeLogRetention?: number;

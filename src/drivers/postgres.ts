@@ -33,6 +33,7 @@ import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { optimistic } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
+import { postgresConfigurationError, postgresConnection } from "./postgres/connection.js";
 import {
   type PgClientLike,
   type PgPoolLike,
@@ -46,8 +47,7 @@ import {
   prepared,
   type Statement,
 } from "./postgres/statements.js";
-import { postgresConfigurationError, postgresConnection } from "./postgres-connection.js";
-import { type PgListenClient, postgresWatch, TRIM_EVERY } from "./postgres-watch.js";
+import { type PgListenClient, postgresWatch, TRIM_EVERY } from "./postgres/watch.js";
 import { patchValues, putAllOrNone, removeAllOrNone, updateAllOrNone } from "./sql/batches.js";
 import {
   auditIdBound,
@@ -66,7 +66,7 @@ export type { PgClientLike, PgPoolLike, PgQueryConfig } from "./postgres/pool.js
 export interface PostgresDriverOptions {
   /** `postgres://user:password@host:port/database` (any form `pg` accepts), with
    *  `?sslmode=verify-full&sslrootcert=PATH[&sslcert=PATH&sslkey=PATH]` for TLS (see
-   *  ./postgres-connection.ts). */
+   *  ./postgres/connection.ts). */
   url?: string;
   /** TLS with `url` (PEM text or file paths); verification is on unless `rejectUnauthorized`
    *  is false (UNSAFE). Merged with the URL's sslrootcert/sslcert/sslkey. */
@@ -274,7 +274,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           ).absent;
         if (await absent(inSchemaOf(auditTable, auditIndex)))
           await c.query(`CREATE INDEX IF NOT EXISTS ${auditIndex} ON ${auditTable} (key, id)`);
-        // Layout 3: the change log of store.watch() (see src/drivers/postgres-watch.ts).
+        // Layout 3: the change log of store.watch() (see src/drivers/postgres/watch.ts).
         if (await absent(changesTable)) {
           await c.query(schema.changes);
         }

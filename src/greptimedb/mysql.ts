@@ -17,9 +17,9 @@
  * transaction prevents that, so this layout never puts poison keys on MySQL.
  */
 import { BackendConfigurationError } from "../core/errors.js";
+import { mysqlConfigurationError, mysqlConnection } from "../drivers/mysql/connection.js";
 import { ER, isServerError } from "../drivers/mysql/errors.js";
 import { type MysqlConnectionLike, mysqlClient } from "../drivers/mysql/pool.js";
-import { mysqlConfigurationError, mysqlConnection } from "../drivers/mysql-connection.js";
 import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
 import type { Rollback } from "../drivers/sql-common.js";
 import type { GreptimeDriver } from "./driver.js";

@@ -1,5 +1,5 @@
 /**
- * The MySQL/MariaDB native change feed (src/drivers/mysql-watch.ts) beyond the conformance
+ * The MySQL/MariaDB native change feed (src/drivers/mysql/watch.ts) beyond the conformance
  * suite: many concurrent writers (every change once per key, in order), ids that become visible
  * out of order (a transaction committed after later ones; one rolled back), resuming from a
  * position and `resync` after the log was trimmed past it, bounded trimming, and the idle cost

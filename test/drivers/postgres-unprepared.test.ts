@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import pg from "pg";
-import { postgresConnection } from "../../src/drivers/postgres-connection.js";
+import { postgresConnection } from "../../src/drivers/postgres/connection.js";
 import {
   InvalidArgumentError,
   openPoisonStore,

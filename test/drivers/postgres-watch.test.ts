@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL native watch (LISTEN/NOTIFY + change log, src/drivers/postgres-watch.ts) beyond
+ * The PostgreSQL native watch (LISTEN/NOTIFY + change log, src/drivers/postgres/watch.ts) beyond
  * the conformance suite: it creates nothing on a database never written; across a restart of a
  * PRIVATE server (initdb + pg_ctl in a temp dir, never the shared one) no change is lost, those
  * made while it was away included; a log trimmed past its position yields `resync`; and the

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { mysqlConfigurationError } from "../../src/drivers/mysql-connection.js";
-import { postgresConfigurationError } from "../../src/drivers/postgres-connection.js";
+import { mysqlConfigurationError } from "../../src/drivers/mysql/connection.js";
+import { postgresConfigurationError } from "../../src/drivers/postgres/connection.js";
 import { redisConfigurationError } from "../../src/drivers/redis-connection.js";
 import { BackendConfigurationError, etcdDriver, openPoisonStore } from "../../src/index.js";
 

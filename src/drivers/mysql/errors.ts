@@ -1,6 +1,6 @@
 /**
  * The MySQL/MariaDB server error numbers the drivers act on, in one place, and the test for them.
- * (The classification of connection and privilege failures is in src/drivers/mysql-connection.ts.)
+ * (The classification of connection and privilege failures is in src/drivers/mysql/connection.ts.)
  */
 export const ER = {
   TABLE_EXISTS: 1050,

@@ -4,8 +4,8 @@
  * the mysql driver and the GreptimeDB layout on MySQL.
  */
 import type { Pool, PoolOptions } from "mysql2/promise";
-import { type MysqlConnection, mysqlConfigurationError, mysqlSsl } from "../mysql-connection.js";
 import { SqlClient, type SqlClientOptions, type SqlDialect } from "../sql/client.js";
+import { type MysqlConnection, mysqlConfigurationError, mysqlSsl } from "./connection.js";
 
 /** The part of a `mysql2/promise` pooled connection the drivers use. */
 export interface MysqlConnectionLike {

@@ -10,7 +10,7 @@ import { RECORD_COLUMN_NAMES } from "../../core/codec.js";
 export const KEY_TYPE = "VARBINARY(1280)";
 
 /** Each record column's type (after the key): one list for the keys table, the change log
- *  (src/drivers/mysql-watch.ts) and the procedures' variables. */
+ *  (src/drivers/mysql/watch.ts) and the procedures' variables. */
 const COLUMN_TYPES: Record<(typeof RECORD_COLUMN_NAMES)[number], string> = {
   token: "VARBINARY(1024) NOT NULL",
   state: "VARBINARY(32) NOT NULL",

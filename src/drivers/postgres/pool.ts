@@ -5,13 +5,9 @@
  * GreptimeDB layout on PostgreSQL.
  */
 import type { PoolConfig } from "pg";
-import {
-  type PostgresConnection,
-  postgresConfigurationError,
-  postgresSsl,
-} from "../postgres-connection.js";
-import type { PgListenClient } from "../postgres-watch.js";
 import { SqlClient, type SqlClientOptions, type SqlDialect } from "../sql/client.js";
+import { type PostgresConnection, postgresConfigurationError, postgresSsl } from "./connection.js";
+import type { PgListenClient } from "./watch.js";
 
 /** A statement as `pg` takes it: with a `name`, prepared once per connection and then only
  *  bound and executed; without one, parsed and planned on every call. */

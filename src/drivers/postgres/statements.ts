@@ -4,8 +4,8 @@
  * statement is prepared under a name derived from its text (see {@link prepared}).
  */
 import { createHash } from "node:crypto";
-import { trimStatement } from "../postgres-watch.js";
 import { checkTableName, quoteTable } from "../sql-common.js";
+import { trimStatement } from "./watch.js";
 
 export const RECORD_COLUMNS =
   "key, token, state, created_at, updated_at, heartbeat_at, heartbeat_interval_ms, operation, owner, error, data";
@@ -52,7 +52,7 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
   /**
    * The change-log arm of a write statement: one row per row `source` returns (filtered by
    * `where`), in the statement's own transaction, with the writer's transaction id (what a watch
-   * orders by snapshot: src/drivers/postgres-watch.ts). The NOTIFY that wakes watches is sent
+   * orders by snapshot: src/drivers/postgres/watch.ts). The NOTIFY that wakes watches is sent
    * right after the commit (see `logged`), not in this transaction: PostgreSQL serializes the
    * commits of notifying transactions behind one lock held across their WAL flush, which cost
    * put+delete at concurrency 32 about 60% of its throughput (docs/OBSERVABILITY.md).

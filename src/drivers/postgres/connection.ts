@@ -15,7 +15,7 @@ import {
   BackendConfigurationError,
   InvalidArgumentError,
   type PoisonStoreError,
-} from "../core/errors.js";
+} from "../../core/errors.js";
 import {
   mergeTlsSources,
   type ResolvedTls,
@@ -23,7 +23,7 @@ import {
   type TlsOptions,
   type TlsSources,
   tlsConfigurationError,
-} from "./tls.js";
+} from "../tls.js";
 
 /** The URL `pg` receives (TLS parameters removed: the driver passes them as `ssl`) and the TLS
  *  to use, null for none. */

@@ -23,13 +23,13 @@
  * closes it when it ends. It creates nothing: before the first write there is no log to read,
  * and the rows it will hold are all newer than any position.
  */
-import { fromColumns, type RecordColumns } from "../core/codec.js";
+import { fromColumns, type RecordColumns } from "../../core/codec.js";
 import type {
   DriverChange,
   DriverWatch,
   DriverWatchEvent,
   DriverWatchQuery,
-} from "../core/watch.js";
+} from "../../core/watch.js";
 
 /** Rows the trim keeps (at least); a watch that was away for more changes than this resyncs. */
 export const CHANGES_KEPT = 10_000;

@@ -15,7 +15,7 @@ import {
   BackendConfigurationError,
   InvalidArgumentError,
   type PoisonStoreError,
-} from "../core/errors.js";
+} from "../../core/errors.js";
 import {
   mergeTlsSources,
   type ResolvedTls,
@@ -23,7 +23,7 @@ import {
   type TlsOptions,
   type TlsSources,
   tlsConfigurationError,
-} from "./tls.js";
+} from "../tls.js";
 
 export interface MysqlConnection {
   /** The URL mysql2 receives: `mysql:` scheme, TLS parameters removed (passed as `ssl`). */

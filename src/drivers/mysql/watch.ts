@@ -36,10 +36,10 @@
  * reach below that smallest id cannot be resumed: the feed answers `resync`.
  */
 
-import { RECORD_COLUMN_NAMES } from "../core/codec.js";
-import { sleep } from "../core/retry.js";
-import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
-import { KEY_TYPE, RECORD_COLUMN_DDL } from "./mysql/statements.js";
+import { RECORD_COLUMN_NAMES } from "../../core/codec.js";
+import { sleep } from "../../core/retry.js";
+import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../../core/watch.js";
+import { KEY_TYPE, RECORD_COLUMN_DDL } from "./statements.js";
 
 /** Default polling interval of the feed. */
 export const DEFAULT_CHANGE_POLL_MS = 500;
