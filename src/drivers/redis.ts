@@ -118,7 +118,10 @@ const COMMAND_NAMES = Object.fromEntries(
 ) as Record<ScriptName, string>;
 
 /** A client with our scripts defined: `command(numberOfKeys, ...keys, ...args)`. */
-type ScriptedRedis = Record<string, (...args: (string | number | Buffer)[]) => Promise<unknown>>;
+type ScriptedRedis = Record<
+  string,
+  (...args: (string | number | Buffer | (string | Buffer)[])[]) => Promise<unknown>
+>;
 
 /**
  * Define the scripts on a client, once. ioredis then sends each as EVALSHA, and as EVAL the
@@ -215,7 +218,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       const command = redis[COMMAND_NAMES[name]];
       if (!initialized || !command)
         throw new BackendUnavailableError("redis", "scripts not defined");
-      return guard(command.call(redis, keys.length, ...keys, ...args)) as Promise<Reply>;
+      // ioredis flattens its arguments: the arrays are passed as they are, not copied.
+      return guard(command.call(redis, keys.length, keys, args)) as Promise<Reply>;
     } catch (error) {
       return Promise.reject(error);
     }
