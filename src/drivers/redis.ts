@@ -113,9 +113,15 @@ function loadSources(): Promise<Record<ScriptName, string>> {
 /** The name under which a script is defined on a client (ioredis `defineCommand`). Prefixed, as
  *  the client may be the caller's and have commands of its own. */
 const commandName = (name: ScriptName) => `poisonStore_${name}`;
+const COMMAND_NAMES = Object.fromEntries(
+  SCRIPT_NAMES.map((name) => [name, commandName(name)]),
+) as Record<ScriptName, string>;
 
 /** A client with our scripts defined: `command(numberOfKeys, ...keys, ...args)`. */
-type ScriptedRedis = Record<string, (...args: (string | number | Buffer)[]) => Promise<unknown>>;
+type ScriptedRedis = Record<
+  string,
+  (...args: (string | number | Buffer | (string | Buffer)[])[]) => Promise<unknown>
+>;
 
 /**
  * Define the scripts on a client, once. ioredis then sends each as EVALSHA, and as EVAL the
@@ -206,11 +212,17 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
   };
 
   /** One script: one round trip (EVALSHA; see defineScripts for a lost script cache). */
-  const run = async (name: ScriptName, keys: string[], args: (string | Buffer)[]) => {
-    const redis = ready() as unknown as ScriptedRedis;
-    const command = redis[commandName(name)];
-    if (!initialized || !command) throw new BackendUnavailableError("redis", "scripts not defined");
-    return (await guard(command.call(redis, keys.length, ...keys, ...args))) as Reply;
+  const run = (name: ScriptName, keys: string[], args: (string | Buffer)[]): Promise<Reply> => {
+    try {
+      const redis = ready() as unknown as ScriptedRedis;
+      const command = redis[COMMAND_NAMES[name]];
+      if (!initialized || !command)
+        throw new BackendUnavailableError("redis", "scripts not defined");
+      // ioredis flattens its arguments: the arrays are passed as they are, not copied.
+      return guard(command.call(redis, keys.length, keys, args)) as Promise<Reply>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   };
 
   /** A command that timed out leaves its connection in an unknown state (a late reply would be
@@ -222,13 +234,11 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     }
     return redisFailure(error, ownsClient ? errorLog : null, settings.tls !== null);
   };
-  const guard = async <T>(promise: Promise<T>): Promise<T> => {
-    try {
-      return await promise;
-    } catch (error) {
-      throw afterFailure(error);
-    }
+  // Not an async function: one promise fewer per call.
+  const fail = (error: unknown): never => {
+    throw afterFailure(error);
   };
+  const guard = <T>(promise: Promise<T>): Promise<T> => promise.catch(fail);
 
   /**
    * store.watch's native feed: the change stream `P changes`, appended by the same script as
@@ -375,23 +385,21 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     },
 
     async put(records, audit) {
-      const token = (records[0] as PoisonRecord).token;
-      const fields = recordFields(records[0] as PoisonRecord);
-      const args: string[] = [
-        token,
-        audit ? "1" : "",
-        ...records.map((r) => r.key),
-        String(fields.length / 2),
-        ...fields,
-        ...auditFields(audit),
-      ];
-      const reply = (await run(
-        "put",
-        [indexKey, auditKey, changesKey, ...records.map((r) => recordKey(r.key))],
-        args,
-      )) as [number, Reply[]?];
+      const first = records[0] as PoisonRecord;
+      const n = records.length;
+      // KEYS: index, audit, changes, one hash per key; ARGV: token, the record as one JSON
+      // argument, the storage keys, then the audit pairs if any (see put.lua).
+      const keys: string[] = [indexKey, auditKey, changesKey];
+      const args: string[] = [first.token, recordJson(first)];
+      for (let i = 0; i < n; i++) {
+        const key = (records[i] as PoisonRecord).key;
+        keys.push(recordPrefix + key);
+        args.push(key);
+      }
+      if (audit) args.push(...auditFields(audit));
+      const reply = (await run("put", keys, args)) as [number, Reply[]?];
       if (reply[0] === REPLY.conflict) {
-        return { ok: false, conflicts: indexedRecords(reply[1] ?? [], records) };
+        return { ok: false, conflicts: pairedRecords(reply[1] ?? [], records) };
       }
       const held = reply[1];
       // The common case: every key was absent and is now exactly the record sent.
@@ -402,31 +410,33 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       return {
         ok: true,
         records: records.map((record, i) => {
-          const values = found.get(i + 1);
-          return values ? fromValues(record.key, values) : record;
+          const pairs = found.get(i + 1);
+          return pairs ? fromHash(record.key, pairs) : record;
         }),
         created: records.map((_, i) => !found.has(i + 1)),
       };
     },
 
     async remove(keys, token, audit, expected) {
-      const reply = (await run(
-        "remove",
-        [indexKey, auditKey, changesKey, ...keys.map(recordKey)],
-        [
-          token ?? "",
-          audit ? "1" : "",
+      // KEYS: index, audit, changes, one hash per key; ARGV: token, the storage keys, and only
+      // for a forced or audited delete the change type, its time, the expected versions and the
+      // audit pairs (see remove.lua).
+      const redisKeys: string[] = [indexKey, auditKey, changesKey];
+      const args: string[] = [token ?? ""];
+      for (const key of keys) {
+        redisKeys.push(recordPrefix + key);
+        args.push(key);
+      }
+      if (audit || expected || token === null) {
+        args.push(
           audit?.action === "force-delete" ? "force-deleted" : "deleted",
           audit?.at ?? "",
-          ...keys,
           ...expectedFields(expected),
           ...auditFields(audit),
-        ],
-      )) as [number, Reply[]];
-      const found = indexedRecords(
-        reply[1],
-        keys.map((key) => ({ key })),
-      );
+        );
+      }
+      const reply = (await run("remove", redisKeys, args)) as [number, Reply[]];
+      const found = pairedRecords(reply[1], keys);
       return reply[0] === REPLY.conflict
         ? { ok: false, conflicts: found }
         : { ok: true, removed: found };
@@ -454,8 +464,13 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       };
     },
 
-    async getToken(key) {
-      return await guard(ready().hget(recordKey(key), "token"));
+    getToken(key) {
+      // Not async: the most frequent call saves a promise and a hop.
+      try {
+        return guard(ready().hget(recordPrefix + key, "token"));
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
 
     async get(key) {
@@ -592,15 +607,16 @@ async function checkEviction(redis: Redis, allowed: boolean): Promise<void> {
   );
 }
 
-/** The record as hash field/value pairs; absent optional fields are not stored. */
-function recordFields(record: PoisonRecord): string[] {
+/** The record as put.lua's one argument: a JSON array of its hash field/value pairs, absent
+ *  optional fields left out (what the hash then holds: one field per column). */
+function recordJson(record: PoisonRecord): string {
   const columns = toColumns(record);
   const out: string[] = [];
   for (const column of COLUMNS) {
     const value = columns[column];
     if (value !== null && value !== undefined) out.push(column, String(value));
   }
-  return out;
+  return JSON.stringify(out);
 }
 
 function patchFields(patch: RecordPatch): string[] {
@@ -666,8 +682,37 @@ function columnsOf(hash: Record<string, string> | Map<string, string>): RecordCo
   };
 }
 
+/** A record from its hash's field/value pairs (HGETALL), read as {@link columnsOf} reads a
+ *  hash, without building a map first: scripts answer records this way. */
 function fromHash(key: string, flat: readonly Reply[]): PoisonRecord {
-  return fromColumns(key, columnsOf(pairs(flat)));
+  const columns: Record<string, string | null> = {
+    token: null,
+    state: null,
+    created_at: null,
+    updated_at: null,
+    heartbeat_at: null,
+    heartbeat_interval_ms: null,
+    operation: null,
+    owner: null,
+    error: null,
+    data: null,
+  };
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]);
+    if (Object.hasOwn(columns, name)) columns[name] = String(flat[i + 1]);
+  }
+  return fromColumns(key, {
+    token: columns.token ?? "",
+    state: columns.state ?? "poisoned",
+    created_at: columns.created_at ?? "",
+    updated_at: columns.updated_at ?? columns.created_at ?? "",
+    heartbeat_at: columns.heartbeat_at ?? null,
+    heartbeat_interval_ms: columns.heartbeat_interval_ms ?? null,
+    operation: columns.operation ?? null,
+    owner: columns.owner ?? null,
+    error: columns.error ?? null,
+    data: columns.data ?? null,
+  });
 }
 
 /** A record as the scripts answer it: the HMGET of {@link COLUMNS}, in that order (null for a
@@ -697,6 +742,20 @@ function indexedRecords(flat: readonly Reply[], items: readonly { key: string }[
   for (let j = 0; j + 1 < flat.length; j += 2) {
     const item = items[Number(flat[j]) - 1];
     if (item) out.push(fromValues(item.key, flat[j + 1] as Reply[]));
+  }
+  return out;
+}
+
+/** `{i, record, …}` (1-based i into `keys`, records as field/value pairs: HGETALL). */
+function pairedRecords(
+  flat: readonly Reply[],
+  keys: readonly (string | { key: string })[],
+): PoisonRecord[] {
+  const out: PoisonRecord[] = [];
+  for (let j = 0; j + 1 < flat.length; j += 2) {
+    const item = keys[Number(flat[j]) - 1];
+    if (item !== undefined)
+      out.push(fromHash(typeof item === "string" ? item : item.key, flat[j + 1] as Reply[]));
   }
   return out;
 }

@@ -86,6 +86,84 @@ describe("redis driver", { skip: skip ?? false }, () => {
     await store.deletePoison(key, "t");
   });
 
+  it("the record hash keeps one field per column, as earlier releases wrote and read it", async () => {
+    // put.lua receives the record as one JSON argument and stores it as hash fields: the layout
+    // on the server must stay the one every release reads (and CLI users inspect).
+    const store = openPoisonStore(redisDriver({ url, keyPrefix }), { namespace: "/layout/" });
+    cleanup.push(() => store.close());
+    const admin = new Redis(url);
+    cleanup.push(() => admin.quit());
+    const key = `k-${randomUUID()}`;
+    const awkward = 'é 😀 "quoted" \\ back\nslash \t tab \u0001 ctl \u2028';
+    const data = { text: awkward, nested: [1, null, { nul: "\u0000" }], big: "x".repeat(60_000) };
+    await store.tryPutPoison(key, "t-layout", {
+      operation: `op ${awkward}`,
+      owner: `owner ${awkward}`,
+      heartbeatIntervalMs: 5000,
+      data,
+    });
+    const hash = await admin.hgetall(`${keyPrefix}r:/layout/${key}`);
+    const record = await store.inspectPoison(key);
+    assert.ok(record);
+    assert.deepEqual(Object.keys(hash).sort(), [
+      "created_at",
+      "data",
+      "heartbeat_at",
+      "heartbeat_interval_ms",
+      "operation",
+      "owner",
+      "state",
+      "token",
+      "updated_at",
+    ]);
+    assert.equal(hash.token, "t-layout");
+    assert.equal(hash.state, "in-progress");
+    assert.equal(hash.created_at, record.createdAt);
+    assert.equal(hash.heartbeat_interval_ms, "5000");
+    assert.equal(hash.operation, `op ${awkward}`);
+    assert.equal(hash.owner, `owner ${awkward}`);
+    assert.deepEqual(JSON.parse(hash.data as string), data);
+    assert.deepEqual(record.data, data);
+    // A conflict answers the holder's whole record; a delete removes the hash and its index entry.
+    const conflict = await store.tryPutPoison(key, "other").catch((error: unknown) => error);
+    assert.ok(conflict instanceof PoisonConflictError);
+    assert.deepEqual(conflict.holderRecord, record);
+    await store.deletePoison(key, "t-layout");
+    assert.equal(await admin.exists(`${keyPrefix}r:/layout/${key}`), 0);
+    assert.equal(await admin.zscore(`${keyPrefix}index`, `/layout/${key}`), null);
+  });
+
+  it("a record hash written field by field (an earlier release, or by hand) is read, listed and deleted", async () => {
+    const store = openPoisonStore(redisDriver({ url, keyPrefix }), { namespace: "/older/" });
+    cleanup.push(() => store.close());
+    const admin = new Redis(url);
+    cleanup.push(() => admin.quit());
+    const key = `k-${randomUUID()}`;
+    const at = "2026-01-02T03:04:05.678Z";
+    await admin.hset(`${keyPrefix}r:/older/${key}`, {
+      token: "old",
+      state: "poisoned",
+      created_at: at,
+      updated_at: at,
+      operation: "migrate",
+      error: JSON.stringify({ message: "boom", at }),
+      note: "a field of no column",
+    });
+    await admin.zadd(`${keyPrefix}index`, 0, `/older/${key}`);
+    assert.equal(await store.getPoison(key), "old");
+    const listed = (await store.listPoisons({ prefix: key })).records;
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0]?.state, "poisoned");
+    assert.equal(listed[0]?.operation, "migrate");
+    const conflict = await store.tryPutPoison(key, "new").catch((error: unknown) => error);
+    assert.ok(conflict instanceof PoisonConflictError);
+    assert.equal(conflict.holderRecord?.error?.message, "boom");
+    assert.deepEqual(conflict.holderRecord, listed[0]);
+    const removed = await store.deletePoisons([key], "old");
+    assert.deepEqual(removed.removed, [key]);
+    assert.equal(await admin.exists(`${keyPrefix}r:/older/${key}`), 0);
+  });
+
   outageTests({ host: HOST, port: PORT }, (port) =>
     openPoisonStore(
       redisDriver({

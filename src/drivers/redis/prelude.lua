@@ -5,26 +5,20 @@ what its KEYS, ARGV and reply are.
 
 CHANGES_MAXLEN   the change stream (store.watch) keeps about this many entries: XADD MAXLEN ~.
                  changes.lua relies on it (a stream shorter than this was never trimmed).
-COLUMNS          the record's hash fields, in the order in which scripts answer records (the HMGET
-                 of these fields: values only, false/nil for a field not stored). redis.ts reads
-                 records by this position: keep both lists in the same order.
+COLUMNS          the record's hash fields, in the order in which update.lua answers records (the
+                 HMGET of these fields: values only, false/nil for a field not stored). redis.ts
+                 reads those records by this position: keep both lists in the same order.
+                 put.lua and remove.lua answer records as field/value pairs instead (HGETALL:
+                 one command reads the record and tells an absent key apart), which redis.ts
+                 reads by name.
 ]]
 local CHANGES_MAXLEN = 10000
 local COLUMNS = {"token", "state", "created_at", "updated_at", "heartbeat_at",
   "heartbeat_interval_ms", "operation", "owner", "error", "data"}
 
--- The record stored at `key` (COLUMNS order), or nil when the key does not exist. EXISTS first,
--- for a key expected to be absent (put): one call then. A hash written by hand without any of
--- our fields is still present (never taken for absent).
-local function read_record(key)
-  if redis.call("EXISTS", key) == 0 then
-    return nil
-  end
-  return redis.call("HMGET", key, unpack(COLUMNS))
-end
-
--- The same answer as read_record, for a key expected to be present (delete, update): HMGET
--- first, and EXISTS only when it found none of our fields (absent, or a hash written by hand).
+-- The record stored at `key` (COLUMNS order), or nil when the key does not exist (update.lua):
+-- HMGET first, and EXISTS only when it found none of our fields (absent, or a hash written by
+-- hand, which is still present: never taken for absent).
 local function read_present(key)
   local record = redis.call("HMGET", key, unpack(COLUMNS))
   for j = 1, #COLUMNS do
@@ -36,6 +30,46 @@ local function read_present(key)
     return nil
   end
   return record
+end
+
+-- The value of field `name` in field/value pairs (an HGETALL reply), or false.
+local function field(pairs, name)
+  for j = 1, #pairs, 2 do
+    if pairs[j] == name then
+      return pairs[j + 1]
+    end
+  end
+  return false
+end
+
+-- Whether `name` is one of COLUMNS.
+local function is_column(name)
+  for j = 1, #COLUMNS do
+    if COLUMNS[j] == name then
+      return true
+    end
+  end
+  return false
+end
+
+-- Field/value pairs (an HGETALL reply) without the fields that are not record columns (a hash
+-- written by hand may have any), so that they can be spread into a stream entry next to its own
+-- fields ("k", "t", "at"). The pairs themselves when every field is a column (the usual case:
+-- no table is built).
+local function column_pairs(pairs)
+  for j = 1, #pairs, 2 do
+    if not is_column(pairs[j]) then
+      local out = {}
+      for k = 1, #pairs, 2 do
+        if is_column(pairs[k]) then
+          out[#out + 1] = pairs[k]
+          out[#out + 1] = pairs[k + 1]
+        end
+      end
+      return out
+    end
+  end
+  return pairs
 end
 
 -- A record (COLUMNS order) as field/value pairs, fields not stored left out.
@@ -70,14 +104,13 @@ end
 -- knows the time (`at`, or nil), then the record after the change (or removed) as its field/value
 -- pairs. Trimmed to about CHANGES_MAXLEN entries; a watch that falls further behind resyncs.
 local function append_change(stream, key, type, at, fields)
-  local entry = {"k", key, "t", type}
+  -- The pairs are spread as the last argument (unpack): no entry table is built.
   if at then
-    entry[#entry + 1] = "at"
-    entry[#entry + 1] = at
+    redis.call("XADD", stream, "MAXLEN", "~", CHANGES_MAXLEN, "*", "k", key, "t", type, "at", at,
+      unpack(fields))
+  else
+    redis.call("XADD", stream, "MAXLEN", "~", CHANGES_MAXLEN, "*", "k", key, "t", type,
+      unpack(fields))
   end
-  for j = 1, #fields do
-    entry[#entry + 1] = fields[j]
-  end
-  redis.call("XADD", stream, "MAXLEN", "~", CHANGES_MAXLEN, "*", unpack(entry))
 end
 
