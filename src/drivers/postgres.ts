@@ -191,7 +191,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
    * connection from the callers at every write anyway. */
   let notifier: Promise<PgListenClient> | null = null;
   const notifyOnce = async (): Promise<void> => {
-    notifier ??= listenClient();
+    // A NOTIFY's transaction takes an xid, so its commit would wait for a WAL flush like a
+    // write's, doubling the flushes per write; nothing needs it durable (a lost NOTIFY delays
+    // a watch until its next read of the log, no more), so its session commits asynchronously.
+    notifier ??= listenClient().then(async (notifyClient) => {
+      await notifyClient.query("SET synchronous_commit = off");
+      return notifyClient;
+    });
     const notifyClient = await notifier.catch((error: unknown) => {
       notifier = null;
       throw error;
