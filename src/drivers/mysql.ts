@@ -58,7 +58,7 @@ import {
   removeOutcome,
   sortedByBytes,
   upperBound,
-} from "./sql-common.js";
+} from "./sql/common.js";
 import type { TlsOptions } from "./tls.js";
 
 export type { MysqlConnectionLike, MysqlPoolLike } from "./mysql/pool.js";

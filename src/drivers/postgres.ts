@@ -58,7 +58,7 @@ import {
   putOutcome,
   putParameters,
   upperBound,
-} from "./sql-common.js";
+} from "./sql/common.js";
 import type { TlsOptions } from "./tls.js";
 
 export type { PgClientLike, PgPoolLike, PgQueryConfig } from "./postgres/pool.js";

@@ -32,7 +32,7 @@ import { BackendUnavailableError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
 import { checkDuration } from "../core/validation.js";
 import type { DriverChange, DriverWatchEvent, DriverWatchQuery } from "../core/watch.js";
-import { removeDecision, upperBound } from "./sql-common.js";
+import { removeDecision, upperBound } from "./sql/common.js";
 
 export interface SqliteDriverOptions {
   /** File path, or `:memory:` for a private in-memory database. */

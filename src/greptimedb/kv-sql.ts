@@ -43,7 +43,7 @@ import {
   removeDecision,
   sortedByBytes,
   upperBound,
-} from "../drivers/sql-common.js";
+} from "../drivers/sql/common.js";
 import type { GreptimeDriver, GreptimeMetadataReader } from "./driver.js";
 import { displayBytes, encodePoisonValue, ownMetaPrefix, parsePoisonValue } from "./layout.js";
 import type { GreptimeLayout } from "./options.js";

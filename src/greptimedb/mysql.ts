@@ -21,7 +21,7 @@ import { mysqlConfigurationError, mysqlConnection } from "../drivers/mysql/conne
 import { ER, isServerError } from "../drivers/mysql/errors.js";
 import { type MysqlConnectionLike, mysqlClient } from "../drivers/mysql/pool.js";
 import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
-import type { Rollback } from "../drivers/sql-common.js";
+import type { Rollback } from "../drivers/sql/common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,

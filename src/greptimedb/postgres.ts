@@ -15,7 +15,7 @@ import { BackendConfigurationError } from "../core/errors.js";
 import { postgresConfigurationError, postgresConnection } from "../drivers/postgres/connection.js";
 import { type PgClientLike, postgresClient } from "../drivers/postgres/pool.js";
 import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
-import type { Rollback } from "../drivers/sql-common.js";
+import type { Rollback } from "../drivers/sql/common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,

@@ -4,7 +4,7 @@
  * statement is prepared under a name derived from its text (see {@link prepared}).
  */
 import { createHash } from "node:crypto";
-import { checkTableName, quoteTable } from "../sql-common.js";
+import { checkTableName, quoteTable } from "../sql/common.js";
 import { trimStatement } from "./watch.js";
 
 export const RECORD_COLUMNS =

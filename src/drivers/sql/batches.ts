@@ -13,6 +13,7 @@ import type {
   UpdateOutcome,
 } from "../../core/driver.js";
 import type { PoisonRecord } from "../../core/records.js";
+import type { SqlClient } from "./client.js";
 import {
   auditValues,
   type PutRow,
@@ -20,8 +21,7 @@ import {
   Rollback,
   removeDecision,
   sortedByBytes,
-} from "../sql-common.js";
-import type { SqlClient } from "./client.js";
+} from "./common.js";
 
 /** Put every record or none. `putLocked` gets the records in key byte order, inserts each absent
  *  one and answers every key's row (in any order), holders locked until the commit (so every key

@@ -10,7 +10,7 @@
  * drivers bring their statements (src/drivers/<dialect>/statements.ts) and their decisions.
  */
 import { BackendUnavailableError } from "../../core/errors.js";
-import { onConnection, Rollback } from "../sql-common.js";
+import { onConnection, Rollback } from "./common.js";
 
 /** How one SQL client library is driven: the seam between the core and `pg` or `mysql2`. */
 export interface SqlDialect<Pool, Connection> {

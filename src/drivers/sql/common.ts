@@ -1,19 +1,20 @@
 /**
- * What the PostgreSQL and MySQL drivers share: identifier checks, key bytes and ordering, and a
- * timer that bounds one step against a server that stopped answering.
+ * What the SQL drivers share below the SQL core's client (./client.ts): identifier checks, key
+ * bytes and ordering, the bounded step on one connection, and the decisions of puts and removes
+ * from the rows a statement answered (SQLite's driver uses the last ones too).
  */
-import { auditDetail, toColumns } from "../core/codec.js";
+import { auditDetail, toColumns } from "../../core/codec.js";
 import {
   type AuditIntent,
   type ListFilter,
   type PutOutcome,
   type RemoveOutcome,
   sameVersion,
-} from "../core/driver.js";
-import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
-import { prefixUpperBound } from "../core/keys.js";
-import type { PoisonRecord } from "../core/records.js";
-import { checkDuration } from "../core/validation.js";
+} from "../../core/driver.js";
+import { BackendUnavailableError, InvalidArgumentError } from "../../core/errors.js";
+import { prefixUpperBound } from "../../core/keys.js";
+import type { PoisonRecord } from "../../core/records.js";
+import { checkDuration } from "../../core/validation.js";
 
 /** A table name: `name` or `schema.name`, each part a plain SQL identifier (quoted when used). */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
