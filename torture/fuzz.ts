@@ -15,6 +15,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+// Assertion messages are built even when the assertion holds, and String() throws on some
+// generated values (an object whose toString is not a function: seed 633902289 failed so).
+import { safeString } from "../src/core/store.js";
 import {
   HolderAliveError,
   InvalidArgumentError,
@@ -718,11 +721,15 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
           }
           await opened?.close();
           if (validDuration(command.value, zero))
-            assert.equal(thrown, undefined, `${name} ${show(command.value)} must be accepted`);
+            assert.equal(
+              thrown,
+              undefined,
+              `${name} ${safeString(command.value)} must be accepted`,
+            );
           else
             assert.ok(
               thrown instanceof InvalidArgumentError,
-              `${name} ${show(command.value)} must be refused, got ${show(thrown ?? "acceptance")}`,
+              `${name} ${safeString(command.value)} must be refused, got ${safeString(thrown ?? "acceptance")}`,
             );
         }
         // A guard: heartbeatIntervalMs is checked when it is built.
@@ -737,12 +744,12 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
           assert.equal(
             thrown,
             undefined,
-            `guard heartbeat ${show(command.value)}: ${show(thrown)}`,
+            `guard heartbeat ${safeString(command.value)}: ${safeString(thrown)}`,
           );
         else
           assert.ok(
             thrown instanceof InvalidArgumentError,
-            `guard heartbeat ${show(command.value)}`,
+            `guard heartbeat ${safeString(command.value)}`,
           );
         // A put: info.heartbeatIntervalMs is checked before anything is written.
         if (!validKey(key) || !validToken(token)) return;
@@ -858,19 +865,4 @@ export async function runFuzz(backend: TortureBackend, targetCalls: number, seed
   }
   report.elapsedMs = performance.now() - started;
   return report;
-}
-
-/** A generated value in an assertion message. The message is built even when the assertion
- *  holds, and String() throws on some generated values (an object whose toString is not a
- *  function), which failed a run whose assertions all held (seed 633902289). */
-function show(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    try {
-      return Object.prototype.toString.call(value);
-    } catch {
-      return "(a value that cannot be shown: a revoked Proxy)";
-    }
-  }
 }
