@@ -65,8 +65,9 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
    * Put-if-absent of one key, one statement that answers a conflict read-only. `ins` inserts
    * the row unless the key exists: ON CONFLICT checks the unique index (waiting for an
    * in-flight writer of that key to finish), not the snapshot, so two puts can never both
-   * insert. The first arm returns the row we inserted; the second, only when we inserted
-   * nothing, the holder as of the statement's snapshot, with no write and no lock. Race-free:
+   * insert. The first arm says we inserted (the row is the record as sent); the second, only
+   * when we inserted nothing, the holder as of the statement's snapshot, with no write and no
+   * lock, as one JSON column (cheaper to hand back than eleven). Race-free:
    * - inserted: the row is ours, visible from our commit on;
    * - holder seen: it held the key at the snapshot, a moment within the call, and a put that
    *   changes nothing can take effect at that moment (a later delete or re-put is after us);
@@ -81,9 +82,9 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
     ), logged AS (
       ${logArm("ins", "'put'", "ins.updated_at")}
     )${more}
-    SELECT ${RECORD_COLUMNS}, true AS inserted FROM ins
+    SELECT NULL::text AS holder, true AS inserted FROM ins
     UNION ALL
-    SELECT ${RECORD_COLUMNS}, false FROM ${keys}
+    SELECT row_to_json(held)::text, false FROM ${keys} held
     WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`;
 
   /** A listing of keys in [$1, $2) (or ($1, $2)), at most $3; `filtered` adds conditions on
