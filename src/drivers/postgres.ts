@@ -103,8 +103,6 @@ interface KeyRow extends RecordColumns {
   key: Buffer;
   /** The batch put: this call inserted the row. */
   inserted?: boolean;
-  /** The single-key remove: this call deleted the row. */
-  removed?: boolean;
 }
 
 /** The single-key put's answer: inserted (`holder` null), or the holder's row as JSON (the
@@ -347,14 +345,15 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
 
     async remove(keys, token, audit, expected): Promise<RemoveOutcome> {
       if (keys.length === 1 && !audit && !expected) {
-        const [row] = await one<KeyRow>(sql.remove, [
-          keyBytes(keys[0] as string),
+        const key = keys[0] as string;
+        const [row] = await one<{ record: string; removed: boolean }>(sql.remove, [
+          keyBytes(key),
           token,
           "deleted",
           new Date().toISOString(),
         ]);
         if (!row) return { ok: true, removed: [] };
-        const record = fromRow(row);
+        const record = fromColumns(key, JSON.parse(row.record));
         if (row.removed) {
           logged(1);
           return { ok: true, removed: [record] };

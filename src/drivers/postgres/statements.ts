@@ -138,7 +138,8 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
      * force-delete); under READ COMMITTED a row changed by a concurrent writer is re-checked on
      * its latest version (a heartbeat keeps the token: still ours), and one deleted meanwhile is
      * skipped. The first arm returns the row deleted; the second, only when nothing was, the row
-     * as of the statement's snapshot, read without a lock. The caller decides:
+     * as of the statement's snapshot, read without a lock; each as one JSON column (cheaper to
+     * hand back than eleven). The caller decides:
      * - deleted: the row is gone with our commit;
      * - another token seen: the key was held by it at the snapshot, a moment within the call,
      *   and a delete that changes nothing takes effect then (conflict, the holder's record);
@@ -153,9 +154,9 @@ export function postgresStatements({ keys, audit, changes, channel }: PostgresTa
     ), logged AS (
       ${logArm("removed", "$3::text", "$4::text")}
     )
-    SELECT ${RECORD_COLUMNS}, true AS removed FROM removed
+    SELECT row_to_json(removed)::text AS record, true AS removed FROM removed
     UNION ALL
-    SELECT ${RECORD_COLUMNS}, false FROM ${keys}
+    SELECT row_to_json(held)::text, false FROM ${keys} held
     WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM removed)`,
     // Reads select `*`: they also serve tables of an older layout, which only a write migrates.
     get: `SELECT * FROM ${keys} WHERE key = $1`,
