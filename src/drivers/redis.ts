@@ -399,7 +399,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       if (audit) args.push(...auditFields(audit));
       const reply = (await run("put", keys, args)) as [number, Reply[]?];
       if (reply[0] === REPLY.conflict) {
-        return { ok: false, conflicts: pairedRecords(reply[1] ?? [], records) };
+        const keys = records.map((r) => r.key);
+        return { ok: false, conflicts: numberedRecords(reply[1] ?? [], keys, fromHash) };
       }
       const held = reply[1];
       // The common case: every key was absent and is now exactly the record sent.
@@ -436,7 +437,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
         );
       }
       const reply = (await run("remove", redisKeys, args)) as [number, Reply[]];
-      const found = pairedRecords(reply[1], keys);
+      const found = numberedRecords(reply[1], keys, fromHash);
       return reply[0] === REPLY.conflict
         ? { ok: false, conflicts: found }
         : { ok: true, removed: found };
@@ -456,10 +457,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       }
       return {
         ok: false,
-        conflicts: indexedRecords(
-          reply[1],
-          keys.map((key) => ({ key })),
-        ),
+        conflicts: numberedRecords(reply[1], keys, fromValues),
         missing: reply[2].map((i) => keys[i - 1] as string),
       };
     },
@@ -682,80 +680,36 @@ function columnsOf(hash: Record<string, string> | Map<string, string>): RecordCo
   };
 }
 
-/** A record from its hash's field/value pairs (HGETALL), read as {@link columnsOf} reads a
- *  hash, without building a map first: scripts answer records this way. */
+/** A record from its hash's field/value pairs (HGETALL): scripts answer records this way. Read
+ *  by {@link columnsOf}, from a plain object (no Map built). */
 function fromHash(key: string, flat: readonly Reply[]): PoisonRecord {
-  const columns: Record<string, string | null> = {
-    token: null,
-    state: null,
-    created_at: null,
-    updated_at: null,
-    heartbeat_at: null,
-    heartbeat_interval_ms: null,
-    operation: null,
-    owner: null,
-    error: null,
-    data: null,
-  };
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = String(flat[i]);
-    if (Object.hasOwn(columns, name)) columns[name] = String(flat[i + 1]);
-  }
-  return fromColumns(key, {
-    token: columns.token ?? "",
-    state: columns.state ?? "poisoned",
-    created_at: columns.created_at ?? "",
-    updated_at: columns.updated_at ?? columns.created_at ?? "",
-    heartbeat_at: columns.heartbeat_at ?? null,
-    heartbeat_interval_ms: columns.heartbeat_interval_ms ?? null,
-    operation: columns.operation ?? null,
-    owner: columns.owner ?? null,
-    error: columns.error ?? null,
-    data: columns.data ?? null,
-  });
+  const hash: Record<string, string> = Object.create(null);
+  for (let i = 0; i + 1 < flat.length; i += 2) hash[String(flat[i])] = String(flat[i + 1]);
+  return fromColumns(key, columnsOf(hash));
 }
 
 /** A record as the scripts answer it: the HMGET of {@link COLUMNS}, in that order (null for a
- *  field not stored). Read as forgivingly as {@link columnsOf}. */
+ *  field not stored). Read by {@link columnsOf}. */
 function fromValues(key: string, values: readonly Reply[]): PoisonRecord {
-  const at = (i: number): string | null => {
+  const hash: Record<string, string> = Object.create(null);
+  COLUMNS.forEach((column, i) => {
     const value = values[i];
-    return value === null || value === undefined ? null : String(value);
-  };
-  return fromColumns(key, {
-    token: at(0) ?? "",
-    state: at(1) ?? "poisoned",
-    created_at: at(2) ?? "",
-    updated_at: at(3) ?? at(2) ?? "",
-    heartbeat_at: at(4),
-    heartbeat_interval_ms: at(5),
-    operation: at(6),
-    owner: at(7),
-    error: at(8),
-    data: at(9),
+    if (value !== null && value !== undefined) hash[column] = String(value);
   });
+  return fromColumns(key, columnsOf(hash));
 }
 
-/** `{i, record, …}` (1-based i into `items`, records as {@link fromValues} reads them). */
-function indexedRecords(flat: readonly Reply[], items: readonly { key: string }[]): PoisonRecord[] {
-  const out: PoisonRecord[] = [];
-  for (let j = 0; j + 1 < flat.length; j += 2) {
-    const item = items[Number(flat[j]) - 1];
-    if (item) out.push(fromValues(item.key, flat[j + 1] as Reply[]));
-  }
-  return out;
-}
-
-/** `{i, record, …}` (1-based i into `keys`, records as field/value pairs: HGETALL). */
-function pairedRecords(
+/** `{i, record, …}` as the scripts answer several records: a 1-based index into `keys`, then
+ *  the record in the form `decode` reads. */
+function numberedRecords(
   flat: readonly Reply[],
-  keys: readonly (string | { key: string })[],
+  keys: readonly string[],
+  decode: (key: string, reply: readonly Reply[]) => PoisonRecord,
 ): PoisonRecord[] {
   const out: PoisonRecord[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) {
-    const item = keys[Number(flat[j]) - 1];
-    if (item !== undefined)
-      out.push(fromHash(typeof item === "string" ? item : item.key, flat[j + 1] as Reply[]));
+    const key = keys[Number(flat[j]) - 1];
+    if (key !== undefined) out.push(decode(key, flat[j + 1] as Reply[]));
   }
   return out;
 }
