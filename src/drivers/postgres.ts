@@ -199,7 +199,12 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     // write's, doubling the flushes per write; nothing needs it durable (a lost NOTIFY delays
     // a watch until its next read of the log, no more), so its session commits asynchronously.
     notifier ??= listenClient().then(async (notifyClient) => {
-      await notifyClient.query("SET synchronous_commit = off");
+      try {
+        await notifyClient.query("SET synchronous_commit = off");
+      } catch (error) {
+        await notifyClient.end().catch(() => undefined);
+        throw error;
+      }
       return notifyClient;
     });
     const notifyClient = await notifier.catch((error: unknown) => {
@@ -325,7 +330,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
             const found =
               row.holder === null
                 ? { record, inserted: true }
-                : { record: fromColumns(record.key, JSON.parse(row.holder)), inserted: false };
+                : { record: fromJson(record.key, row.holder), inserted: false };
             return { done: true, value: putOutcome("postgres", [record], [found]) };
           },
           () =>
@@ -353,7 +358,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
           new Date().toISOString(),
         ]);
         if (!row) return { ok: true, removed: [] };
-        const record = fromColumns(key, JSON.parse(row.record));
+        const record = fromJson(key, row.record);
         if (row.removed) {
           logged(1);
           return { ok: true, removed: [record] };
@@ -469,6 +474,11 @@ function isStalePlan(error: unknown): boolean {
 
 function fromRow(row: KeyRow): PoisonRecord {
   return fromColumns(row.key.toString("utf8"), row);
+}
+
+/** A row the single-key statements hand back as `row_to_json` text (its columns by name). */
+function fromJson(key: string, json: string): PoisonRecord {
+  return fromColumns(key, JSON.parse(json) as RecordColumns);
 }
 
 /** The parameters of the batch put: each of the put's first eleven parameters as an array with
