@@ -364,20 +364,14 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         if (!holder) wrote(1);
         return putOutcome("mysql", [record], [putRow(record, holder)]);
       }
-      const batch = await putAllOrNone(
-        client,
-        "mysql",
-        records,
-        async (c, sorted) => {
-          const found: PutRow[] = [];
-          for (const record of sorted) {
-            const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
-            found.push(putRow(record, holder));
-          }
-          return found;
-        },
-        "START TRANSACTION",
-      );
+      const batch = await putAllOrNone(client, "mysql", records, async (c, sorted) => {
+        const found: PutRow[] = [];
+        for (const record of sorted) {
+          const [holder] = await rows<KeyRow>(c, sql.put, putValues(record, audit, false), true);
+          found.push(putRow(record, holder));
+        }
+        return found;
+      });
       if (batch.ok) wrote(batch.created.filter(Boolean).length);
       return batch;
     },
@@ -404,26 +398,22 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         {
           // Each CALL locks and returns the row, and deletes it when the token allows; a
           // decision that says no rolls the whole transaction back.
-          async lock(c, keys) {
-            const held: PoisonRecord[] = [];
-            for (const key of sortedByBytes(keys, (k) => k)) {
+          lock: (c, keys) =>
+            eachInKeyOrder(keys, async (key) => {
               const [row] = await rows<KeyRow>(
                 c,
                 sql.remove,
                 [keyBytes(key), token, 0, ...change],
                 true,
               );
-              if (row) held.push(fromRow(row));
-            }
-            return held;
-          },
+              return row && fromRow(row);
+            }),
           audit: (c, values) => rows(c, sql.audit, values),
         },
         keys,
         token,
         audit,
         expected,
-        "START TRANSACTION",
       );
       if (outcome.ok) wrote(outcome.removed.length);
       return outcome;
@@ -437,14 +427,7 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       const outcome = await updateAllOrNone(
         client,
         {
-          async lock(c, keys) {
-            const held: PoisonRecord[] = [];
-            for (const key of sortedByBytes(keys, (k) => k)) {
-              const record = await lock(c, key);
-              if (record) held.push(record);
-            }
-            return held;
-          },
+          lock: (c, keys) => eachInKeyOrder(keys, (key) => lock(c, key)),
           async update(c, key) {
             await rows(c, sql.update, [...patchValues(patch), keyBytes(key)]);
             const record = await lock(c, key);
@@ -454,7 +437,6 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
         },
         keys,
         token,
-        "START TRANSACTION",
       );
       if (outcome.ok) wrote(outcome.records.length);
       return outcome;
@@ -513,6 +495,20 @@ export function mysqlDriver(options: MysqlDriverOptions): PoisonDriver {
       await client.close();
     },
   };
+}
+
+/** `lockOne` of each key in key byte order (the one order every transaction locks rows in), one
+ *  at a time; the records of the keys that are present. */
+async function eachInKeyOrder(
+  keys: readonly string[],
+  lockOne: (key: string) => Promise<PoisonRecord | undefined>,
+): Promise<PoisonRecord[]> {
+  const held: PoisonRecord[] = [];
+  for (const key of sortedByBytes(keys, (k) => k)) {
+    const record = await lockOne(key);
+    if (record) held.push(record);
+  }
+  return held;
 }
 
 function checkedInteger(limit: number): number {

@@ -20,8 +20,8 @@ import { BackendConfigurationError } from "../core/errors.js";
 import { mysqlConfigurationError, mysqlConnection } from "../drivers/mysql/connection.js";
 import { ER, isServerError } from "../drivers/mysql/errors.js";
 import { type MysqlConnectionLike, mysqlClient } from "../drivers/mysql/pool.js";
-import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
-import type { Rollback } from "../drivers/sql/common.js";
+import { poolLimits } from "../drivers/sql/client.js";
+import { quoteQualified, type Rollback } from "../drivers/sql/common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,
@@ -62,17 +62,6 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
   const limits = poolLimits(options);
   // TLS parameters (ssl-mode, ssl-ca…) as the mysql driver reads them.
   const connection = mysqlConnection(options.url, undefined);
-  const client = mysqlClient(
-    connection,
-    limits,
-    // Deadlock victims (and serialization failures) were rolled back whole: tried again.
-    kvClientOptions(
-      (error) => configurationError(error),
-      (error) => isServerError(error, ER.LOCK_DEADLOCK),
-    ),
-  );
-  const withConnection = <T>(body: (c: MysqlConnectionLike) => Promise<T>) =>
-    client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
   const configurationError = (error: unknown) => {
     if (isServerError(error, ER.TABLEACCESS_DENIED, ER.COLUMNACCESS_DENIED)) {
@@ -85,13 +74,19 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
     }
     return mysqlConfigurationError(error);
   };
+  const client = mysqlClient(
+    connection,
+    limits,
+    // Deadlock victims were rolled back whole: tried again.
+    kvClientOptions(configurationError, (error) => isServerError(error, ER.LOCK_DEADLOCK)),
+  );
   /** Rows of a statement. Buffers go as hex literals (X'…'): no character set touches them. */
   const rows = async <R>(c: MysqlConnectionLike, text: string, values: unknown[]): Promise<R[]> => {
     const [result] = await c.query(text, values);
     return Array.isArray(result) ? (result as R[]) : [];
   };
   const one = <R>(text: string, values: unknown[]) =>
-    withConnection((c) => rows<R>(c, text, values));
+    client.withConnection((c) => rows<R>(c, text, values));
 
   const sql = {
     read: `SELECT k, v FROM ${table} WHERE k IN (?)`,
@@ -167,7 +162,7 @@ export function greptimeMysqlDriver(options: GreptimeMysqlOptions): GreptimeDriv
           },
         };
         return body(tx);
-      }, "START TRANSACTION"),
+      }),
 
     isMissingTable: (error) => isServerError(error, ER.NO_SUCH_TABLE),
 

@@ -14,8 +14,8 @@
 import { BackendConfigurationError } from "../core/errors.js";
 import { postgresConfigurationError, postgresConnection } from "../drivers/postgres/connection.js";
 import { type PgClientLike, postgresClient } from "../drivers/postgres/pool.js";
-import { poolLimits, quoteQualified } from "../drivers/sql/client.js";
-import type { Rollback } from "../drivers/sql/common.js";
+import { poolLimits } from "../drivers/sql/client.js";
+import { quoteQualified, type Rollback } from "../drivers/sql/common.js";
 import type { GreptimeDriver } from "./driver.js";
 import {
   type JoinedRow,
@@ -47,19 +47,6 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
   const limits = poolLimits(options);
   // TLS parameters (sslmode, sslrootcert…) as the postgres driver reads them.
   const connection = postgresConnection(options.url, undefined);
-  const client = postgresClient(
-    connection,
-    limits,
-    // Deadlock victims (and serialization failures) were rolled back whole: tried again.
-    kvClientOptions(
-      (error) => configurationError(error),
-      (error) =>
-        [SERIALIZATION_FAILURE, DEADLOCK_DETECTED].includes(
-          String((error as { code?: unknown }).code),
-        ),
-    ),
-  );
-  const withClient = <T>(body: (c: PgClientLike) => Promise<T>) => client.withConnection(body);
   /** A setup to fix, named: privileges on GreptimeDB's table, else the driver's classification. */
   const configurationError = (error: unknown) => {
     if ((error as { code?: unknown })?.code === "42501") {
@@ -72,10 +59,20 @@ export function greptimePostgresDriver(options: GreptimePostgresOptions): Grepti
     }
     return postgresConfigurationError(error);
   };
+  const client = postgresClient(
+    connection,
+    limits,
+    // Deadlock victims and serialization failures were rolled back whole: tried again.
+    kvClientOptions(configurationError, (error) =>
+      [SERIALIZATION_FAILURE, DEADLOCK_DETECTED].includes(
+        String((error as { code?: unknown }).code),
+      ),
+    ),
+  );
   const rows = async <R>(client: PgClientLike, text: string, values: unknown[]): Promise<R[]> =>
     (await client.query(text, values)).rows as R[];
   const one = <R>(text: string, values: unknown[]) =>
-    withClient((client) => rows<R>(client, text, values));
+    client.withConnection((c) => rows<R>(c, text, values));
 
   const sql = {
     read: `SELECT k, v FROM ${table} WHERE k = ANY($1::bytea[])`,

@@ -45,6 +45,7 @@ export function mysqlClient(
     options.classify ?? ((error: unknown) => mysqlConfigurationError(error) ?? error);
   const dialect: SqlDialect<MysqlPoolLike, MysqlConnectionLike> = {
     backend: "mysql",
+    begin: "START TRANSACTION",
     async createPool() {
       if (!connection) throw new Error("mysqlClient needs a connection or a pool");
       const mysql = await import("mysql2/promise");

@@ -4,7 +4,7 @@
  * dedicated (unpooled) connections of LISTEN/NOTIFY. Shared by the postgres driver and the
  * GreptimeDB layout on PostgreSQL.
  */
-import type { PoolConfig } from "pg";
+import type { ClientConfig, PoolConfig } from "pg";
 import { SqlClient, type SqlClientOptions, type SqlDialect } from "../sql/client.js";
 import { type PostgresConnection, postgresConfigurationError, postgresSsl } from "./connection.js";
 import type { PgListenClient } from "./watch.js";
@@ -58,20 +58,16 @@ export function postgresClient(
     options.classify ?? ((error: unknown) => postgresConfigurationError(error) ?? error);
   const dialect: SqlDialect<PgPoolLike, PgClientLike> = {
     backend: "postgres",
+    begin: "BEGIN",
     async createPool() {
       const { default: pg } = await import("pg");
       const { queryTimeoutMs } = limits;
       const config: PoolConfig = {
-        connectionString: connection?.connectionString,
-        ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
+        ...(await clientConfig(connection, limits)),
         max: limits.maxConnections,
-        connectionTimeoutMillis: limits.connectTimeoutMs,
-        query_timeout: queryTimeoutMs,
-        statement_timeout: queryTimeoutMs,
         lock_timeout: queryTimeoutMs,
         // A client that vanished mid-transaction must not keep its row locks for long.
         idle_in_transaction_session_timeout: Math.max(queryTimeoutMs * 2, 10_000),
-        keepAlive: true,
       };
       const created = new pg.Pool(config);
       // An idle connection that breaks is dropped by the pool; without a listener the 'error'
@@ -95,20 +91,29 @@ export function postgresClient(
   return new SqlClient(dialect, { ...options, timeoutMs: limits.queryTimeoutMs });
 }
 
-/** A connection of its own, never one of the pool (a watch's LISTEN, the writers' NOTIFY). */
-export async function postgresListenClient(
+/** What every connection of the drivers is opened with, pooled or not: the URL, its TLS, the
+ *  bounds on connecting and on each statement (client and server side), keep-alive. */
+async function clientConfig(
   connection: PostgresConnection | null,
   limits: Omit<PostgresLimits, "maxConnections">,
-): Promise<PgListenClient> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({
+): Promise<ClientConfig> {
+  return {
     connectionString: connection?.connectionString,
     ...(connection?.tls ? { ssl: await postgresSsl(connection.tls) } : {}),
     connectionTimeoutMillis: limits.connectTimeoutMs,
     query_timeout: limits.queryTimeoutMs,
     statement_timeout: limits.queryTimeoutMs,
     keepAlive: true,
-  });
+  };
+}
+
+/** A connection of its own, never one of the pool (a watch's LISTEN, the writers' NOTIFY). */
+export async function postgresListenClient(
+  connection: PostgresConnection | null,
+  limits: Omit<PostgresLimits, "maxConnections">,
+): Promise<PgListenClient> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client(await clientConfig(connection, limits));
   // Until the watch listens for them, errors must not crash the process.
   client.on("error", ignore);
   try {

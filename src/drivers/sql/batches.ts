@@ -31,7 +31,6 @@ export function putAllOrNone<C>(
   backend: string,
   records: readonly PoisonRecord[],
   putLocked: (connection: C, sorted: readonly PoisonRecord[]) => Promise<readonly PutRow[]>,
-  begin?: string,
 ): Promise<PutOutcome> {
   return client.transaction<PutOutcome>(async (connection) => {
     const rows = await putLocked(
@@ -45,7 +44,7 @@ export function putAllOrNone<C>(
       records.map((r) => byKey.get(r.key)),
     );
     return outcome.ok ? outcome : new Rollback(outcome);
-  }, begin);
+  });
 }
 
 export interface RemoveSteps<C> {
@@ -66,7 +65,6 @@ export function removeAllOrNone<C>(
   token: string | null,
   audit: AuditIntent | undefined,
   expected: readonly (PoisonRecord | null)[] | undefined,
-  begin?: string,
 ): Promise<RemoveOutcome> {
   return client.transaction<RemoveOutcome>(async (connection) => {
     const held = await steps.lock(connection, keys);
@@ -77,7 +75,7 @@ export function removeAllOrNone<C>(
       if (audit) await steps.audit(connection, auditValues(audit, record));
     }
     return outcome;
-  }, begin);
+  });
 }
 
 export interface UpdateSteps<C> {
@@ -93,7 +91,6 @@ export function updateAllOrNone<C>(
   steps: UpdateSteps<C>,
   keys: readonly string[],
   token: string,
-  begin?: string,
 ): Promise<UpdateOutcome> {
   return client.transaction<UpdateOutcome>(async (connection) => {
     const held = new Map((await steps.lock(connection, keys)).map((r) => [r.key, r]));
@@ -107,7 +104,7 @@ export function updateAllOrNone<C>(
       records.push(await steps.update(connection, key, held.get(key) as PoisonRecord));
     }
     return { ok: true as const, records };
-  }, begin);
+  });
 }
 
 /** The patch's column values, in the order the SQL drivers' UPDATE binds them. */

@@ -15,6 +15,8 @@ import { onConnection, Rollback } from "./common.js";
 /** How one SQL client library is driven: the seam between the core and `pg` or `mysql2`. */
 export interface SqlDialect<Pool, Connection> {
   backend: "postgres" | "mysql";
+  /** The statement that starts a transaction (`BEGIN`, `START TRANSACTION`). */
+  begin: string;
   /** Make the driver's own pool (the client library is loaded here, on first use). */
   createPool(): Promise<Pool>;
   checkout(pool: Pool): Promise<Connection>;
@@ -79,11 +81,12 @@ export class SqlClient<Pool, Connection> {
     return this.#options.retry ? this.#options.retry(step) : step();
   }
 
-  /** `begin` … COMMIT on one connection; a {@link Rollback} from `body` rolls back and answers
-   *  its value; any failure discards the connection, which rolls back. */
+  /** The dialect's `begin` (or `begin` given here) … COMMIT on one connection; a
+   *  {@link Rollback} from `body` rolls back and answers its value; any failure discards the
+   *  connection, which rolls back. */
   transaction<T>(
     body: (connection: Connection) => Promise<T | Rollback<T>>,
-    begin = "BEGIN",
+    begin = this.#dialect.begin,
   ): Promise<T> {
     return this.withConnection(async (connection) => {
       await this.#dialect.execute(connection, begin);
@@ -139,11 +142,4 @@ export function poolLimits(options: {
     queryTimeoutMs: options.queryTimeoutMs ?? 5000,
     maxConnections: options.maxConnections ?? 10,
   };
-}
-
-/** `schema.table` (or `table`) quoted with `quote`, any `quote` inside a name doubled: always
- *  one identifier each, whatever the names hold. */
-export function quoteQualified(schema: string | null, table: string, quote: '"' | "`"): string {
-  const one = (name: string) => `${quote}${name.replaceAll(quote, quote + quote)}${quote}`;
-  return schema === null ? one(table) : `${one(schema)}.${one(table)}`;
 }

@@ -36,11 +36,25 @@ export function checkMillis(argument: string, value: unknown, fallback: number):
 }
 
 /** Quote each part of a checked table name with `quote` (`"` for PostgreSQL, `` ` `` for MySQL). */
-export function quoteTable(name: string, quote: string): string {
+export function quoteTable(name: string, quote: Quote): string {
   return name
     .split(".")
-    .map((part) => `${quote}${part}${quote}`)
+    .map((part) => quoteIdentifier(part, quote))
     .join(".");
+}
+
+/** `"` for PostgreSQL identifiers, `` ` `` for MySQL's. */
+export type Quote = '"' | "`";
+
+/** One identifier, quoted, any `quote` inside doubled: always one identifier, whatever it holds. */
+export function quoteIdentifier(name: string, quote: Quote): string {
+  return `${quote}${name.replaceAll(quote, quote + quote)}${quote}`;
+}
+
+/** `schema.table` (or `table`) of names as given (not checked: GreptimeDB's), each quoted. */
+export function quoteQualified(schema: string | null, table: string, quote: Quote): string {
+  const quoted = quoteIdentifier(table, quote);
+  return schema === null ? quoted : `${quoteIdentifier(schema, quote)}.${quoted}`;
 }
 
 export function keyBytes(key: string): Buffer {
