@@ -333,6 +333,45 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
     }
   }
 
+  /** The driver's own client, connected. Once, however many inits run at the same time (a
+   *  read-only probe and a creating init may): a second client would never be closed. */
+  let connecting: Promise<Redis> | null = null;
+  const connectClient = async (): Promise<Redis> => {
+    const { Redis: RedisClient } = await import("ioredis");
+    const created = new RedisClient(settings.url, {
+      ...settings.redis,
+      ...(settings.tls ? { tls: await redisTls(settings.tls) } : {}),
+      lazyConnect: true,
+      // Fail at once while disconnected instead of queueing: a call must never hang or be
+      // replayed later behind the caller's back.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      // The ready check must stay on: with it off, ioredis 5 marks a connection "ready" once
+      // its CLIENT SETINFO calls settle, even if that connection has already dropped, and
+      // then refuses to reconnect ("already connected") forever. The check (one INFO per
+      // connect) is tied to its connection. SETINFO itself is not needed.
+      enableReadyCheck: true,
+      disableClientInfo: true,
+      commandTimeout: settings.commandTimeoutMs,
+      connectTimeout: settings.connectTimeoutMs,
+      // Keep reconnecting in the background, at most once a second, so the same store works
+      // again when the server comes back.
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    });
+    // Connection errors surface through the calls (classified with the latest of them);
+    // without a listener ioredis logs them.
+    created.on("error", (error: Error) => errorLog.record(error));
+    created.on("ready", () => errorLog.clear());
+    try {
+      await created.connect();
+    } catch (error) {
+      created.disconnect(false);
+      throw await explainConnectFailure(error, errorLog, settings);
+    }
+    return created;
+  };
+
   return {
     backend: "redis",
     capabilities: { durable: true, shared: true, oneRoundTrip: true },
@@ -343,39 +382,12 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       if (initialized) return true;
       const text = await loadSources();
       if (!client) {
-        const { Redis: RedisClient } = await import("ioredis");
-        const created = new RedisClient(settings.url, {
-          ...settings.redis,
-          ...(settings.tls ? { tls: await redisTls(settings.tls) } : {}),
-          lazyConnect: true,
-          // Fail at once while disconnected instead of queueing: a call must never hang or be
-          // replayed later behind the caller's back.
-          enableOfflineQueue: false,
-          autoResendUnfulfilledCommands: false,
-          maxRetriesPerRequest: 0,
-          // The ready check must stay on: with it off, ioredis 5 marks a connection "ready" once
-          // its CLIENT SETINFO calls settle, even if that connection has already dropped, and
-          // then refuses to reconnect ("already connected") forever. The check (one INFO per
-          // connect) is tied to its connection. SETINFO itself is not needed.
-          enableReadyCheck: true,
-          disableClientInfo: true,
-          commandTimeout: settings.commandTimeoutMs,
-          connectTimeout: settings.connectTimeoutMs,
-          // Keep reconnecting in the background, at most once a second, so the same store works
-          // again when the server comes back.
-          retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+        // A failed attempt is forgotten, so the next init tries again.
+        connecting ??= connectClient().catch((error: unknown) => {
+          connecting = null;
+          throw error;
         });
-        // Connection errors surface through the calls (classified with the latest of them);
-        // without a listener ioredis logs them.
-        created.on("error", (error: Error) => errorLog.record(error));
-        created.on("ready", () => errorLog.clear());
-        try {
-          await created.connect();
-        } catch (error) {
-          created.disconnect(false);
-          throw await explainConnectFailure(error, errorLog, settings);
-        }
-        client = created;
+        client = await connecting;
       }
       const redis = client;
       await checkEviction(redis, settings.allowEviction);
@@ -519,6 +531,7 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       if (client && ownsClient) {
         const closing = client;
         client = null;
+        connecting = null;
         // Resolve once the socket is really closed, not when QUIT is answered: close() promises
         // that the connection is released.
         const ended = new Promise<void>((resolve) => closing.once("end", () => resolve()));
