@@ -72,7 +72,9 @@ export interface PostgresDriverOptions {
   tls?: TlsOptions;
   /** An existing `pg` Pool to use instead of `url`. The caller owns it: `close()` leaves it
    *  open. Give it `connectionTimeoutMillis` and `query_timeout` so a dead server cannot hang
-   *  its connections. */
+   *  its connections. Without a `url` the store opens no connection of its own: its `watch`
+   *  polls, and it sends no NOTIFY, so watches of other stores on the same tables see its
+   *  changes at their next read of the change log (within 10 s) rather than at once. */
   pool?: PgPoolLike;
   /** Table of poison keys. Default `poison_keys`. */
   table?: string;
@@ -229,8 +231,13 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   let trimming: Promise<unknown> | null = null;
   const logged = (changes: number): void => {
     if (changes === 0) return;
-    notifyAgain = true;
-    notifying ??= pumpNotify();
+    // With a caller's pool there is no URL to open the NOTIFY connection with (libpq's
+    // defaults could name another server): watches elsewhere see these changes at their next
+    // read of the log instead.
+    if (connection !== null) {
+      notifyAgain = true;
+      notifying ??= pumpNotify();
+    }
     if (trimming || Math.random() * TRIM_EVERY >= changes) return;
     trimming = one(sql.trimChanges, [])
       .catch(() => undefined)

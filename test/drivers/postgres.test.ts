@@ -123,3 +123,47 @@ test(
     }
   },
 );
+
+/*
+ * A store over the caller's pool has no URL of its own. Its writes must not open a NOTIFY
+ * connection from libpq's defaults (PGHOST, PGPORT…), which may name another server: here
+ * those defaults point at a listener of ours that counts who connects.
+ */
+test(
+  "postgres: a store over the caller's pool opens no connection of its own when it writes",
+  raceSkip ? { skip: raceSkip } : {},
+  async () => {
+    const { createServer } = await import("node:net");
+    let connections = 0;
+    const stranger = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => stranger.listen(0, "127.0.0.1", resolve));
+    const address = stranger.address();
+    assert.ok(address && typeof address === "object");
+    const saved = { PGHOST: process.env.PGHOST, PGPORT: process.env.PGPORT };
+    process.env.PGHOST = "127.0.0.1";
+    process.env.PGPORT = String(address.port);
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const store = openPoisonStore(postgresDriver({ pool }), { namespace: "/caller-pool/" });
+    try {
+      const key = randomUUID();
+      await store.tryPutPoison(key, "t");
+      await store.deletePoison(key, "t");
+      await store.tryPutPoisons([`${key}/a`, `${key}/b`], "t");
+      await store.deletePoisons([`${key}/a`, `${key}/b`], "t");
+      // The NOTIFY went out in the background after each answer: give it time to try.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(connections, 0, "the store connected to libpq's default server");
+    } finally {
+      await store.close();
+      await pool.end();
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      stranger.close();
+    }
+  },
+);
