@@ -54,8 +54,10 @@ import {
   checkMillis,
   filterValues,
   keyBytes,
+  putAuditParameters,
   putOutcome,
   putParameters,
+  recordParameters,
   upperBound,
 } from "./sql/common.js";
 import type { TlsOptions } from "./tls.js";
@@ -323,9 +325,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     async put(records, audit): Promise<PutOutcome> {
       if (records.length === 1) {
         const record = records[0] as PoisonRecord;
-        const values = audit
-          ? putParameters(record, audit)
-          : putParameters(record, undefined).slice(0, 11);
+        const values = audit ? putParameters(record, audit) : recordParameters(record);
         return optimistic<PutOutcome>(
           MAX_PUT_ATTEMPTS,
           async () => {
@@ -488,17 +488,17 @@ function fromJson(key: string, json: string): PoisonRecord {
   return fromColumns(key, JSON.parse(json) as RecordColumns);
 }
 
-/** The parameters of the batch put: each of the put's first eleven parameters as an array with
- *  one element per record, the audit entry's five, then each record's JSON (for its entry). */
+/** The parameters of the batch put: each of a record's eleven parameters as an array with one
+ *  element per record, the audit entry's five, then each record's JSON (for its entry). */
 function putManyParameters(
   records: readonly PoisonRecord[],
   audit: AuditIntent | undefined,
 ): unknown[] {
-  const each = records.map((record) => putParameters(record, audit));
-  const column = (i: number) => each.map((values) => values[i]);
+  const rows = records.map(recordParameters);
+  const columns = (rows[0] ?? []).map((_, i) => rows.map((row) => row[i]));
   return [
-    ...Array.from({ length: 11 }, (_, i) => column(i)),
-    ...(each[0] as unknown[]).slice(11, 16),
-    column(16),
+    ...columns,
+    ...putAuditParameters(audit),
+    records.map((record) => (audit ? JSON.stringify(record) : null)),
   ];
 }

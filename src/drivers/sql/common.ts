@@ -160,9 +160,9 @@ export function putOutcome(
   };
 }
 
-/** The put statement's parameters, in the order both SQL drivers bind them: the key's bytes, the
- *  record's ten columns, then the audit entry to write when the row is really inserted. */
-export function putParameters(record: PoisonRecord, audit: AuditIntent | undefined): unknown[] {
+/** A record's parameters, in the order both SQL drivers bind them: the key's bytes, then the
+ *  record's ten columns. */
+export function recordParameters(record: PoisonRecord): unknown[] {
   const c = toColumns(record);
   return [
     keyBytes(record.key),
@@ -176,11 +176,27 @@ export function putParameters(record: PoisonRecord, audit: AuditIntent | undefin
     c.owner,
     c.error,
     c.data,
+  ];
+}
+
+/** The audit entry a put writes when it really inserts: when, what, who, why and the token
+ *  asked for, all null without an entry. */
+export function putAuditParameters(audit: AuditIntent | undefined): unknown[] {
+  return [
     audit?.at ?? null,
     audit?.action ?? null,
     audit?.actor ?? null,
     audit?.reason ?? null,
     audit?.token ?? null,
+  ];
+}
+
+/** The put statement's parameters: {@link recordParameters}, {@link putAuditParameters}, then
+ *  the record as the audit entry keeps it (null without an entry). */
+export function putParameters(record: PoisonRecord, audit: AuditIntent | undefined): unknown[] {
+  return [
+    ...recordParameters(record),
+    ...putAuditParameters(audit),
     audit ? JSON.stringify(record) : null,
   ];
 }
