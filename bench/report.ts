@@ -69,9 +69,35 @@ export function humanTable(rows: readonly Row[], labels: Record<string, string>)
       mine.filter((row) => !isMeasured(row)).map((row) => (row as SkippedRow).skipped),
     );
     for (const reason of reasons) out.push(`  ours skipped: ${reason}`);
+    const overhead = guardOverhead(mine);
+    if (overhead) out.push(`  ${overhead}`);
     out.push("");
   }
   return out.join("\n");
+}
+
+/**
+ * What the guard costs over the store's own calls: guard.run's throughput over our
+ * tryPutPoison+deletePoison's at each concurrency. The two come from separate cells of the same
+ * run (not interleaved with each other), so this is a rougher figure than a ratio.
+ */
+export function guardOverhead(rows: readonly Row[]): string | null {
+  const ours = (operation: OperationName, concurrency: number) =>
+    rows.find(
+      (row): row is MeasuredRow =>
+        isMeasured(row) && row.operation === operation && row.concurrency === concurrency,
+    )?.ours.opsPerSec;
+  const cells: string[] = [];
+  for (const concurrency of new Set(rows.map((row) => row.concurrency))) {
+    if (concurrency === undefined) continue;
+    const guarded = ours("guard.run", concurrency);
+    const pair = ours("tryPutPoison+deletePoison", concurrency);
+    if (guarded !== undefined && pair !== undefined && pair > 0)
+      cells.push(`×${concurrency} ${(guarded / pair).toFixed(2)}`);
+  }
+  return cells.length > 0
+    ? `guard.run over our own tryPutPoison+deletePoison (separate cells): ${cells.join(", ")}`
+    : null;
 }
 
 const escapeXml = (text: string) =>

@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { guardOverhead, type Row } from "../bench/report.js";
 import { measureWatch, nearestRank, watchTable } from "../bench/watch.js";
 import { openPoisonStore } from "../src/index.js";
 
@@ -164,5 +165,41 @@ describe("the watch measurement", () => {
     assert.equal(nearestRank(twenty, 0.99), 20);
     assert.equal(nearestRank([7], 0.5), 7);
     assert.ok(Number.isNaN(nearestRank([], 0.5)));
+  });
+});
+
+describe("bench report", () => {
+  const side = (opsPerSec: number) => ({ opsPerSec, p50Ms: 1, p99Ms: 1 });
+  const row = (operation: (typeof OPERATIONS)[number], concurrency: number, ours: number): Row => ({
+    backend: "memory",
+    operation,
+    concurrency,
+    ours: side(ours),
+    baseline: side(1000),
+    ratio: ours / 1000,
+  });
+
+  it("guardOverhead: guard.run over our own put+delete, per concurrency", () => {
+    const rows = [
+      row("tryPutPoison+deletePoison", 1, 400),
+      row("guard.run", 1, 300),
+      row("tryPutPoison+deletePoison", 32, 800),
+      row("guard.run", 32, 720),
+    ];
+    assert.equal(
+      guardOverhead(rows),
+      "guard.run over our own tryPutPoison+deletePoison (separate cells): ×1 0.75, ×32 0.90",
+    );
+  });
+
+  it("guardOverhead: nothing to say without both cells", () => {
+    assert.equal(guardOverhead([row("guard.run", 1, 300)]), null);
+    assert.equal(
+      guardOverhead([
+        row("tryPutPoison+deletePoison", 1, 400),
+        { backend: "memory", operation: "guard.run", concurrency: 1, skipped: "not built" },
+      ]),
+      null,
+    );
   });
 });
