@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import mysql from "mysql2/promise";
 import type { DriverWatchEvent } from "../../src/core/watch.js";
+import { PROCEDURE_VERSION } from "../../src/drivers/mysql/statements.js";
 import {
   type ChangeEvent,
   mysqlDriver,
@@ -44,7 +45,9 @@ after(async () => {
         `DROP TABLE IF EXISTS \`${table}\`, \`${table}_audit\`, \`${table}_changes\``,
       );
       for (const verb of ["put", "remove"]) {
-        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_${verb}_v3\``);
+        await connection.query(
+          `DROP PROCEDURE IF EXISTS \`${table}_${verb}_${PROCEDURE_VERSION}\``,
+        );
       }
     }
   } finally {

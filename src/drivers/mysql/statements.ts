@@ -38,7 +38,7 @@ export const RECORD_COLUMNS = `\`key\`, ${RECORD_COLUMN_NAMES.join(", ")}`;
 
 /** Bump with any change to a procedure body: procedures are created once and never replaced,
  *  so a new body gets a new name and old and new code can run side by side. */
-export const PROCEDURE_VERSION = "v3";
+export const PROCEDURE_VERSION = "v4";
 
 const ER_DUP_ENTRY = 1062;
 
@@ -87,21 +87,32 @@ export function mysqlStatements({
   const fromVariables = `p_key AS \`key\`, ${variables.map((c) => `v_${c} AS ${c}`).join(", ")}`;
 
   /*
-   * Put-if-absent (procs v3). A plain INSERT either writes the row or fails with a duplicate
+   * Put-if-absent (procs v4). A plain INSERT either writes the row or fails with a duplicate
    * key (1062, caught by a CONTINUE handler): nothing else can tell "inserted" from "exists"
    * more cheaply, and an insert answers with no result set at all (the caller knows the record
    * it sent). Only when the key exists is the holder read and returned, whole.
    *
    * Alone (p_own_tx = 1) and without an audit entry, the INSERT is its own autocommit
    * transaction: one statement, no START TRANSACTION/COMMIT (the change log row, written by a
-   * trigger, commits with it). The holder is then read by a consistent read of the latest
-   * committed version, after the INSERT saw the row: a put that answers "held by X" is
-   * linearized at that read. When the holder deleted the row in between, the INSERT is tried
-   * again. With an audit entry the INSERT and the entry share a transaction; in a caller's
-   * transaction (batches, p_own_tx = 0) the duplicate check left a shared lock on the row
-   * (InnoDB keeps it to the end of the transaction), and the holder is read under it
-   * (LOCK IN SHARE MODE: a shared lock, so two batches reading the same holder never need to
-   * upgrade to exclusive and deadlock), so the answer holds until the caller commits.
+   * trigger, commits with it). The holder is then read, on the first try, by a consistent read
+   * made after the INSERT saw the row: a put that answers "held by X" is linearized at that
+   * read. But a consistent read can miss a row that the INSERT's duplicate check saw: InnoDB
+   * marks a committing transaction committed (its row then counts as a duplicate without any
+   * wait) a moment before it leaves the list of active transactions that read views are built
+   * from (MariaDB 10.11, trx_t::commit_in_memory: commit_state() before deregister_rw()), and
+   * every read view built while the committer is descheduled there is blind to its row. With a
+   * consistent read on every try (v3), one put in a CI run under load missed 100 times in a row
+   * and failed. So after a consistent read that found nothing, the later tries read with a
+   * locking read (LOCK IN SHARE MODE): it reads the latest committed version, not a read view,
+   * and waits for an active writer; in autocommit its shared lock ends with the statement. The
+   * first try, the common path, costs what it did. When the locking read finds nothing either,
+   * the holder deleted the row in between, and the INSERT is tried again.
+   *
+   * With an audit entry the INSERT and the entry share a transaction; in a caller's transaction
+   * (batches, p_own_tx = 0) the duplicate check left a shared lock on the row (InnoDB keeps it
+   * to the end of the transaction), and the holder is read under it (LOCK IN SHARE MODE: a
+   * shared lock, so two batches reading the same holder never need to upgrade to exclusive and
+   * deadlock), so the answer holds until the caller commits.
    */
   const putProcedureDdl = `CREATE PROCEDURE ${putProcedure} (
     IN p_key VARBINARY(1280), IN p_token VARBINARY(1024), IN p_state VARBINARY(32),
@@ -137,7 +148,7 @@ export function mysqlStatements({
         IF v_tx = 1 THEN COMMIT; END IF;
         LEAVE attempt;
       END IF;
-      IF p_own_tx = 1 AND v_tx = 0 THEN
+      IF p_own_tx = 1 AND v_tx = 0 AND v_tries = 1 THEN
         SELECT ${variables.join(", ")} ${intoVariables}
           FROM ${keysTable} WHERE \`key\` = p_key;
       ELSE
@@ -161,9 +172,16 @@ export function mysqlStatements({
    *
    * MariaDB, alone (p_own_tx = 1): one autocommit DELETE … RETURNING removes and returns the
    * row. Whether it removed one is told by a session variable its RETURNING list sets
-   * (ROW_COUNT() is -1 after a statement that returns rows). When it removed nothing, a consistent read tells absent from held by another token
-   * (the answer then is linearized at that read); a row found with the same token was written
-   * again in between, and is deleted again.
+   * (ROW_COUNT() is -1 after a statement that returns rows). When it removed nothing, a read
+   * tells absent from held by another token (the answer then is linearized at that read); a row
+   * found with the same token was written again in between, and is deleted again. The read is a
+   * consistent read, and when that finds nothing a locking read (LOCK IN SHARE MODE, the latest
+   * committed version) before the answer "absent": a consistent read can miss a row whose
+   * writer has just committed (see the put procedure above), and the DELETE, itself a locking
+   * read, may have seen that row and refused it; "absent" would then tell a wrong token that
+   * its delete succeeded while another token holds the key. Only the absent answer pays the
+   * second read (a shared gap lock for one statement when the key is absent); a delete that
+   * removed its row, and a refusal, cost what they did.
    *
    * In a caller's transaction (batches, audited removals), p_change and p_change_at (the change
    * type and time for the change log's delete trigger) are set as session variables around the
@@ -193,7 +211,12 @@ export function mysqlStatements({
           SET v_tries = v_tries + 1, v_missing = 0;
           SELECT ${variables.join(", ")} ${intoVariables}
             FROM ${keysTable} WHERE \`key\` = p_key;
-          IF v_missing = 1 THEN LEAVE attempt; END IF;
+          IF v_missing = 1 THEN
+            SET v_missing = 0;
+            SELECT ${variables.join(", ")} ${intoVariables}
+              FROM ${keysTable} WHERE \`key\` = p_key LOCK IN SHARE MODE;
+            IF v_missing = 1 THEN LEAVE attempt; END IF;
+          END IF;
           IF v_token <> p_token THEN
             SELECT ${fromVariables};
             LEAVE attempt;
