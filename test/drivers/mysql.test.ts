@@ -31,7 +31,10 @@ networkedChecks({
   async dropTables({ table, auditTable }) {
     const connection = await mysql.createConnection({ uri: url });
     try {
-      await connection.query(`DROP TABLE IF EXISTS \`${table}\`, \`${auditTable}\``);
+      // The change log (and its triggers, with the keys table) goes too: nothing left behind.
+      await connection.query(
+        `DROP TABLE IF EXISTS \`${table}\`, \`${auditTable}\`, \`${table}_changes\``,
+      );
       for (const version of ["v1", "v2", "v3", "v4"]) {
         await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_put_${version}\``);
         await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_remove_${version}\``);
