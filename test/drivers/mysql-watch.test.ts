@@ -10,7 +10,6 @@ import { randomUUID } from "node:crypto";
 import { after, describe, it } from "node:test";
 import mysql from "mysql2/promise";
 import type { DriverWatchEvent } from "../../src/core/watch.js";
-import { PROCEDURE_VERSION } from "../../src/drivers/mysql/statements.js";
 import {
   type ChangeEvent,
   mysqlDriver,
@@ -20,7 +19,7 @@ import {
 } from "../../src/index.js";
 import { backendSkipReason } from "../conformance/index.js";
 import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
-import { countingMysqlPool } from "../support/sql.js";
+import { countingMysqlPool, dropMysqlTables } from "../support/sql.js";
 
 const skip = await backendSkipReason("mysql", mysqlUnavailable);
 const FAST_MS = 50;
@@ -37,22 +36,7 @@ const freshTable = () => {
 
 after(async () => {
   if (skip !== null) return;
-  const connection = await mysql.createConnection({ uri: mysqlUrl });
-  try {
-    for (const table of tables) {
-      // Dropping a table drops its triggers.
-      await connection.query(
-        `DROP TABLE IF EXISTS \`${table}\`, \`${table}_audit\`, \`${table}_changes\``,
-      );
-      for (const verb of ["put", "remove"]) {
-        await connection.query(
-          `DROP PROCEDURE IF EXISTS \`${table}_${verb}_${PROCEDURE_VERSION}\``,
-        );
-      }
-    }
-  } finally {
-    await connection.end();
-  }
+  for (const table of tables) await dropMysqlTables(mysqlUrl, table);
 });
 
 /** Reads a store's watch in the background. */

@@ -9,7 +9,7 @@ import { backendSkipReason, testDriver } from "../conformance/index.js";
 import { conformanceHarness } from "../support/backends.js";
 import { closingAlso, networkedChecks } from "../support/networked-checks.js";
 import { mysqlUnavailable, mysqlUrl } from "../support/servers.js";
-import { countingMysqlPool } from "../support/sql.js";
+import { countingMysqlPool, dropMysqlTables } from "../support/sql.js";
 
 const url = mysqlUrl;
 const unavailable = mysqlUnavailable;
@@ -28,21 +28,7 @@ networkedChecks({
     return closingAlso(store, () => pool.end());
   },
   openWithTables: (tables) => openPoisonStore(mysqlDriver({ url, ...tables })),
-  async dropTables({ table, auditTable }) {
-    const connection = await mysql.createConnection({ uri: url });
-    try {
-      // The change log (and its triggers, with the keys table) goes too: nothing left behind.
-      await connection.query(
-        `DROP TABLE IF EXISTS \`${table}\`, \`${auditTable}\`, \`${table}_changes\``,
-      );
-      for (const version of ["v1", "v2", "v3", "v4"]) {
-        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_put_${version}\``);
-        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_remove_${version}\``);
-      }
-    } finally {
-      await connection.end();
-    }
-  },
+  dropTables: ({ table, auditTable }) => dropMysqlTables(url, table, auditTable),
   openThrough(proxied, { timeoutMs, clientTimeoutMs }) {
     return openPoisonStore(
       mysqlDriver({
@@ -144,19 +130,7 @@ describe("mysql: a consistent read that finds nothing is confirmed by a locking 
   after(async () => {
     if (skip) return;
     await store?.close();
-    const connection = await mysql.createConnection({ uri: url });
-    try {
-      await connection.query(
-        `DROP TABLE IF EXISTS \`${table}\`, \`${table}_audit\`, \`${table}_changes\``,
-      );
-      for (const verb of ["put", "remove"]) {
-        await connection.query(
-          `DROP PROCEDURE IF EXISTS \`${table}_${verb}_${PROCEDURE_VERSION}\``,
-        );
-      }
-    } finally {
-      await connection.end();
-    }
+    await dropMysqlTables(url, table);
   });
 
   it("a put whose consistent read misses the holder answers the holder", {

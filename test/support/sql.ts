@@ -1,11 +1,34 @@
 /**
  * What the SQL driver tests share beyond the networked checks: a MySQL pool that counts the
- * statements sent through it, and the PostgreSQL wait for a statement blocked on a lock.
+ * statements sent through it, the removal of what a MySQL driver made for a table, and the
+ * PostgreSQL wait for a statement blocked on a lock.
  */
 import assert from "node:assert/strict";
-import type mysql from "mysql2/promise";
+import mysql from "mysql2/promise";
 import type pg from "pg";
+import { PROCEDURE_VERSION } from "../../src/drivers/mysql/statements.js";
 import type { MysqlPoolLike } from "../../src/index.js";
+
+/** Drop what a MySQL driver made for `table`: the keys, audit and change-log tables (the
+ *  triggers go with the keys table) and the procedures of every version up to this one. */
+export async function dropMysqlTables(
+  url: string,
+  table: string,
+  auditTable = `${table}_audit`,
+): Promise<void> {
+  const connection = await mysql.createConnection({ uri: url });
+  try {
+    await connection.query(
+      `DROP TABLE IF EXISTS \`${table}\`, \`${auditTable}\`, \`${table}_changes\``,
+    );
+    for (let version = 1; version <= Number(PROCEDURE_VERSION.slice(1)); version++) {
+      for (const verb of ["put", "remove"])
+        await connection.query(`DROP PROCEDURE IF EXISTS \`${table}_${verb}_v${version}\``);
+    }
+  } finally {
+    await connection.end();
+  }
+}
 
 /** `pool` as the driver's pool, adding one to `counter.statements` per statement sent. */
 export function countingMysqlPool(
