@@ -411,8 +411,8 @@ export function redisDriver(options: RedisDriverOptions): PoisonDriver {
       if (audit) args.push(...auditFields(audit));
       const reply = (await run("put", keys, args)) as [number, Reply[]?];
       if (reply[0] === REPLY.conflict) {
-        const keys = records.map((r) => r.key);
-        return { ok: false, conflicts: numberedRecords(reply[1] ?? [], keys, fromHash) };
+        const storageKeys = records.map((record) => record.key);
+        return { ok: false, conflicts: numberedRecords(reply[1] ?? [], storageKeys, fromHash) };
       }
       const held = reply[1];
       // The common case: every key was absent and is now exactly the record sent.

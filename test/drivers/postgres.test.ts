@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
 import { test } from "node:test";
 import pg from "pg";
 import {
@@ -133,7 +134,6 @@ test(
   "postgres: a store over the caller's pool opens no connection of its own when it writes",
   raceSkip ? { skip: raceSkip } : {},
   async () => {
-    const { createServer } = await import("node:net");
     let connections = 0;
     const stranger = createServer((socket) => {
       connections++;
