@@ -3,6 +3,7 @@
  * storage only before a write), a bound on every call of a networked driver, use-after-close,
  * close() after the calls in flight, and the typing of failures that are not the contract's.
  */
+import { type DeadlineQueue, deadlinesOf } from "./deadlines.js";
 import type { PoisonDriver } from "./driver.js";
 import {
   BackendUnavailableError,
@@ -27,6 +28,8 @@ export class StoreRuntime {
   readonly #driver: PoisonDriver;
   readonly #backend: string;
   readonly #timeoutMs: number;
+  /** Where calls are bounded by timeoutMs: one timer shared by every call in flight. */
+  readonly #deadlines: DeadlineQueue;
   /** Set by driverFor(). Every call validates its arguments synchronously before it first asks
    *  for the driver, so this tells whether a failure came before the backend was reached (a
    *  hostile argument whose getter throws: an argument error, not a backend outage). */
@@ -56,6 +59,7 @@ export class StoreRuntime {
     this.#driver = driver;
     this.#backend = driver.backend;
     this.#timeoutMs = timeoutMs;
+    this.#deadlines = deadlinesOf(timeoutMs);
     this.#inProcess = driver.capabilities.inProcess === true;
   }
 
@@ -231,8 +235,9 @@ export class StoreRuntime {
 
   /**
    * `running`, or a BackendUnavailableError saying `timeoutMessage` if it has not settled within
-   * timeoutMs; `fail` settles a failure. The one timer of the runtime (calls of networked
-   * drivers, and close()).
+   * timeoutMs; `fail` settles a failure. The one bound of the runtime (calls of networked
+   * drivers, and close()), kept in the process's shared deadline queue (src/core/deadlines.ts)
+   * rather than a timer per call.
    */
   #timed<T>(
     running: Promise<T>,
@@ -240,16 +245,17 @@ export class StoreRuntime {
     fail: (error: unknown, reject: (reason: unknown) => void) => void,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const deadlines = this.#deadlines;
+      const deadline = deadlines.add(() => {
         reject(new BackendUnavailableError(this.#backend, timeoutMessage));
-      }, this.#timeoutMs);
+      });
       running.then(
         (value) => {
-          clearTimeout(timer);
+          deadlines.settle(deadline);
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          deadlines.settle(deadline);
           fail(error, reject);
         },
       );

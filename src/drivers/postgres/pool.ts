@@ -62,8 +62,15 @@ export function postgresClient(
     async createPool() {
       const { default: pg } = await import("pg");
       const { queryTimeoutMs } = limits;
+      // No `query_timeout` on pooled connections: every statement on one runs inside the SQL
+      // core's bound (onConnection), which discards the connection when it expires. pg's own
+      // bound would arm a second timer per statement for the same job.
+      const { query_timeout: _bySqlCore, ...perConnection } = await clientConfig(
+        connection,
+        limits,
+      );
       const config: PoolConfig = {
-        ...(await clientConfig(connection, limits)),
+        ...perConnection,
         max: limits.maxConnections,
         lock_timeout: queryTimeoutMs,
         // A client that vanished mid-transaction must not keep its row locks for long.
@@ -91,8 +98,9 @@ export function postgresClient(
   return new SqlClient(dialect, { ...options, timeoutMs: limits.queryTimeoutMs });
 }
 
-/** What every connection of the drivers is opened with, pooled or not: the URL, its TLS, the
- *  bounds on connecting and on each statement (client and server side), keep-alive. */
+/** What every connection of the drivers is opened with: the URL, its TLS, the bounds on
+ *  connecting and on each statement (client and server side; the pool drops the client-side
+ *  one, see createPool), keep-alive. */
 async function clientConfig(
   connection: PostgresConnection | null,
   limits: Omit<PostgresLimits, "maxConnections">,

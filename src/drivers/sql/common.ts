@@ -3,7 +3,9 @@
  * bytes and ordering, the bounded step on one connection, and the decisions of puts and removes
  * from the rows a statement answered (SQLite's driver uses the last ones too).
  */
+
 import { auditDetail, toColumns } from "../../core/codec.js";
+import { deadlinesOf } from "../../core/deadlines.js";
 import {
   type AuditIntent,
   type ListFilter,
@@ -99,17 +101,18 @@ export function onConnection<C, T>(
   return new Promise<T>((resolve, reject) => {
     let connection: C | undefined;
     let finished = false;
+    const deadlines = deadlinesOf(ms);
     const finish = (error?: Error): boolean => {
       if (finished) return false;
       finished = true;
-      clearTimeout(timer);
+      deadlines.settle(deadline);
       if (connection !== undefined) settle(connection, error);
       return true;
     };
-    const timer = setTimeout(() => {
+    const deadline = deadlines.add(() => {
       const error = new Error(`${what}: no answer within ${ms} ms; connection discarded`);
       if (finish(error)) reject(error);
-    }, ms);
+    });
     acquire().then(
       (acquired) => {
         if (finished) {
