@@ -31,8 +31,19 @@ interface MemoryState {
 
 const named = new Map<string, MemoryState>();
 
+/**
+ * A key no caller can use (validation refuses NUL in keys), held in every records map so that it
+ * never empties. V8 rebuilds a Map's table whenever a delete leaves it nearly empty, even when
+ * the table is already at its smallest: with one key at a time (put, then delete) that was a
+ * new table per delete, some 1,000 instructions and its garbage (docs/BENCHMARKS.md).
+ */
+const RESIDENT = "\0";
+
 function newState(): MemoryState {
-  return { records: new Map(), sorted: null, audit: [], nextAuditId: 1 };
+  const records = new Map<string, PoisonRecord>();
+  // Never read: no call can name this key.
+  records.set(RESIDENT, { key: RESIDENT } as PoisonRecord);
+  return { records, sorted: null, audit: [], nextAuditId: 1 };
 }
 
 export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
@@ -62,7 +73,7 @@ export function memoryDriver(options: MemoryDriverOptions = {}): PoisonDriver {
   };
 
   const sortedKeys = (): string[] => {
-    state.sorted ??= [...state.records.keys()].sort(compareKeys);
+    state.sorted ??= [...state.records.keys()].filter((key) => key !== RESIDENT).sort(compareKeys);
     return state.sorted;
   };
 
