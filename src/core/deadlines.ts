@@ -2,6 +2,9 @@
  * One timer for every call in flight that shares a bound, instead of a `setTimeout` and a
  * `clearTimeout` per call.
  *
+ * Used for the bounds of calls in flight (the runtime, the SQL core) and for the guard's
+ * heartbeats (src/guard/heartbeat.ts, a deadline that queues the next one when it expires).
+ *
  * Why: a networked call of this library is bounded twice (the runtime's `timeoutMs`, and the
  * SQL core's bound on taking and using a connection). Node's timers cost some 4,000
  * instructions a pair more than this queue, most of it in creating and tearing down Node's
@@ -26,6 +29,10 @@ export interface Deadline {
   /** In the queue: neither settled nor expired. */
   linked: boolean;
 }
+
+/** Timers may fire this much before their nominal time by Node's cached loop clock; a call due
+ *  within it is taken as due rather than waited for with another timer. */
+const EARLY_MS = 1;
 
 export class DeadlineQueue {
   readonly #ms: number;
@@ -102,14 +109,18 @@ export class DeadlineQueue {
     this.#timer = null;
     this.#refed = false;
     const now = performance.now();
+    // Only calls queued before this round: one that an `expire` adds (a heartbeat's next beat)
+    // waits for the next round, however short its bound.
+    const last = this.#tail;
     // Node may fire a fraction of a millisecond before performance.now() reaches `at`.
-    while (this.#head !== null && this.#head.at <= now + 1) {
-      const due = this.#head;
+    for (let due = this.#head; due !== null && due.at <= now + EARLY_MS; due = this.#head) {
       this.#unlink(due);
       due.expire();
+      if (due === last) break;
     }
     const head = this.#head;
-    if (head !== null) {
+    // An `expire` that added a call to an emptied queue armed a timer already.
+    if (head !== null && this.#timer === null) {
       this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(head.at - now)));
       this.#refed = true;
     }
