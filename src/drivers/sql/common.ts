@@ -3,7 +3,6 @@
  * bytes and ordering, the bounded step on one connection, and the decisions of puts and removes
  * from the rows a statement answered (SQLite's driver uses the last ones too).
  */
-
 import { auditDetail, toColumns } from "../../core/codec.js";
 import { deadlinesOf } from "../../core/deadlines.js";
 import {
