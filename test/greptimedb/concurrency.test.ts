@@ -199,11 +199,14 @@ bench(
       const [key, t2] = ["table/4", token()];
       const { s } = await sessionAfterCompare(b, key);
       await s.put(Buffer.from(b.stored(key)), value(t2));
-      const put = b.store.tryPutPoison(key, "maint-4");
+      // Awaited from the start: the refusal may arrive while the session is still closing.
+      const refused = rejectsWith(b.store.tryPutPoison(key, "maint-4"), PoisonConflictError, {
+        holder: t2,
+      });
       await waitForLockWait(b.place, b.table);
       await s.commit();
       await s.close();
-      await rejectsWith(put, PoisonConflictError, { holder: t2 });
+      await refused;
       assert.deepEqual(await b.raw(key), value(t2));
     });
 

@@ -225,15 +225,17 @@ async function scenario(place: MetadataPlace): Promise<void> {
 
     // Read-only: every write refused, not one byte changed.
     const refusals = [
-      store.forceDeletePoison(POISON_KEY, actor),
-      store.forceDeletePoisons([POISON_KEY, "table/2048"], actor),
-      store.deletePoison(POISON_KEY, HOLDER_ID),
-      store.tryPutPoison("table/1", "maint-1"),
-      store.markPoisoned(POISON_KEY, HOLDER_ID, new Error("x")),
-      store.touchPoisons([POISON_KEY], HOLDER_ID),
+      () => store.forceDeletePoison(POISON_KEY, actor),
+      () => store.forceDeletePoisons([POISON_KEY, "table/2048"], actor),
+      () => store.deletePoison(POISON_KEY, HOLDER_ID),
+      () => store.tryPutPoison("table/1", "maint-1"),
+      () => store.markPoisoned(POISON_KEY, HOLDER_ID, new Error("x")),
+      () => store.touchPoisons([POISON_KEY], HOLDER_ID),
     ];
-    for (const refusal of refusals) {
-      const error = await rejectsWith(refusal, ReadOnlyStoreError, {
+    // One at a time, each awaited as it is made: a rejection nobody handles yet is an unhandled
+    // rejection, as with any promise.
+    for (const refuse of refusals) {
+      const error = await rejectsWith(refuse(), ReadOnlyStoreError, {
         code: "READ_ONLY_STORE",
         byAllowWrite: true,
       });
