@@ -2,7 +2,8 @@
  * One timer for every call in flight that shares a bound, instead of a `setTimeout` and a
  * `clearTimeout` per call.
  *
- * Used for the bounds of calls in flight (the runtime, the SQL core) and for the guard's
+ * Used for the bounds of calls in flight (the runtime, the SQL core, the etcd gateway's
+ * requests) and for the guard's
  * heartbeats (src/guard/heartbeat.ts, a deadline that queues the next one when it expires).
  *
  * Why: a networked call of this library is bounded twice (the runtime's `timeoutMs`, and the

@@ -15,6 +15,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { deadlinesOf } from "../../core/deadlines.js";
 import {
   BackendConfigurationError,
   BackendUnavailableError,
@@ -604,13 +605,13 @@ function exchange(
         body += chunk;
       });
       res.on("end", () => {
-        clearTimeout(timer);
+        deadlines.settle(deadline);
         resolve({ status: res.statusCode ?? 0, body });
       });
       res.on("error", (error) => fail(error));
     });
     const fail = (error: Error) => {
-      clearTimeout(timer);
+      deadlines.settle(deadline);
       reject(
         new EtcdTransportError(timedOut ? "no answer in time" : error.message, {
           sent,
@@ -619,10 +620,13 @@ function exchange(
         }),
       );
     };
-    const timer = setTimeout(() => {
+    // The same shared deadline queue as the runtime's bound: one timer for every request in
+    // flight with this bound, not one per request (src/core/deadlines.ts).
+    const deadlines = deadlinesOf(request.timeoutMs);
+    const deadline = deadlines.add(() => {
       timedOut = true;
       req.destroy(new Error(`no answer within ${request.timeoutMs} ms`));
-    }, request.timeoutMs);
+    });
     req.on("socket", (socket) => {
       if (req.reusedSocket) {
         sent = true;
