@@ -3,8 +3,8 @@
  * `clearTimeout` per call.
  *
  * Used for the bounds of calls in flight (the runtime, the SQL core, the etcd gateway's
- * requests) and for the guard's
- * heartbeats (src/guard/heartbeat.ts, a deadline that queues the next one when it expires).
+ * requests) and for the guard's heartbeats (src/guard/heartbeat.ts, a deadline that queues the
+ * next one when it expires).
  *
  * Why: a networked call of this library is bounded twice (the runtime's `timeoutMs`, and the
  * SQL core's bound on taking and using a connection). Node's timers cost some 4,000

@@ -236,9 +236,9 @@ export class StoreRuntime {
 
   /**
    * `running`, or a BackendUnavailableError saying `timeoutMessage` if it has not settled within
-   * timeoutMs; `fail` settles a failure. The one bound of the runtime (calls of networked
-   * drivers, and close()), kept in the process's shared deadline queue (src/core/deadlines.ts)
-   * rather than a timer per call.
+   * timeoutMs; `fail` settles a failure. Bounds close(); the calls of networked drivers have
+   * their own copy of it (#withTimeout). Both keep the bound in the process's shared deadline
+   * queue (src/core/deadlines.ts) rather than a timer per call.
    */
   #timed<T>(
     running: Promise<T>,
