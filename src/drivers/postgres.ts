@@ -47,7 +47,12 @@ import {
   prepared,
   type Statement,
 } from "./postgres/statements.js";
-import { type PgListenClient, postgresWatch, TRIM_EVERY } from "./postgres/watch.js";
+import {
+  NOTIFY_SPACING_MS,
+  type PgListenClient,
+  postgresWatch,
+  TRIM_EVERY,
+} from "./postgres/watch.js";
 import { patchValues, putAllOrNone, removeAllOrNone, updateAllOrNone } from "./sql/batches.js";
 import {
   auditIdBound,
@@ -181,17 +186,18 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
   /*
    * After a committed write that logged changes: wake the watches, and now and then trim the
    * log: with a chance of changes / TRIM_EVERY (a batch of that many always), so the log stays
-   * bounded however short-lived its writers (a CLI process logs one change and exits). Both run in the background, off the caller's path (its call is answered, in one round
-   * trip), on a pooled connection, their failures ignored, at most one of each at a time;
-   * close() waits for them.
+   * bounded however short-lived its writers (a CLI process logs one change and exits). Both
+   * run in the background, off the caller's path (its call is answered, in one round trip),
+   * their failures ignored, at most one of each at a time; close() waits for them.
    *
    * The NOTIFY follows the commit instead of riding in its transaction (see `logArm`). Nothing
    * is lost by that: what a watch delivers comes from the log rows, written with the change, and
    * any later NOTIFY, or the watch's own read every WATCH_HEARTBEAT_MS, reads every row it has
    * not seen. A writer that dies between its commit and its NOTIFY delays the event, no more.
-   * Writes while a NOTIFY is in flight are covered by one more after it (coalesced).
+   * Writes while a NOTIFY is in flight or waits out its spacing share the next one.
    */
   let notifyAgain = false;
+  let closing = false;
   let notifying: Promise<void> | null = null;
   /* The NOTIFYs go out on a connection of their own, never one of the pool: sent on pooled
    * connections they made a later call on the pool wait until its time bound (seen in the race
@@ -223,9 +229,28 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
       throw error;
     }
   };
+  /* Spacing: a NOTIFY goes out at once after a quiet spell, but never sooner than
+   * NOTIFY_SPACING_MS after the previous one; writes in between share the next. A lone write is
+   * announced at once; a busy writer sends one NOTIFY per spacing instead of one per write (at
+   * concurrency 1 each NOTIFY cost a server transaction per write: docs/BENCHMARKS.md). close()
+   * cuts the wait short and sends the last one at once. */
+  let notifiedAt = Number.NEGATIVE_INFINITY;
+  let endSpacing: (() => void) | null = null;
   const pumpNotify = async () => {
     while (notifyAgain) {
+      const wait = notifiedAt + NOTIFY_SPACING_MS - performance.now();
+      if (wait > 0 && !closing) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          endSpacing = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        endSpacing = null;
+      }
       notifyAgain = false;
+      notifiedAt = performance.now();
       await notifyOnce().catch(() => undefined);
     }
     notifying = null;
@@ -454,6 +479,8 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     ...(watch ? { watch } : {}),
 
     async close() {
+      closing = true;
+      endSpacing?.();
       await notifying;
       await trimming;
       const notifyClient = notifier;

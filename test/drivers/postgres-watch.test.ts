@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
+import { postgresTables } from "../../src/drivers/postgres/statements.js";
+import { NOTIFY_SPACING_MS } from "../../src/drivers/postgres/watch.js";
 import {
   type ChangeEvent,
   openPoisonStore,
@@ -125,6 +127,59 @@ async function startPrivateServer(): Promise<PrivateServer> {
     },
   };
 }
+
+test(
+  "postgres: a busy writer's NOTIFYs are spaced, its last change is still announced, and close() does not wait out the spacing",
+  skip ? { skip } : {},
+  async () => {
+    const tables = tablesFor(suffix());
+    const listener = new pg.Client({ connectionString: postgresUrl });
+    await listener.connect();
+    const heard: number[] = [];
+    listener.on("notification", () => heard.push(performance.now()));
+    await listener.query(`LISTEN ${postgresTables(tables).channel}`);
+    const store = openPoisonStore(postgresDriver({ url: postgresUrl, ...tables }));
+    let closed = false;
+    try {
+      await store.tryPutPoison("warm", "t");
+      await store.deletePoison("warm", "t");
+      await new Promise((resolve) => setTimeout(resolve, 5 * NOTIFY_SPACING_MS));
+      heard.length = 0;
+      const start = performance.now();
+      const writes = 60;
+      for (let i = 0; i < writes / 2; i++) {
+        await store.tryPutPoison(`burst/${i}`, "t");
+        await store.deletePoison(`burst/${i}`, "t");
+      }
+      const lastWrite = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 5 * NOTIFY_SPACING_MS));
+      // One NOTIFY at once, then at most one per spacing (one per write before the spacing).
+      const allowed = Math.ceil((lastWrite - start) / NOTIFY_SPACING_MS) + 2;
+      assert.ok(heard.length >= 1, "the burst was announced");
+      assert.ok(
+        heard.length <= Math.min(allowed, writes / 2),
+        `${heard.length} NOTIFYs for ${writes} writes in ${Math.round(lastWrite - start)} ms`,
+      );
+      assert.ok((heard.at(-1) as number) >= lastWrite, "a NOTIFY followed the last write");
+
+      // Two writes in a row: the second's NOTIFY waits out the spacing, and close() sends it
+      // at once instead of waiting.
+      heard.length = 0;
+      await store.tryPutPoison("closing", "t");
+      await store.deletePoison("closing", "t");
+      const closeStart = performance.now();
+      await store.close();
+      closed = true;
+      assert.ok(performance.now() - closeStart < 1_000, "close() returned promptly");
+      await new Promise((resolve) => setTimeout(resolve, 5 * NOTIFY_SPACING_MS));
+      assert.ok(heard.length >= 1, "the writes before close() were announced");
+    } finally {
+      if (!closed) await store.close();
+      await listener.end();
+      await dropTables(postgresUrl, tables);
+    }
+  },
+);
 
 const privateSkip = skip ?? privateServerSkip();
 

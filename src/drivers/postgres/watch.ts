@@ -35,6 +35,9 @@ import type {
 export const CHANGES_KEPT = 10_000;
 /** Logged changes per trim, on average (each write trims with a chance of its changes / TRIM_EVERY). */
 export const TRIM_EVERY = 1_000;
+/** Least time between two NOTIFYs of one store: the writes in between share the next one, so a
+ *  watch hears of a busy writer's change at most this much later. */
+export const NOTIFY_SPACING_MS = 10;
 /** Without any notification, a watch still reads the log this often: it proves the connection
  *  alive (a dead one fails the read, and the runtime reconnects) and advances the position. */
 export const WATCH_HEARTBEAT_MS = 10_000;
