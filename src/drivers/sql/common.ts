@@ -88,7 +88,8 @@ export function auditIdBound(before: string | null): string | null {
  * back to the pool; with one (a failure, or no answer within `ms` for the whole step, taking the
  * connection included) it must be destroyed, so a broken or half-used connection never serves
  * another call. The runtime's own per-call bound already answers the caller; this one makes sure
- * the client itself keeps no hung connection around for the next call.
+ * the client itself keeps no hung connection around for the next call. Every rejection goes
+ * through `classify` (here rather than in a `.catch` after: one promise less per statement).
  */
 export function onConnection<C, T>(
   ms: number,
@@ -96,11 +97,22 @@ export function onConnection<C, T>(
   acquire: () => Promise<C>,
   body: (connection: C) => Promise<T>,
   settle: (connection: C, error?: Error) => void,
+  classify: (error: unknown) => unknown = (error) => error,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let connection: C | undefined;
     let finished = false;
     const deadlines = deadlinesOf(ms);
+    // A classify that throws must still settle the call, with what it threw.
+    const fail = (error: unknown): void => {
+      let typed: unknown;
+      try {
+        typed = classify(error);
+      } catch (thrown) {
+        typed = thrown;
+      }
+      reject(typed);
+    };
     const finish = (error?: Error): boolean => {
       if (finished) return false;
       finished = true;
@@ -110,7 +122,7 @@ export function onConnection<C, T>(
     };
     const deadline = deadlines.add(() => {
       const error = new Error(`${what}: no answer within ${ms} ms; connection discarded`);
-      if (finish(error)) reject(error);
+      if (finish(error)) fail(error);
     });
     acquire().then(
       (acquired) => {
@@ -124,12 +136,12 @@ export function onConnection<C, T>(
             if (finish()) resolve(value);
           },
           (error: unknown) => {
-            if (finish(error instanceof Error ? error : new Error(String(error)))) reject(error);
+            if (finish(error instanceof Error ? error : new Error(String(error)))) fail(error);
           },
         );
       },
       (error: unknown) => {
-        if (finish()) reject(error);
+        if (finish()) fail(error);
       },
     );
   });
