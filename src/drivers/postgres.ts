@@ -31,7 +31,7 @@ import type {
 } from "../core/driver.js";
 import { BackendUnavailableError, InvalidArgumentError } from "../core/errors.js";
 import type { AuditEntry, PoisonRecord } from "../core/records.js";
-import { optimistic } from "../core/retry.js";
+import { optimistic, sleep } from "../core/retry.js";
 import { redactUrl } from "../core/url.js";
 import { postgresConfigurationError, postgresConnection } from "./postgres/connection.js";
 import {
@@ -197,7 +197,6 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
    * Writes while a NOTIFY is in flight or waits out its spacing share the next one.
    */
   let notifyAgain = false;
-  let closing = false;
   let notifying: Promise<void> | null = null;
   /* The NOTIFYs go out on a connection of their own, never one of the pool: sent on pooled
    * connections they made a later call on the pool wait until its time bound (seen in the race
@@ -235,20 +234,11 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
    * concurrency 1 each NOTIFY cost a server transaction per write: docs/BENCHMARKS.md). close()
    * cuts the wait short and sends the last one at once. */
   let notifiedAt = Number.NEGATIVE_INFINITY;
-  let endSpacing: (() => void) | null = null;
+  const closing = new AbortController();
   const pumpNotify = async () => {
     while (notifyAgain) {
       const wait = notifiedAt + NOTIFY_SPACING_MS - performance.now();
-      if (wait > 0 && !closing) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, wait);
-          endSpacing = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        endSpacing = null;
-      }
+      if (wait > 0) await sleep(wait, closing.signal);
       notifyAgain = false;
       notifiedAt = performance.now();
       await notifyOnce().catch(() => undefined);
@@ -479,8 +469,7 @@ export function postgresDriver(options: PostgresDriverOptions): PoisonDriver {
     ...(watch ? { watch } : {}),
 
     async close() {
-      closing = true;
-      endSpacing?.();
+      closing.abort();
       await notifying;
       await trimming;
       const notifyClient = notifier;
