@@ -97,7 +97,7 @@ export function onConnection<C, T>(
   acquire: () => Promise<C>,
   body: (connection: C) => Promise<T>,
   settle: (connection: C, error?: Error) => void,
-  classify: (error: unknown) => unknown = (error) => error,
+  classify: (error: unknown) => unknown,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let connection: C | undefined;
